@@ -1,0 +1,111 @@
+//! The applet registry: what an applet is, how it registers itself, and how one is found.
+//!
+//! Every file under `src/applets/` ends with
+//! `inventory::submit! { Applet { name, about, aliases, command, run, passthrough } }`.
+//! [`all`] collects them (sorted by name), [`find`] looks one up by name or alias, and
+//! [`Invocation`] is what an applet's `run` receives: its own arguments plus the global options
+//! given before the applet name.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{ArgMatches, FromArgMatches};
+
+use crate::engine::EngineChoice;
+
+/// One applet: a name, a one-line description, its command line and its entry point.
+pub struct Applet {
+    /// The name it is called by (`cibox NAME`, or a link named `NAME` or `cibox-NAME`).
+    pub name: &'static str,
+    /// One line for `cibox --help`.
+    pub about: &'static str,
+    /// Other names that reach the same applet.
+    pub aliases: &'static [&'static str],
+    /// The applet's clap command (usually `Args::command()` from clap derive).
+    pub command: fn() -> clap::Command,
+    /// The entry point.
+    pub run: fn(Invocation) -> anyhow::Result<ExitCode>,
+    /// When true, arguments the applet does not define are collected in order and handed to
+    /// the applet (for the container engine), like Python's `parse_known_args`; when false,
+    /// an unknown argument is a usage error.
+    pub passthrough: bool,
+}
+
+inventory::collect!(Applet);
+
+/// Every registered applet, sorted by name.
+pub fn all() -> Vec<&'static Applet> {
+    let mut applets: Vec<&'static Applet> = inventory::iter::<Applet>.into_iter().collect();
+    applets.sort_by_key(|a| a.name);
+    applets
+}
+
+/// The applet called `name` (or aliased so).
+pub fn find(name: &str) -> Option<&'static Applet> {
+    inventory::iter::<Applet>
+        .into_iter()
+        .find(|a| a.name == name || a.aliases.contains(&name))
+}
+
+/// Options given before the applet name, valid for every applet.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalOptions {
+    /// `--engine` given before the applet name.
+    pub engine: Option<EngineChoice>,
+}
+
+/// What an applet's `run` receives.
+pub struct Invocation {
+    /// The applet being run.
+    pub applet: &'static Applet,
+    /// The arguments after the applet name.
+    pub args: Vec<OsString>,
+    /// Options given before the applet name.
+    pub global: GlobalOptions,
+}
+
+impl Invocation {
+    /// Parses the arguments with the applet's command into `T`.
+    ///
+    /// For pass-through applets the arguments the command does not define are returned, in
+    /// their original order; for the others an unknown argument is a usage error. Usage errors
+    /// and `--help` come back as [`clap::Error`] inside the `anyhow::Error`; `main` prints them
+    /// with clap's formatting and exit code.
+    pub fn parse<T: FromArgMatches>(&self) -> anyhow::Result<(T, Vec<OsString>)> {
+        let (matches, rest) = self.matches()?;
+        let parsed = T::from_arg_matches(&matches).map_err(|e| e.format(&mut self.command()))?;
+        Ok((parsed, rest))
+    }
+
+    /// The applet's command, named as the applet.
+    pub fn command(&self) -> clap::Command {
+        (self.applet.command)().name(self.applet.name)
+    }
+
+    fn matches(&self) -> Result<(ArgMatches, Vec<OsString>), clap::Error> {
+        let mut command = self.command();
+        let (known, rest) = if self.applet.passthrough {
+            crate::args::split_known(&mut command, &self.args)
+        } else {
+            (self.args.clone(), Vec::new())
+        };
+        let argv = std::iter::once(OsString::from(self.applet.name)).chain(known);
+        Ok((command.try_get_matches_from(argv)?, rest))
+    }
+
+    /// The engine the caller asked for: `--engine` after the applet name, else before it,
+    /// else `$CIBOX_ENGINE`, else auto.
+    pub fn engine_choice(&self, after_name: Option<EngineChoice>) -> anyhow::Result<EngineChoice> {
+        if let Some(choice) = after_name.or(self.global.engine) {
+            return Ok(choice);
+        }
+        match std::env::var("CIBOX_ENGINE") {
+            Ok(value) if !value.is_empty() => value.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "CIBOX_ENGINE={value:?} is not an engine (expected auto, docker or podman)"
+                )
+            }),
+            _ => Ok(EngineChoice::Auto),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `build`: not yet written (image lifecycle issue).

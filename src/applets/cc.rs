@@ -1,0 +1,1 @@
+//! `cc`: not yet written (image lifecycle issue).

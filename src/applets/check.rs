@@ -1,0 +1,1 @@
+//! `check`: not yet written (image lifecycle issue).

@@ -1,0 +1,1 @@
+//! `clean`: being written (foundation issue).

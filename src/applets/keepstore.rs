@@ -1,0 +1,1 @@
+//! `keepstore`: not yet written (Keep issue).

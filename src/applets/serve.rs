@@ -1,0 +1,1 @@
+//! `serve`: not yet written (devserver issue).

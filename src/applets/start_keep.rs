@@ -1,0 +1,1 @@
+//! `start_keep`: not yet written (Keep issue).

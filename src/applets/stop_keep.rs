@@ -1,0 +1,1 @@
+//! `stop_keep`: not yet written (Keep issue).

@@ -1,0 +1,1 @@
+//! `update`: not yet written (image lifecycle issue).

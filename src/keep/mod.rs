@@ -1,0 +1,1 @@
+//! Keep block storage (locators, signatures, volumes, the HTTP server): not yet written.

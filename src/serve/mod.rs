@@ -1,0 +1,1 @@
+//! The devserver behind the `serve` applet: not yet written.

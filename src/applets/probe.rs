@@ -1,1 +1,64 @@
-//! `probe`: being written (foundation issue).
+//! `probe`: which container engine works here, in the one-word form QEMU's configure parses.
+//!
+//! Prints exactly `podman`, `docker`, `sudo docker` or `no`, and exits 0 in every case, as
+//! configure expects. `--json` prints the detail instead: the engine's command, version,
+//! whether it is rootless, whether BuildKit is usable, and what failed for the others.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use serde_json::json;
+
+use crate::applet::{Applet, Invocation};
+use crate::engine::{detect, EngineArgs};
+
+/// Tell which container engine works: podman, docker, sudo docker or no
+#[derive(Debug, Parser)]
+#[command(
+    after_help = "Exit status:\n  0  always (the answer is in the output), as QEMU's configure expects\n  2  usage error"
+)]
+struct ProbeArgs {
+    #[command(flatten)]
+    common: EngineArgs,
+    /// Print the detail as JSON: engine command, version, rootless, buildkit, failed attempts
+    #[arg(long)]
+    json: bool,
+}
+
+fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, _) = invocation.parse::<ProbeArgs>()?;
+    let choice = invocation.engine_choice(args.common.engine)?;
+    let detection = detect(choice, args.json);
+    if args.json {
+        let engine = detection.engine.as_ref();
+        let detail = json!({
+            "engine": engine.map(|e| e.probe_name()).unwrap_or("no"),
+            "command": engine.map(|e| e.argv.clone()),
+            "kind": engine.map(|e| e.kind),
+            "version": engine.and_then(|e| e.version.clone()),
+            "rootless": engine.map(|e| e.is_rootless()),
+            "buildkit": engine.map(|e| e.buildkit()),
+            "attempts": detection.attempts,
+        });
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        let name = detection
+            .engine
+            .as_ref()
+            .map(|e| e.probe_name())
+            .unwrap_or("no");
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "probe",
+        about: "Tell which container engine works: podman, docker, sudo docker or no",
+        aliases: &[],
+        command: ProbeArgs::command,
+        run,
+        passthrough: true,
+    }
+}

@@ -1,0 +1,202 @@
+//! The multicall binary itself: dispatch, links, global options, completions, and the
+//! container applets' behaviour with no engine at all. Needs no engine.
+
+mod engine_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use engine_support::*;
+
+#[test]
+fn list_names_every_applet_one_a_line() {
+    let out = output(cibox().arg("--list"));
+    assert!(out.status.success());
+    let names: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    for expected in ["clean", "images", "probe", "run"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "--list is sorted");
+}
+
+#[test]
+fn help_and_version() {
+    let out = output(cibox().arg("--help"));
+    assert!(out.status.success());
+    let help = stdout(&out);
+    assert!(
+        help.contains("probe") && help.contains("--engine"),
+        "{help}"
+    );
+    let out = output(cibox().arg("--version"));
+    assert_eq!(
+        stdout(&out),
+        format!("cibox {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = output(cibox().args(["run", "--help"]));
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("Exit status"), "{}", stdout(&out));
+}
+
+#[test]
+fn unknown_applet_and_option_are_usage_errors() {
+    let out = output(cibox().arg("frobnicate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown applet 'frobnicate'"));
+    let out = output(cibox().arg("--frob"));
+    assert_eq!(out.status.code(), Some(2));
+    let out = output(cibox().args(["--engine", "lxc", "probe"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("lxc"));
+    let out = output(&mut cibox());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn link_named_after_an_applet_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["probe", "cibox-probe"] {
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(cibox_path(), &link).unwrap();
+        let out = output(
+            Command::new(&link)
+                .env("PATH", "/nonexistent")
+                .arg("--help"),
+        );
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(stdout(&out).contains("probe"), "{name}: {}", stdout(&out));
+        let out = output(Command::new(&link).env("PATH", "/nonexistent"));
+        assert_eq!(stdout(&out), "no\n", "{name}");
+    }
+}
+
+#[test]
+fn probe_without_any_engine_says_no_and_exits_0() {
+    for engine in ["auto", "docker", "podman"] {
+        let out = output(
+            cibox()
+                .env("PATH", "/nonexistent")
+                .args(["--engine", engine, "probe"]),
+        );
+        assert_eq!(out.status.code(), Some(0), "{engine}");
+        assert_eq!(stdout(&out), "no\n", "{engine}");
+    }
+    let out = output(
+        cibox()
+            .env("PATH", "/nonexistent")
+            .args(["probe", "--json"]),
+    );
+    let detail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(detail["engine"], "no");
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("podman not found"));
+}
+
+#[test]
+fn no_engine_is_one_clear_line_and_exit_1() {
+    for applet in ["run", "clean", "images"] {
+        let out = output(cibox().env("PATH", "/nonexistent").args([applet, "x"]));
+        assert_eq!(out.status.code(), Some(1), "{applet}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{applet}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "cibox {applet}: no working container engine; tried: podman"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn engine_failure_is_reported_with_its_status_and_stderr() {
+    // A stand-in podman that fails: the message names it, its status and its stderr tail.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("podman");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nif [ \"$1\" = version ]; then echo '{}'; exit 0; fi\necho \"cannot reach storage\" >&2\nexit 125\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = output(
+        cibox()
+            .env("PATH", dir.path())
+            .args(["--engine", "podman", "clean"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "cibox clean: podman ps failed (exit 125): cannot reach storage\n"
+    );
+}
+
+#[test]
+fn install_makes_links_and_never_overwrites_a_stranger() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in ["probe", "run", "docker.py"] {
+        let link = dir.path().join(name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            cibox_path().canonicalize().unwrap()
+        );
+    }
+    // Again: nothing to do, still success.
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("0 link(s) made"), "{}", stdout(&out));
+
+    // A file that is not ours is left alone without --force, replaced with it.
+    let stranger = dir.path().join("clean");
+    std::fs::remove_file(&stranger).unwrap();
+    std::fs::write(&stranger, "mine").unwrap();
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a cibox link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&stranger).unwrap(), "mine");
+    let out = output(cibox().args(["--install"]).arg(dir.path()).arg("--force"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_link(&stranger).is_ok());
+}
+
+#[test]
+fn completions_are_generated_and_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (shell, file) in [
+        ("bash", "cibox.bash"),
+        ("zsh", "_cibox"),
+        ("fish", "cibox.fish"),
+    ] {
+        let out = output(cibox().args(["completions", shell]));
+        assert!(out.status.success());
+        assert!(!out.stdout.is_empty());
+        let path = root.join("completions").join(file);
+        if std::env::var_os("CIBOX_UPDATE_COMPLETIONS").is_some() {
+            std::fs::write(&path, &out.stdout).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == out.stdout,
+            "completions/{file} is stale: regenerate with \
+             CIBOX_UPDATE_COMPLETIONS=1 cargo test --test cli completions"
+        );
+    }
+    let out = output(cibox().args(["completions", "tcsh"]));
+    assert_eq!(out.status.code(), Some(2));
+}

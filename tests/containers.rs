@@ -1,0 +1,268 @@
+//! probe, run and images against real podman and Docker, once per engine.
+
+mod engine_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use engine_support::*;
+
+engine_tests!(
+    probe_names_the_explicit_engine,
+    run_returns_the_command_status,
+    run_as_current_user_works,
+    run_passes_unknown_options_through_in_order,
+    run_quiet_hides_the_container_output,
+    sigterm_removes_the_container,
+    sigint_removes_the_container,
+    sighup_removes_the_container,
+    keep_leaves_the_container_running,
+    images_passes_arguments_and_status,
+    docker_py_link_behaves_as_cibox,
+    engine_after_the_applet_name_and_from_environment,
+);
+
+fn probe_names_the_explicit_engine(engine: &str) {
+    let out = output(cibox().args(["--engine", engine, "probe"]));
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), format!("{engine}\n"));
+
+    let json = output(cibox().args(["--engine", engine, "probe", "--json"]));
+    assert!(json.status.success());
+    let detail: serde_json::Value = serde_json::from_slice(&json.stdout).expect("probe --json");
+    assert_eq!(detail["engine"], engine);
+    assert_eq!(detail["kind"], engine);
+    assert!(detail["version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert_eq!(detail["rootless"], false, "the tests run as root");
+}
+
+fn run_returns_the_command_status(engine: &str) {
+    let label = unique("status");
+    let _guard = LabelGuard::new(engine, &label);
+    for status in [0, 7] {
+        let out = output(cibox().args([
+            "--engine",
+            engine,
+            "run",
+            "--label",
+            &format!("cibox.test={label}"),
+            &base_image(),
+            "sh",
+            "-c",
+            &format!("exit {status}"),
+        ]));
+        assert_eq!(out.status.code(), Some(status), "{}", stderr(&out));
+    }
+    assert!(
+        containers_with_label(engine, &label).is_empty(),
+        "--rm left a container"
+    );
+}
+
+fn run_as_current_user_works(engine: &str) {
+    // As root this is rootful podman: the seed added --userns=keep-id, which podman refuses.
+    let out = output(cibox().args([
+        "--engine",
+        engine,
+        "run",
+        "--run-as-current-user",
+        &base_image(),
+        "id",
+        "-u",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uid = nix::unistd::getuid().to_string();
+    assert_eq!(stdout(&out).trim(), uid);
+}
+
+fn run_passes_unknown_options_through_in_order(engine: &str) {
+    let out = output(cibox().args([
+        "run",
+        "--engine",
+        engine,
+        "--env",
+        "GREETING=hello",
+        "-w",
+        "/tmp",
+        "--quiet-not-ours=x",
+        &base_image(),
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd)",
+    ]));
+    // The engine must have seen --quiet-not-ours (and refused it): proof it was passed on.
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("quiet-not-ours"),
+        "engine did not see the unknown option: {}",
+        stderr(&out)
+    );
+
+    let out = output(cibox().args([
+        "run",
+        "--engine",
+        engine,
+        "--env",
+        "GREETING=hello",
+        "-w",
+        "/tmp",
+        &base_image(),
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd)",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello /tmp\n");
+}
+
+fn run_quiet_hides_the_container_output(engine: &str) {
+    let out = output(cibox().args([
+        "--engine",
+        engine,
+        "run",
+        "--quiet",
+        &base_image(),
+        "sh",
+        "-c",
+        "echo visible-on-stdout; exit 3",
+    ]));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!stdout(&out).contains("visible-on-stdout"));
+}
+
+fn stop_with(engine: &str, signal: nix::sys::signal::Signal) {
+    let label = unique("signal");
+    let _guard = LabelGuard::new(engine, &label);
+    let mut child = start_sleeper(engine, &label, false);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + signal as i32));
+    assert!(
+        wait_until(Duration::from_secs(10), || containers_with_label(
+            engine, &label
+        )
+        .is_empty()),
+        "a labelled container is still there 10 s after {signal}"
+    );
+}
+
+fn sigterm_removes_the_container(engine: &str) {
+    stop_with(engine, nix::sys::signal::Signal::SIGTERM);
+}
+
+fn sigint_removes_the_container(engine: &str) {
+    stop_with(engine, nix::sys::signal::Signal::SIGINT);
+}
+
+fn sighup_removes_the_container(engine: &str) {
+    stop_with(engine, nix::sys::signal::Signal::SIGHUP);
+}
+
+fn keep_leaves_the_container_running(engine: &str) {
+    let label = unique("keep");
+    let _guard = LabelGuard::new(engine, &label);
+    let mut child = start_sleeper(engine, &label, true);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let ids = containers_with_label(engine, &label);
+    assert_eq!(ids.len(), 1, "--keep should leave the container: {ids:?}");
+    // It carries the instance label, so `clean` would find it (tests/exclusive.rs).
+    let out = output(engine_cmd(engine).args([
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"com.qemu.instance.uuid\"}}",
+        &ids[0],
+    ]));
+    assert_eq!(stdout(&out).trim().len(), 32, "{}", stderr(&out));
+}
+
+fn images_passes_arguments_and_status(engine: &str) {
+    let out = output(cibox().args([
+        "--engine",
+        engine,
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = base_image();
+    let short = image.trim_start_matches("localhost/");
+    assert!(
+        stdout(&out).lines().any(|l| l.ends_with(short)),
+        "{short} not in {}",
+        stdout(&out)
+    );
+    let out = output(cibox().args(["--engine", engine, "images", "--no-such-flag"]));
+    assert_ne!(out.status.code(), Some(0));
+    let quiet = output(cibox().args(["--engine", engine, "images", "--quiet"]));
+    assert!(quiet.status.success());
+    assert!(stdout(&quiet).is_empty());
+}
+
+fn docker_py_link_behaves_as_cibox(engine: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("docker.py");
+    std::os::unix::fs::symlink(cibox_path(), &link).unwrap();
+    let out = output(Command::new(&link).args(["--engine", engine, "probe"]));
+    assert_eq!(stdout(&out), format!("{engine}\n"));
+    let out = output(Command::new(&link).args([
+        "--engine",
+        engine,
+        "run",
+        &base_image(),
+        "sh",
+        "-c",
+        "exit 5",
+    ]));
+    assert_eq!(out.status.code(), Some(5));
+}
+
+fn engine_after_the_applet_name_and_from_environment(engine: &str) {
+    let out = output(cibox().args(["probe", "--engine", engine]));
+    assert_eq!(stdout(&out), format!("{engine}\n"));
+    let out = output(cibox().env("CIBOX_ENGINE", engine).arg("probe"));
+    assert_eq!(stdout(&out), format!("{engine}\n"));
+    // The command line wins over the environment.
+    let other = if engine == "podman" {
+        "docker"
+    } else {
+        "podman"
+    };
+    let out = output(
+        cibox()
+            .env("CIBOX_ENGINE", other)
+            .args(["--engine", engine, "probe"]),
+    );
+    assert_eq!(stdout(&out), format!("{engine}\n"));
+}
+
+#[test]
+fn probe_auto_prefers_podman() {
+    if !(engine_available("podman") && engine_available("docker")) {
+        return;
+    }
+    let out = output(cibox().arg("probe"));
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "podman\n");
+    // docker.py's own spelling of auto.
+    let out = output(cibox().args(["--engine", "auto", "probe"]));
+    assert_eq!(stdout(&out), "podman\n");
+}
+
+#[test]
+fn probe_auto_falls_back_to_docker_without_podman() {
+    if !engine_available("docker") {
+        return;
+    }
+    // A PATH with docker but no podman.
+    let dir = tempfile::tempdir().unwrap();
+    let docker = which::which("docker").expect("docker on PATH");
+    std::os::unix::fs::symlink(docker, dir.path().join("docker")).unwrap();
+    let out = output(cibox().env("PATH", dir.path()).arg("probe"));
+    assert_eq!(stdout(&out), "docker\n", "{}", stderr(&out));
+}

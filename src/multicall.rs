@@ -36,6 +36,12 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
         })
         .unwrap_or_default();
     let rest: Vec<OsString> = args.into_iter().skip(1).collect();
+    if rest
+        .first()
+        .is_some_and(|a| a == crate::engine::instances::REAPER_OPTION)
+    {
+        return crate::engine::instances::reaper_main(&rest[1..]);
+    }
 
     if program != "cibox" {
         let name = program.strip_prefix("cibox-").unwrap_or(&program);

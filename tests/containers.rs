@@ -16,6 +16,7 @@ engine_tests!(
     sigterm_removes_the_container,
     sigint_removes_the_container,
     sighup_removes_the_container,
+    sigkill_of_cibox_still_removes_the_container,
     keep_leaves_the_container_running,
     images_passes_arguments_and_status,
     docker_py_link_behaves_as_cibox,
@@ -156,6 +157,22 @@ fn sigint_removes_the_container(engine: &str) {
 
 fn sighup_removes_the_container(engine: &str) {
     stop_with(engine, nix::sys::signal::Signal::SIGHUP);
+}
+
+fn sigkill_of_cibox_still_removes_the_container(engine: &str) {
+    // No handler runs on SIGKILL: the reaper cibox started beside the container cleans up.
+    let label = unique("sigkill");
+    let _guard = LabelGuard::new(engine, &label);
+    let mut child = start_sleeper(engine, &label, false);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || containers_with_label(
+            engine, &label
+        )
+        .is_empty()),
+        "a labelled container is still there 10 s after cibox was SIGKILLed"
+    );
 }
 
 fn keep_leaves_the_container_running(engine: &str) {

@@ -6,9 +6,17 @@
 //! removed when cibox is stopped by SIGTERM, SIGINT or SIGHUP, after which cibox exits with
 //! the conventional status 128 + signal. A container that finishes on its own is removed by
 //! the engine (`--rm`), and cibox exits with the container command's own status.
+//!
+//! A signal handler cannot run when cibox is SIGKILLed, so each such run also starts a
+//! reaper: cibox itself (`cibox --reap-instance ...`, in its own process group) holding the
+//! read end of a pipe. cibox says `done` on the pipe once the container is gone; if the pipe
+//! closes without it, cibox died, and the reaper removes the container.
 
 use std::ffi::OsString;
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -81,6 +89,11 @@ pub fn run_container(
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
     let handle = signals.handle();
+    let reaper = Arc::new(Mutex::new(if options.keep {
+        None
+    } else {
+        start_reaper(engine, &id)
+    }));
 
     let mut expression = duct::cmd(
         &engine.argv[0],
@@ -90,10 +103,17 @@ pub fn run_container(
     if options.quiet {
         expression = expression.stdout_null();
     }
-    let child = Arc::new(expression.start().map_err(|source| EngineError::Spawn {
-        command: engine.describe(&["run"]),
-        source,
-    })?);
+    let child = match expression.start() {
+        Ok(child) => Arc::new(child),
+        Err(source) => {
+            dismiss_reaper(&reaper);
+            return Err(EngineError::Spawn {
+                command: engine.describe(&["run"]),
+                source,
+            }
+            .into());
+        }
+    };
 
     let watcher = {
         let child = Arc::clone(&child);
@@ -101,6 +121,7 @@ pub fn run_container(
         let kind = engine.kind;
         let keep = options.keep;
         let id = id.clone();
+        let reaper = Arc::clone(&reaper);
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 let _ = child.kill();
@@ -108,6 +129,7 @@ pub fn run_container(
                     let engine = Engine::assume(engine_argv, kind);
                     let _ = remove_labelled(&engine, Some(&id));
                 }
+                dismiss_reaper(&reaper);
                 std::process::exit(128 + signal);
             }
         })
@@ -116,11 +138,77 @@ pub fn run_container(
     let output = child.wait();
     handle.close();
     let _ = watcher.join();
+    // The engine removed the container (--rm): the reaper has nothing to do.
+    dismiss_reaper(&reaper);
     let output = output.map_err(|source| EngineError::Spawn {
         command: engine.describe(&["run"]),
         source,
     })?;
     Ok(status_code(output.status))
+}
+
+/// The hidden option that runs a reaper: `cibox --reap-instance ID KIND ENGINE-ARGV...`.
+pub const REAPER_OPTION: &str = "--reap-instance";
+
+/// Starts the reaper for instance `id`; `None` when it cannot be started (cleanup then
+/// relies on the signal handler alone, as the original helper's did).
+fn start_reaper(engine: &Engine, id: &str) -> Option<ChildStdin> {
+    let exe = std::env::current_exe().ok()?;
+    let kind = match engine.kind {
+        EngineKind::Docker => "docker",
+        EngineKind::Podman => "podman",
+    };
+    let mut child = Command::new(exe)
+        .arg(REAPER_OPTION)
+        .arg(id)
+        .arg(kind)
+        .args(&engine.argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Out of the terminal's foreground group: a Ctrl-C or hang-up meant for cibox and
+        // its container must not take the reaper down too.
+        .process_group(0)
+        .spawn()
+        .ok()?;
+    child.stdin.take()
+}
+
+/// Tells the reaper the container is taken care of.
+fn dismiss_reaper(reaper: &Mutex<Option<ChildStdin>>) {
+    if let Some(mut stdin) = reaper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = stdin.write_all(b"done\n");
+    }
+}
+
+/// The reaper's body: waits for its parent to say `done`; when the pipe closes without it,
+/// removes the containers labelled `id`. Arguments: `ID KIND ENGINE-ARGV...`.
+pub fn reaper_main(args: &[OsString]) -> std::process::ExitCode {
+    let text: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let [id, kind, argv @ ..] = text.as_slice() else {
+        return std::process::ExitCode::from(2);
+    };
+    let kind = match kind.as_str() {
+        "docker" => EngineKind::Docker,
+        "podman" => EngineKind::Podman,
+        _ => return std::process::ExitCode::from(2),
+    };
+    if argv.is_empty() {
+        return std::process::ExitCode::from(2);
+    }
+    let mut said = String::new();
+    let _ = std::io::stdin().read_to_string(&mut said);
+    if said.starts_with("done") {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let engine = Engine::assume(argv.to_vec(), kind);
+    match remove_labelled(&engine, Some(id)) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::from(1),
+    }
 }
 
 /// The ids of the containers, running or not, that carry the instance label (with the given

@@ -200,3 +200,59 @@ fn completions_are_generated_and_current() {
     let out = output(cibox().args(["completions", "tcsh"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A directory with stand-in engines: each `(name, script body)` becomes an executable.
+fn fake_engines(engines: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in engines {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn auto_keeps_the_seed_order_even_when_a_later_engine_answers_first() {
+    // podman answers slowly (past the hedge delay, so docker is asked too), docker at once:
+    // podman still wins, as callers of the original expect.
+    let dir = fake_engines(&[
+        (
+            "podman",
+            "sleep 0.3; echo '{\"Client\":{\"Version\":\"9.9\"}}'",
+        ),
+        ("docker", "echo '{\"Client\":{\"Version\":\"1.0\"}}'"),
+    ]);
+    let out = output(cibox().env("PATH", dir.path()).arg("probe"));
+    assert_eq!(stdout(&out), "podman\n");
+}
+
+#[test]
+fn auto_falls_through_a_failing_engine_and_reports_why() {
+    let dir = fake_engines(&[
+        ("podman", "echo 'storage is broken' >&2; exit 125"),
+        ("docker", "echo '{\"Server\":{\"Version\":\"20.10\"}}'"),
+    ]);
+    let out = output(cibox().env("PATH", dir.path()).arg("probe"));
+    assert_eq!(stdout(&out), "docker\n");
+    let out = output(cibox().env("PATH", dir.path()).args(["probe", "--json"]));
+    let detail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(detail["engine"], "docker");
+    assert_eq!(detail["version"], "20.10");
+    assert_eq!(
+        detail["attempts"][0]["error"],
+        "version exited 125: storage is broken"
+    );
+    // Without --engine auto's fallbacks: an explicit podman is the only one asked.
+    let out = output(
+        cibox()
+            .env("PATH", dir.path())
+            .args(["--engine", "podman", "run", "x"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "cibox run: no working container engine; tried: podman (version exited 125: storage is broken)\n"
+    );
+}

@@ -283,3 +283,61 @@ fn probe_auto_falls_back_to_docker_without_podman() {
     let out = output(cibox().env("PATH", dir.path()).arg("probe"));
     assert_eq!(stdout(&out), "docker\n", "{}", stderr(&out));
 }
+
+/// Stops a background process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn remote_podman_through_container_host() {
+    if !engine_available("podman") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("podman.sock");
+    let url = format!("unix://{}", socket.display());
+    let _service = KillOnDrop(
+        Command::new("podman")
+            .args(["system", "service", "--time=0", &url])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start podman system service"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || socket.exists()),
+        "podman service never made its socket"
+    );
+    let out = output(
+        cibox()
+            .env("CONTAINER_HOST", &url)
+            .args(["--engine", "podman", "probe", "--json"]),
+    );
+    let detail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(detail["engine"], "podman", "{}", stderr(&out));
+    // Remote: rootless is the service's answer (it runs as root here), not a guess.
+    assert_eq!(detail["rootless"], false);
+    let label = unique("remote");
+    let _guard = LabelGuard::new("podman", &label);
+    let out = output(cibox().env("CONTAINER_HOST", &url).args([
+        "--engine",
+        "podman",
+        "run",
+        "--run-as-current-user",
+        "--label",
+        &format!("cibox.test={label}"),
+        &base_image(),
+        "sh",
+        "-c",
+        "id -u; exit 7",
+    ]));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), nix::unistd::getuid().to_string());
+}

@@ -256,3 +256,111 @@ fn auto_falls_through_a_failing_engine_and_reports_why() {
         "cibox run: no working container engine; tried: podman (version exited 125: storage is broken)\n"
     );
 }
+
+/// A stand-in podman that counts its `version` calls in `count`.
+fn counting_podman(count: &Path) -> tempfile::TempDir {
+    fake_engines(&[(
+        "podman",
+        &format!(
+            "[ \"$1\" = version ] && echo x >> {} && echo '{{\"Client\":{{\"Version\":\"4.3\"}}}}'",
+            count.display()
+        ),
+    )])
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn detection_is_cached_under_the_same_conditions_only() {
+    let runtime = tempfile::tempdir().unwrap();
+    let count = runtime.path().join("count");
+    let engines = counting_podman(&count);
+    let probe = |extra: &[(&str, &str)]| {
+        let mut command = cibox();
+        command
+            .env("PATH", engines.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env_remove("CIBOX_ENGINE_CACHE_SECONDS")
+            .env_remove("DOCKER_HOST")
+            .arg("probe");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let out = output(&mut command);
+        assert_eq!(stdout(&out), "podman\n");
+    };
+    probe(&[]);
+    probe(&[]);
+    probe(&[]);
+    assert_eq!(lines(&count), 1, "repeat calls are answered from the cache");
+
+    // Another DOCKER_HOST is another question.
+    probe(&[("DOCKER_HOST", "unix:///elsewhere.sock")]);
+    assert_eq!(lines(&count), 2);
+    // The cache can be turned off.
+    probe(&[("CIBOX_ENGINE_CACHE_SECONDS", "0")]);
+    probe(&[("CIBOX_ENGINE_CACHE_SECONDS", "0")]);
+    assert_eq!(lines(&count), 4);
+    // An upgraded engine (the program file changed) is asked again.
+    let program = engines.path().join("podman");
+    let mut script = std::fs::read_to_string(&program).unwrap();
+    script.push_str("# upgraded\n");
+    std::fs::write(&program, script).unwrap();
+    probe(&[]);
+    assert_eq!(lines(&count), 5);
+    probe(&[]);
+    assert_eq!(lines(&count), 5);
+
+    // probe --json always asks afresh.
+    let out = output(
+        cibox()
+            .env("PATH", engines.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .args(["probe", "--json"]),
+    );
+    assert!(out.status.success());
+    assert_eq!(lines(&count), 6);
+}
+
+#[test]
+fn a_cache_directory_others_can_write_is_not_trusted() {
+    let runtime = tempfile::tempdir().unwrap();
+    let count = runtime.path().join("count");
+    let engines = counting_podman(&count);
+    let dir = runtime.path().join("cibox");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    for _ in 0..2 {
+        let out = output(
+            cibox()
+                .env("PATH", engines.path())
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .env_remove("CIBOX_ENGINE_CACHE_SECONDS")
+                .arg("probe"),
+        );
+        assert_eq!(stdout(&out), "podman\n");
+    }
+    assert_eq!(lines(&count), 2);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn failures_are_not_cached() {
+    let runtime = tempfile::tempdir().unwrap();
+    let count = runtime.path().join("count");
+    let engines = fake_engines(&[("podman", &format!("echo x >> {}; exit 1", count.display()))]);
+    for _ in 0..2 {
+        let out = output(
+            cibox()
+                .env("PATH", engines.path())
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .arg("probe"),
+        );
+        assert_eq!(stdout(&out), "no\n");
+    }
+    assert_eq!(lines(&count), 2);
+}

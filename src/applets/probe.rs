@@ -1,8 +1,10 @@
 //! `probe`: which container engine works here, in the one-word form QEMU's configure parses.
 //!
 //! Prints exactly `podman`, `docker`, `sudo docker` or `no`, and exits 0 in every case, as
-//! configure expects. `--json` prints the detail instead: the engine's command, version,
-//! whether it is rootless, whether BuildKit is usable, and what failed for the others.
+//! configure expects. A detection made in the last minutes under the same conditions is
+//! reused (see `engine::cache`). `--json` asks every engine afresh and prints the detail:
+//! the engine's command, version, whether it is rootless, whether BuildKit is usable, and
+//! what failed for the others.
 
 use std::process::ExitCode;
 
@@ -10,7 +12,7 @@ use clap::{CommandFactory, Parser};
 use serde_json::json;
 
 use crate::applet::{Applet, Invocation};
-use crate::engine::{detect, EngineArgs};
+use crate::engine::{detect, engine, remember, EngineArgs};
 
 /// Tell which container engine works: podman, docker, sudo docker or no
 #[derive(Debug, Parser)]
@@ -28,8 +30,12 @@ struct ProbeArgs {
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _) = invocation.parse::<ProbeArgs>()?;
     let choice = invocation.engine_choice(args.common.engine)?;
-    let detection = detect(choice, args.json);
     if args.json {
+        // The diagnostic view always asks every engine afresh.
+        let detection = detect(choice, true);
+        if let Some(engine) = &detection.engine {
+            remember(choice, engine);
+        }
         let engine = detection.engine.as_ref();
         let detail = json!({
             "engine": engine.map(|e| e.probe_name()).unwrap_or("no"),
@@ -42,12 +48,8 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&detail)?);
     } else {
-        let name = detection
-            .engine
-            .as_ref()
-            .map(|e| e.probe_name())
-            .unwrap_or("no");
-        println!("{name}");
+        let found = engine(choice).ok();
+        println!("{}", found.as_ref().map(|e| e.probe_name()).unwrap_or("no"));
     }
     Ok(ExitCode::SUCCESS)
 }

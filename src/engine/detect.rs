@@ -44,7 +44,7 @@ impl FromStr for EngineChoice {
 }
 
 /// Which program family an engine is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     Docker,
@@ -317,9 +317,42 @@ pub fn detect(choice: EngineChoice, all: bool) -> Detection {
     Detection { engine, attempts }
 }
 
-/// Detects the engine for `choice`, or fails with the list of what was tried.
+/// The programs whose presence decides detection for `choice`.
+fn programs(choice: EngineChoice) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for candidate in candidates(choice) {
+        for program in candidate.argv.iter().filter(|a| !a.starts_with('-')) {
+            if !names.contains(program) {
+                names.push(program);
+            }
+        }
+    }
+    names
+}
+
+/// The engine for `choice`: from the detection cache when a recent detection under the
+/// same conditions is there (see [`super::cache`]), else detected and remembered. Fails
+/// with the list of what was tried.
 pub fn engine(choice: EngineChoice) -> anyhow::Result<Engine> {
-    detect(choice, false).into_engine()
+    if let Some(cached) = super::cache::load(choice, &programs(choice)) {
+        let mut engine = Engine::assume(cached.argv, cached.kind);
+        engine.version = cached.version;
+        return Ok(engine);
+    }
+    let engine = detect(choice, false).into_engine()?;
+    remember(choice, &engine);
+    Ok(engine)
+}
+
+/// Puts a fresh detection for `choice` in the cache.
+pub fn remember(choice: EngineChoice, engine: &Engine) {
+    super::cache::store(
+        choice,
+        &programs(choice),
+        &engine.argv,
+        engine.kind,
+        engine.version.as_deref(),
+    );
 }
 
 fn start_version(argv: &[&str]) -> Result<Child, String> {

@@ -1,12 +1,14 @@
 //! The shared container-engine layer: which engine to use ([`detect`]), how to call it and
-//! report its failures ([`exec`]), and the containers a call starts ([`instances`]).
+//! report its failures ([`exec`]), and the containers a call starts ([`instances`]);
+//! [`cache`] remembers a detection for the next calls of a build.
 //! Every container applet goes through it; none calls an engine on its own.
 
+pub mod cache;
 pub mod detect;
 pub mod exec;
 pub mod instances;
 
-pub use detect::{detect, engine, Engine, EngineChoice, EngineKind};
+pub use detect::{detect, engine, remember, Engine, EngineChoice, EngineKind};
 pub use exec::EngineError;
 
 /// The options every container applet shares: `--quiet` and `--engine` (also accepted after

@@ -109,6 +109,9 @@ pub fn read(static_root: &Path, build: &str, control_path: &str) -> Result<Vec<u
     if control_path.trim().is_empty() {
         return Err(ControlError::BadRequest("control_path is empty".into()));
     }
+    if control_path.starts_with('/') {
+        return Err(ControlError::Forbidden);
+    }
     let file = resolve_within(static_root, &format!("{build}/autotest/{control_path}"))
         .map_err(|e| map(e, "control file"))?;
     if !file.is_file() {

@@ -252,11 +252,10 @@ async fn static_file(s: S, req: Request) -> Response<Body> {
 async fn update_handler(
     s: S,
     ConnectInfo(conn): ConnectInfo<ConnInfo>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Response<Body> {
-    update::handle(&s, &conn, uri.path(), &headers, body).await
+    let (parts, body) = req.into_parts();
+    update::handle(&s, &conn, parts.uri.path(), &parts.headers, body).await
 }
 
 /// The IP an `/api/...` request names (path tail, else `?ip=`), canonical when it parses.

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::omaha::{self, Answer, DayStart, Offer};
 use super::paths::{clean_components, percent_decode};
@@ -109,7 +109,7 @@ pub async fn handle(
     conn: &ConnInfo,
     path: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response<Body> {
     let stats = &state.stats;
     let bad = |status: StatusCode, msg: String| {
@@ -127,18 +127,18 @@ pub async fn handle(
             format!("request body over {MAX_BODY} bytes"),
         );
     }
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return bad(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body over {MAX_BODY} bytes"),
             )
         }
-        Err(rejection) => {
+        Err(e) => {
             return bad(
                 StatusCode::BAD_REQUEST,
-                format!("cannot read request body: {}", rejection.body_text()),
+                format!("cannot read request body: {e}"),
             )
         }
     };

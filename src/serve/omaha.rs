@@ -505,6 +505,14 @@ mod tests {
             parse_request(b"<request protocol=\"3.0\"/>"),
             Err(OmahaError::NoApp)
         ));
+        assert!(matches!(
+            parse_request(b"<request protocol=\"3.0\"><app appid=\"\xff\"/></request>"),
+            Err(OmahaError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_request(b"<request protocol=\"3.0\"><app appid=\"&bogus;\"/></request>"),
+            Err(OmahaError::Malformed(_))
+        ));
         // An updatecheck outside <app> does not count.
         let r = parse_request(b"<request protocol=\"3.0\"><app/><updatecheck/></request>").unwrap();
         assert!(!r.update_check);

@@ -336,3 +336,43 @@ fn index_and_health() {
     assert!(h["requests"].as_u64().unwrap() >= 2);
     assert_eq!(s.get("/nothing/here").status, 404);
 }
+
+#[test]
+fn staging_from_gs_through_gsutil() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let bucket = dir.path().join("gs");
+    std::fs::create_dir_all(bucket.join("chromeos-image-archive/x86-generic/R17-1.0.0")).unwrap();
+    std::fs::write(
+        bucket.join("chromeos-image-archive/x86-generic/R17-1.0.0/update.gz"),
+        VECTOR,
+    )
+    .unwrap();
+    // A stand-in gsutil mapping gs://X to $FAKE_GS/X: `-q stat URL`, `-q cp URL DEST`.
+    script(
+        &bin.join("gsutil"),
+        r#"[ "$1" = "-q" ] && shift
+cmd="$1"; src="$FAKE_GS/${2#gs://}"
+case "$cmd" in
+  stat) [ -f "$src" ];;
+  cp) cp "$src" "$3";;
+  *) exit 2;;
+esac"#,
+    );
+    let env = [
+        ("PATH", path_with(&bin)),
+        ("FAKE_GS", bucket.clone().into_os_string()),
+    ];
+    let s = Server::start_in(dir, &[], &env);
+    let url = "gs://chromeos-image-archive/x86-generic/R17-1.0.0";
+    let r = s.get(&format!("/download?archive_url={url}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        std::fs::read(s.static_dir().join("x86-generic/R17-1.0.0/update.gz")).unwrap(),
+        VECTOR
+    );
+    let r = s.get("/download?archive_url=gs://chromeos-image-archive/x86-generic/R17-9.9.9");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("not found"), "{}", r.text());
+}

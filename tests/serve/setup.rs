@@ -391,3 +391,96 @@ fn logs_client_prefix_and_log_dir() {
     // --production: access lines only in the file.
     assert!(!s.stderr_text().contains("GET /no/such/page"));
 }
+
+#[test]
+fn board_serves_latest_image_to_older_clients_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // Tools and images outlive the first server's data dir.
+    let tools = tempfile::tempdir().unwrap();
+    let bin = tools.path().join("bin");
+    fake_generators(&bin);
+    let images = tools.path().join("images");
+    for (version, content) in [("0.9.0-a1", "OLD\n"), ("0.10.0-a1", "NEW\n")] {
+        let d = images.join("x86-generic").join(version);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("chromiumos_image.bin"), content).unwrap();
+        std::fs::write(
+            d.join("chromiumos_test_image.bin"),
+            format!("TEST-{content}"),
+        )
+        .unwrap();
+    }
+    let env = [("PATH", path_with(&bin))];
+    let s = Server::start_in(
+        dir,
+        &[
+            "--board",
+            "x86-generic",
+            "--images_dir",
+            images.to_str().unwrap(),
+        ],
+        &env,
+    );
+    // No board in the request: the --board default applies.
+    let xml = s.omaha(
+        "/update",
+        "<request protocol=\"3.0\"><app appid=\"a\" version=\"0.9.5\"><updatecheck/></app></request>",
+        &[],
+    );
+    assert!(!elements(&xml, "url").is_empty(), "{}", s.stderr_text());
+    assert_eq!(element(&xml, "manifest")["version"], "0.10.0");
+    let codebase = element(&xml, "url")["codebase"].clone();
+    assert!(codebase.starts_with(&s.url("/static/cache/")), "{codebase}");
+    assert_eq!(
+        get_with(&format!("{codebase}update.gz"), &[]).body,
+        b"generated from NEW\n"
+    );
+    // Up to date: noupdate; ForcedUpdate: update anyway.
+    let xml = s.omaha("/update", &v3_check(APPID, "0.10.0", "x86-generic"), &[]);
+    assert_eq!(element(&xml, "updatecheck")["status"], "noupdate");
+    let xml = s.omaha(
+        "/update",
+        &v3_check(APPID, "ForcedUpdate", "x86-generic"),
+        &[],
+    );
+    assert_eq!(element(&xml, "updatecheck")["status"], "ok");
+    drop(s);
+
+    // -t picks the test image.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(
+        dir,
+        &[
+            "--board",
+            "x86-generic",
+            "-t",
+            "--images-dir",
+            images.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let xml = s.omaha("/update", &v3_check(APPID, "0.1", "x86-generic"), &[]);
+    assert!(!elements(&xml, "url").is_empty(), "{}", s.stderr_text());
+    let codebase = element(&xml, "url")["codebase"].clone();
+    assert_eq!(
+        get_with(&format!("{codebase}update.gz"), &[]).body,
+        b"generated from TEST-NEW\n"
+    );
+}
+
+#[test]
+fn default_bind_is_dual_stack_and_sigterm_stops_cleanly() {
+    let s = Server::start_on(None, tempfile::tempdir().unwrap(), &["--no-demo"], &[]);
+    let v4 = get_with(&format!("http://127.0.0.1:{}/", s.port), &[]);
+    assert_eq!(v4.text(), "Welcome to the Dev Server!");
+    // Where IPv6 is available, the same socket answers on ::1.
+    if std::net::TcpStream::connect(("::1", s.port)).is_ok() {
+        let v6 = get_with(&format!("http://[::1]:{}/", s.port), &[]);
+        assert_eq!(v6.text(), "Welcome to the Dev Server!");
+    }
+    let (status, dir) = s.terminate();
+    assert!(status.success(), "{status:?}");
+    // Logs are flushed on the way out.
+    let access = std::fs::read_to_string(dir.path().join("devserver_access.log")).unwrap();
+    assert!(access.contains("\"GET / HTTP/1.1\" 200"), "{access}");
+}

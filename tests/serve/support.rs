@@ -210,11 +210,24 @@ impl Server {
 
     /// Starts with `dir` as data dir, extra args and environment.
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, OsString)]) -> Server {
+        Self::start_on(Some("127.0.0.1"), dir, args, env)
+    }
+
+    /// Starts listening on `host` (`None`: the default address).
+    pub fn start_on(
+        host: Option<&str>,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, OsString)],
+    ) -> Server {
         let stderr = dir.path().join("serve.stderr");
         let err_file = std::fs::File::create(&stderr).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(["--host", "127.0.0.1", "--port", "0", "--data_dir"])
+        cmd.arg("serve");
+        if let Some(host) = host {
+            cmd.args(["--host", host]);
+        }
+        cmd.args(["--port", "0", "--data_dir"])
             .arg(dir.path())
             .args(args)
             .stdin(Stdio::null())
@@ -292,6 +305,26 @@ impl Server {
 
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM and waits for the exit status; hands back the data dir.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+                return (status, dir);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -49,7 +49,8 @@ pub struct Logs {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-const QUEUE: usize = 65_536;
+/// Records waiting for the log thread; past this they are dropped (and counted).
+const QUEUE: usize = 16_384;
 
 fn open(path: &Path) -> anyhow::Result<File> {
     use anyhow::Context as _;

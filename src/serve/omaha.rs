@@ -304,9 +304,8 @@ fn end(w: &mut W, name: &str) {
 
 /// Renders the answer to a request: the document, ready to send as `text/xml`.
 pub fn render(request: &UpdateRequest, answer: &Answer, day: DayStart) -> Vec<u8> {
-    let mut w = Writer::new(Vec::with_capacity(1024));
+    let mut w = Writer::new_with_indent(Vec::with_capacity(1536), b' ', 2);
     let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-    w.get_mut().push(b'\n');
     let appid: Cow<'_, str> = match &request.appid {
         Some(id) => Cow::Borrowed(id),
         None => Cow::Borrowed(CHROMEOS_APPID),

@@ -123,6 +123,7 @@ impl Connected<axum::serve::IncomingStream<'_, NoDelayListener>> for ConnInfo {
         let local = stream
             .io()
             .local_addr()
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)));
         ConnInfo { remote, local }
     }

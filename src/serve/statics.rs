@@ -14,7 +14,7 @@ use tower_http::services::ServeFile;
 use super::paths::{clean_components, percent_decode, resolve_within, PathError};
 
 /// Chunk size for streaming files (bigger than tower-http's default, for throughput).
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 128 * 1024;
 
 /// The roots `/static/` maps to.
 #[derive(Debug, Clone)]

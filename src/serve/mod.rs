@@ -386,6 +386,9 @@ async fn setup_and_serve(
         started: Instant::now(),
     });
 
+    // Signal handlers go in before the address is announced, so that a SIGTERM right after
+    // start-up is a clean shutdown, not the default death.
+    let mut signals = Signals::install()?;
     let listener = bind(config.host, config.port).await?;
     let addr = listener
         .local_addr()
@@ -401,7 +404,7 @@ async fn setup_and_serve(
         let _ = rx.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(async move { server.await });
-    shutdown_signal().await;
+    signals.recv().await;
     logs.error("shutting down");
     let _ = stop_tx.send(true);
     // Keep-alive connections may hold the graceful shutdown: give them a moment only.
@@ -409,18 +412,26 @@ async fn setup_and_serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGINT and SIGTERM, installed once.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 

@@ -1,1 +1,224 @@
-//! `serve`: not yet written (devserver issue).
+//! `serve` (alias `devserver`): the ChromiumOS-style devserver. Parses the seed devserver's
+//! options (underscore spellings, dashes accepted too), hands a [`crate::serve::Config`] to
+//! [`crate::serve::run`], and documents options, endpoints and exit codes in `--help`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::applet::{Applet, Invocation};
+use crate::serve::builder::DEFAULT_TEMPLATE;
+
+const AFTER_HELP: &str = "\
+Endpoints:
+  GET  /                          Welcome text
+  GET  /static/PATH               files under DATA/static (Range, ETag, If-Modified-Since, HEAD)
+  POST /update[/LABEL]            Omaha 2.0/3.0 update check or event (text/xml)
+  GET  /api/hostinfo/IP           last event, version and forced label of a host (JSON)
+  GET  /api/hostlog/IP|all        update requests of a host, kept with -l (JSON, bounded)
+  POST /api/setnextupdate/IP      body = label the host's next update check uses (once)
+  GET  /api/fileinfo/PATH         size, sha1, sha256 of a file under static (JSON)
+  GET  /controlfiles?build=B[&control_path=P]   autotest control files of a staged build
+  GET  /download?archive_url=URL  stage a build into static/TARGET/BUILD (also /stage)
+  GET  /is_staged?archive_url=URL True or False
+  GET  /latestbuild?target=T[&milestone=M]      newest build directory of a target
+  GET  /build?board=B&pkg=P[&use=..&features=..] run the builder command
+  GET  /check_health              free disk space and counters (JSON)
+
+Payload for an update check, first that applies: --factory_config, --payload,
+--image (generated into static/cache/DIGEST/), --archive_dir (serve-only:
+ARCHIVE/[LABEL/]update.gz), --board (latest image, newer versions only), else
+static/[LABEL/]update.gz. With none of these options and no static/update.gz,
+a 36-byte demo payload is written there (--no-demo to skip).
+
+The bound address is printed on stdout as
+  cibox serve: listening on http://ADDR:PORT/
+(useful with --port 0). Logs: devserver_access.log and devserver_error.log in
+the data directory (or --log-dir), and stderr.
+
+Exit status:
+  0  served until SIGINT/SIGTERM, or --exit / --validate_factory_config succeeded
+  1  start-up failed (bad directory, missing generator, invalid factory config, ...)
+  2  usage error";
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Devserver: hosts images and payloads, answers Omaha update checks",
+    after_help = AFTER_HELP
+)]
+struct ServeArgs {
+    /// Port to listen on (0: any free port)
+    #[arg(long, default_value_t = 8080, value_name = "PORT")]
+    port: u16,
+
+    /// Address to listen on [default: :: dual-stack, or 0.0.0.0 without IPv6]
+    #[arg(long, value_name = "ADDR")]
+    host: Option<IpAddr>,
+
+    /// Writable directory where static/ lives [default: the current directory]
+    #[arg(long = "data_dir", visible_alias = "data-dir", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Serve archived builds only: static/archive links here and it is the static root
+    #[arg(
+        long = "archive_dir",
+        visible_alias = "archive-dir",
+        value_name = "DIR"
+    )]
+    archive_dir: Option<PathBuf>,
+
+    /// Empty the payload cache (static/cache) at start-up
+    #[arg(long = "clear_cache", visible_alias = "clear-cache")]
+    clear_cache: bool,
+
+    /// Do the start-up work (cache, pre-generation, links), then exit without serving
+    #[arg(long)]
+    exit: bool,
+
+    /// Serve the update.gz of this directory (or this payload file), copied into static/
+    #[arg(long, value_name = "DIR")]
+    payload: Option<PathBuf>,
+
+    /// Force updates to this image (payload generated with cros_generate_update_payload)
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<PathBuf>,
+
+    /// Source image for a delta payload
+    #[arg(long = "src_image", visible_alias = "src-image", value_name = "IMAGE")]
+    src_image: Option<PathBuf>,
+
+    /// Default board; with it, the latest image of the board is served (see --images_dir)
+    #[arg(long, value_name = "BOARD")]
+    board: Option<String>,
+
+    /// The update is for a VM image (no kernel patching; uses the qemu image with --board)
+    #[arg(long = "for_vm", visible_alias = "for-vm")]
+    for_vm: bool,
+
+    /// Private key (PEM) to sign generated payloads with
+    #[arg(
+        long = "private_key",
+        visible_alias = "private-key",
+        value_name = "FILE"
+    )]
+    private_key: Option<PathBuf>,
+
+    /// Pre-generate the update payload at start-up
+    #[arg(
+        short = 'p',
+        long = "pregenerate_update",
+        visible_alias = "pregenerate-update"
+    )]
+    pregenerate_update: bool,
+
+    /// Base URL of the payloads, other than this server's /static
+    #[arg(short = 'u', long, value_name = "URL")]
+    urlbase: Option<String>,
+
+    /// Port the clients should connect to (replaces the port in payload URLs)
+    #[arg(long = "proxy_port", visible_alias = "proxy-port", value_name = "PORT")]
+    proxy_port: Option<u16>,
+
+    /// Use the test image of --board
+    #[arg(short = 't')]
+    test_image: bool,
+
+    /// Present the update as critical (deadline="now")
+    #[arg(long = "critical_update", visible_alias = "critical-update")]
+    critical_update: bool,
+
+    /// Factory-floor config: Python `config = [...]` literal or JSON (never executed)
+    #[arg(
+        long = "factory_config",
+        visible_alias = "factory-config",
+        value_name = "FILE"
+    )]
+    factory_config: Option<PathBuf>,
+
+    /// Check every image and checksum of --factory_config, then exit
+    #[arg(
+        long = "validate_factory_config",
+        visible_alias = "validate-factory-config",
+        requires = "factory_config"
+    )]
+    validate_factory_config: bool,
+
+    /// Production mode: access lines go to the log file only, not to stderr
+    #[arg(long)]
+    production: bool,
+
+    /// Keep a log of update requests per host (/api/hostlog)
+    #[arg(short = 'l', long)]
+    logging: bool,
+
+    /// Deprecated, accepted and ignored
+    #[arg(
+        long = "client_prefix",
+        visible_alias = "client-prefix",
+        value_name = "PREFIX"
+    )]
+    client_prefix: Option<String>,
+
+    /// Directory for devserver_access.log and devserver_error.log [default: data dir]
+    #[arg(long = "log-dir", visible_alias = "log_dir", value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+
+    /// Builder command for /build; {board} and {pkg} are replaced
+    #[arg(long, value_name = "CMD", default_value = DEFAULT_TEMPLATE)]
+    builder: String,
+
+    /// Where --board finds images (BOARD/VERSION/chromiumos_image.bin)
+    /// [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]
+    #[arg(long = "images_dir", visible_alias = "images-dir", value_name = "DIR")]
+    images_dir: Option<PathBuf>,
+
+    /// Don't write the demo payload when nothing is configured
+    #[arg(long = "no-demo", visible_alias = "no_demo")]
+    no_demo: bool,
+}
+
+fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, _rest) = inv.parse::<ServeArgs>()?;
+    let config = crate::serve::Config {
+        host: args.host,
+        port: args.port,
+        data_dir: args.data_dir.unwrap_or_default(),
+        archive_dir: args.archive_dir,
+        clear_cache: args.clear_cache,
+        exit: args.exit,
+        payload: args.payload,
+        image: args.image,
+        src_image: args.src_image.filter(|p| !p.as_os_str().is_empty()),
+        board: args.board,
+        for_vm: args.for_vm,
+        private_key: args.private_key,
+        pregenerate: args.pregenerate_update,
+        urlbase: args.urlbase,
+        proxy_port: args.proxy_port,
+        test_image: args.test_image,
+        critical_update: args.critical_update,
+        factory_config: args.factory_config,
+        validate_factory_config: args.validate_factory_config,
+        production: args.production,
+        logging: args.logging,
+        client_prefix: args.client_prefix,
+        log_dir: args.log_dir,
+        builder: args.builder,
+        images_dir: args.images_dir,
+        no_demo: args.no_demo,
+    };
+    crate::serve::run(config)
+}
+
+inventory::submit! {
+    Applet {
+        name: "serve",
+        about: "Devserver: hosts images and payloads, answers Omaha update checks",
+        aliases: &["devserver"],
+        command: ServeArgs::command,
+        run,
+        passthrough: false,
+    }
+}

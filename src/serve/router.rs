@@ -1,0 +1,524 @@
+//! The HTTP surface: the shared [`State`], the route table, the small endpoints (index,
+//! host API, file info, latest build, staging, build, health) and the access-log layer.
+//! Protocol and file-system work lives in the sibling modules.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, Request};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::routing::{any, get, post};
+use axum::Router;
+use serde_json::json;
+
+use super::builder::{BuildOutcome, Builder};
+use super::controlfiles::{self, ControlError};
+use super::digests::DigestCache;
+use super::hosts::Hosts;
+use super::logs::{AccessRecord, Logs};
+use super::paths::{is_plain_name, percent_decode};
+use super::payload::Selector;
+use super::staging::{ArchiveUrl, StageError, Stager};
+use super::statics::{self, path_error_response, StaticRoots};
+use super::{update, versions};
+
+/// Request counters for `/check_health`.
+#[derive(Default)]
+pub struct Stats {
+    /// Every request.
+    pub requests: AtomicU64,
+    /// Update checks answered.
+    pub update_checks: AtomicU64,
+    /// ... with an update.
+    pub updates: AtomicU64,
+    /// ... with noupdate.
+    pub noupdates: AtomicU64,
+    /// Event-only requests acknowledged.
+    pub event_acks: AtomicU64,
+    /// Requests refused as bad input (4xx from /update).
+    pub bad_requests: AtomicU64,
+    /// Builds run.
+    pub builds: AtomicU64,
+}
+
+/// Everything the handlers share.
+pub struct State {
+    /// The effective static root (canonical; the archive directory in serve-only mode).
+    pub static_root: PathBuf,
+    /// What `/static/` maps to.
+    pub roots: StaticRoots,
+    /// Serve-only mode.
+    pub serve_only: bool,
+    /// `--urlbase`.
+    pub urlbase: Option<String>,
+    /// `--proxy_port`.
+    pub proxy_port: Option<u16>,
+    /// `--critical_update`.
+    pub critical: bool,
+    /// Payload selection.
+    pub selector: Selector,
+    /// Payload digests.
+    pub digests: DigestCache,
+    /// Hosts.
+    pub hosts: Hosts,
+    /// Logs.
+    pub logs: Arc<Logs>,
+    /// Counters.
+    pub stats: Stats,
+    /// Staging.
+    pub stager: Arc<Stager>,
+    /// Builder.
+    pub builder: Builder,
+    /// Start time.
+    pub started: Instant,
+}
+
+type S = axum::extract::State<Arc<State>>;
+
+/// The two ends of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client.
+    pub remote: SocketAddr,
+    /// Our end (for URLs when the request names no host).
+    pub local: SocketAddr,
+}
+
+impl ConnInfo {
+    /// The client's IP, IPv4-mapped addresses shown as IPv4.
+    pub fn client_ip(&self) -> IpAddr {
+        self.remote.ip().to_canonical()
+    }
+}
+
+/// The listening socket; accepted connections get TCP_NODELAY.
+pub struct NoDelayListener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = io.set_nodelay(true);
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, NoDelayListener>> for ConnInfo {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, NoDelayListener>) -> Self {
+        let remote = *stream.remote_addr();
+        let local = stream
+            .io()
+            .local_addr()
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        ConnInfo { remote, local }
+    }
+}
+
+/// A plain-text answer.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut body = body.into();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json_response(value: serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(value.to_string()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The route table.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/", get(|| async { "Welcome to the Dev Server!" }))
+        .route("/static", get(static_file))
+        .route("/static/", get(static_file))
+        .route("/static/{*path}", get(static_file))
+        .route("/update", post(update_handler))
+        .route("/update/", post(update_handler))
+        .route("/update/{*label}", post(update_handler))
+        .route("/api/hostinfo", get(hostinfo))
+        .route("/api/hostinfo/{*ip}", get(hostinfo))
+        .route("/api/hostlog", get(hostlog))
+        .route("/api/hostlog/{*ip}", get(hostlog))
+        .route("/api/setnextupdate", post(setnextupdate))
+        .route("/api/setnextupdate/{*ip}", post(setnextupdate))
+        .route("/api/fileinfo/{*path}", get(fileinfo))
+        .route("/controlfiles", get(controlfiles_handler))
+        .route("/download", any(stage_handler))
+        .route("/stage", any(stage_handler))
+        .route("/is_staged", get(is_staged))
+        .route("/latestbuild", get(latestbuild))
+        .route("/build", any(build_handler))
+        .route("/check_health", get(check_health))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "Not found") })
+        .layer(DefaultBodyLimit::max(update::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_log,
+        ))
+        .with_state(state)
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn access_log(s: S, req: Request, next: Next) -> Response<Body> {
+    let time = SystemTime::now();
+    s.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.client_ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let method = req.method().to_string();
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let version = match req.version() {
+        axum::http::Version::HTTP_10 => "HTTP/1.0",
+        axum::http::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    };
+    let referer = header_text(req.headers(), header::REFERER);
+    let user_agent = header_text(req.headers(), header::USER_AGENT);
+    let response = next.run(req).await;
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact());
+    s.logs.access(AccessRecord {
+        time,
+        client,
+        method,
+        uri,
+        version,
+        status: response.status().as_u16(),
+        length,
+        referer,
+        user_agent,
+    });
+    response
+}
+
+async fn static_file(s: S, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let relative = path
+        .strip_prefix("/static")
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string();
+    // `/static//etc/passwd` names an absolute path: refuse it rather than strip it.
+    if path.starts_with("/static//") {
+        return path_error_response(&super::paths::PathError::Escapes);
+    }
+    statics::serve(&s.roots, &relative, req).await
+}
+
+async fn update_handler(
+    s: S,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    req: Request,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    update::handle(&s, &conn, parts.uri.path(), &parts.headers, body).await
+}
+
+/// The IP an `/api/...` request names (path tail, else `?ip=`), canonical when it parses.
+fn ip_param(uri: &Uri, prefix: &str, query: &HashMap<String, String>) -> Option<String> {
+    let tail = uri.path().strip_prefix(prefix).unwrap_or("");
+    let tail = percent_decode(tail.trim_matches('/')).ok()?;
+    let ip = if tail.is_empty() {
+        query.get("ip")?.trim().to_string()
+    } else {
+        tail
+    };
+    if ip.is_empty() {
+        return None;
+    }
+    Some(match ip.parse::<IpAddr>() {
+        Ok(addr) => addr.to_canonical().to_string(),
+        Err(_) => ip,
+    })
+}
+
+async fn hostinfo(s: S, uri: Uri, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    match ip_param(&uri, "/api/hostinfo", &q) {
+        Some(ip) => json_response(s.hosts.info_json(&ip)),
+        None => text(StatusCode::BAD_REQUEST, "No ip given."),
+    }
+}
+
+async fn hostlog(s: S, uri: Uri, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    match ip_param(&uri, "/api/hostlog", &q) {
+        Some(ip) => json_response(s.hosts.log_json(&ip)),
+        None => text(StatusCode::BAD_REQUEST, "No ip given."),
+    }
+}
+
+async fn setnextupdate(
+    s: S,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response<Body> {
+    let Some(ip) = ip_param(&uri, "/api/setnextupdate", &q) else {
+        return text(StatusCode::BAD_REQUEST, "No ip given.");
+    };
+    let Ok(body) = body else {
+        return text(StatusCode::BAD_REQUEST, "Cannot read the label.");
+    };
+    let label = String::from_utf8_lossy(&body).trim().to_string();
+    if label.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "No label provided.");
+    }
+    match update::label_of(&format!("/update/{label}")) {
+        Ok(clean) if !clean.is_empty() => {
+            s.hosts.set_next_update(&ip, &clean);
+            text(StatusCode::OK, "")
+        }
+        _ => text(StatusCode::BAD_REQUEST, format!("Invalid label {label:?}.")),
+    }
+}
+
+async fn fileinfo(s: S, uri: Uri) -> Response<Body> {
+    let rel = uri.path().strip_prefix("/api/fileinfo/").unwrap_or("");
+    let file = match percent_decode(rel).and_then(|r| s.roots.resolve(&r)) {
+        Ok(f) => f,
+        Err(e) => return path_error_response(&e),
+    };
+    if !file.is_file() {
+        return text(StatusCode::NOT_FOUND, "Not a file");
+    }
+    match s.digests.get(&file).await {
+        Ok(d) => json_response(json!({
+            "size": d.size,
+            "sha1": d.sha1_b64,
+            "sha256": d.sha256_b64,
+        })),
+        Err(e) => text(StatusCode::NOT_FOUND, e),
+    }
+}
+
+async fn controlfiles_handler(s: S, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    if q.is_empty() {
+        let mut r = Response::new(Body::from(controlfiles::HELP_HTML));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return r;
+    }
+    let Some(build) = q.get("build").cloned() else {
+        return text(StatusCode::BAD_REQUEST, "Error: build= is required!");
+    };
+    let root = s.static_root.clone();
+    let control_path = q.get("control_path").cloned();
+    let result = tokio::task::spawn_blocking(move || match control_path {
+        None => controlfiles::list(&root, &build).map(|l| {
+            let mut t = l.join("\n");
+            if !t.is_empty() {
+                t.push('\n');
+            }
+            t.into_bytes()
+        }),
+        Some(p) => controlfiles::read(&root, &build, &p),
+    })
+    .await;
+    match result {
+        Ok(Ok(bytes)) => {
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+        Ok(Err(e)) => {
+            let status = match e {
+                ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                ControlError::Forbidden => StatusCode::FORBIDDEN,
+                ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            };
+            text(status, e.to_string())
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn archive_url(q: &HashMap<String, String>) -> Result<ArchiveUrl, Box<Response<Body>>> {
+    let Some(url) = q.get("archive_url").filter(|u| !u.trim().is_empty()) else {
+        return Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "Error: archive_url= is required!",
+        )));
+    };
+    ArchiveUrl::parse(url).map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, e.to_string())))
+}
+
+async fn stage_handler(s: S, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    let url = match archive_url(&q) {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let base = url.base.clone();
+    match s.stager.stage(url).await {
+        Ok(()) => text(StatusCode::OK, "Success"),
+        Err(e) => {
+            s.logs.error(format!("staging {base} failed: {e}"));
+            let status = match e {
+                StageError::BadUrl(_) => StatusCode::BAD_REQUEST,
+                StageError::Fetch(_) => StatusCode::BAD_GATEWAY,
+                StageError::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            text(status, format!("Failed to stage {base}: {e}"))
+        }
+    }
+}
+
+async fn is_staged(s: S, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    match archive_url(&q) {
+        Ok(url) => text(
+            StatusCode::OK,
+            if s.stager.is_staged(&url) {
+                "True"
+            } else {
+                "False"
+            },
+        ),
+        Err(r) => *r,
+    }
+}
+
+async fn latestbuild(s: S, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    let Some(target) = q.get("target").filter(|t| !t.is_empty()) else {
+        return text(StatusCode::BAD_REQUEST, "Error: target= is required!");
+    };
+    if !is_plain_name(target) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid target {target:?}"),
+        );
+    }
+    let prefix = q.get("milestone").filter(|m| !m.is_empty()).map(|m| {
+        if m.starts_with('R') {
+            format!("{m}-")
+        } else {
+            format!("R{m}-")
+        }
+    });
+    let dir = s.static_root.join(target);
+    match versions::newest_dir(&dir, prefix.as_deref()) {
+        Ok(Some(name)) => text(StatusCode::OK, name),
+        Ok(None) => text(
+            StatusCode::NOT_FOUND,
+            format!("No builds found for target {target}"),
+        ),
+        Err(_) => text(
+            StatusCode::NOT_FOUND,
+            format!("No builds found for target {target}"),
+        ),
+    }
+}
+
+async fn build_handler(
+    s: S,
+    method: Method,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response<Body> {
+    if method != Method::GET && method != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "Use GET or POST.");
+    }
+    let (Some(board), Some(pkg)) = (q.get("board"), q.get("pkg")) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Error: board= and pkg= are required!",
+        );
+    };
+    s.stats.builds.fetch_add(1, Ordering::Relaxed);
+    match s
+        .builder
+        .build(
+            board,
+            pkg,
+            q.get("use").map(String::as_str),
+            q.get("features").map(String::as_str),
+        )
+        .await
+    {
+        BuildOutcome::Success(_) => text(StatusCode::OK, "Success"),
+        BuildOutcome::Failed(output) => {
+            s.logs.error(format!("build of {pkg} for {board} failed"));
+            text(StatusCode::INTERNAL_SERVER_ERROR, output)
+        }
+        BuildOutcome::Missing(msg) => text(StatusCode::SERVICE_UNAVAILABLE, msg),
+        BuildOutcome::BadInput(msg) => text(StatusCode::BAD_REQUEST, msg),
+    }
+}
+
+fn free_disk(path: &std::path::Path) -> Option<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let frsize = st.fragment_size() as u64;
+    Some((
+        st.blocks_available() as u64 * frsize,
+        st.blocks() as u64 * frsize,
+    ))
+}
+
+async fn check_health(s: S) -> Response<Body> {
+    let (free, total) = free_disk(&s.static_root).unwrap_or((0, 0));
+    let st = &s.stats;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    json_response(json!({
+        "free_disk": free,
+        "total_disk": total,
+        "static_dir": s.static_root.display().to_string(),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "requests": load(&st.requests),
+        "update_checks": load(&st.update_checks),
+        "updates": load(&st.updates),
+        "noupdates": load(&st.noupdates),
+        "event_acks": load(&st.event_acks),
+        "bad_requests": load(&st.bad_requests),
+        "builds": load(&st.builds),
+        "staged": s.stager.staged_count(),
+        "hosts": s.hosts.count(),
+        "hostlog_entries": s.hosts.log_len(),
+        "log_lines_dropped": s.logs.dropped(),
+    }))
+}

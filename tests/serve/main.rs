@@ -1,0 +1,9 @@
+//! Integration tests of `cibox serve`, through the binary over loopback HTTP. Each test runs
+//! its own server in its own temp dir on its own port.
+
+mod support;
+
+mod ops;
+mod setup;
+mod statics;
+mod update;

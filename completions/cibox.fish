@@ -37,6 +37,7 @@ complete -c cibox -n "__fish_cibox_needs_command" -f -a "clean" -d 'Remove every
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "images" -d 'List images with the engine\'s own output and status'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "probe" -d 'Tell which container engine works: podman, docker, sudo docker or no'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "run" -d 'Run a container with cleanup on exit; exit status is the command\'s'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "serve" -d 'Devserver: hosts images and payloads, answers Omaha update checks'
 complete -c cibox -n "__fish_cibox_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand clean" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
@@ -61,3 +62,30 @@ complete -c cibox -n "__fish_cibox_using_subcommand run" -l quiet -d 'Run quietl
 complete -c cibox -n "__fish_cibox_using_subcommand run" -l keep -d 'Don\'t remove the container when cibox is stopped'
 complete -c cibox -n "__fish_cibox_using_subcommand run" -l run-as-current-user -d 'Run the container as the calling user\'s uid and gid'
 complete -c cibox -n "__fish_cibox_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l port -d 'Port to listen on (0: any free port)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l host -d 'Address to listen on [default: :: dual-stack, or 0.0.0.0 without IPv6]' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l data_dir -l data-dir -d 'Writable directory where static/ lives [default: the current directory]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l archive_dir -l archive-dir -d 'Serve archived builds only: static/archive links here and it is the static root' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l payload -d 'Serve the update.gz of this directory (or this payload file), copied into static/' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l image -d 'Force updates to this image (payload generated with cros_generate_update_payload)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l src_image -l src-image -d 'Source image for a delta payload' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l board -d 'Default board; with it, the latest image of the board is served (see --images_dir)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l private_key -l private-key -d 'Private key (PEM) to sign generated payloads with' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s u -l urlbase -d 'Base URL of the payloads, other than this server\'s /static' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l proxy_port -l proxy-port -d 'Port the clients should connect to (replaces the port in payload URLs)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l factory_config -l factory-config -d 'Factory-floor config: Python `config = [...]` literal or JSON (never executed)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l client_prefix -l client-prefix -d 'Deprecated, accepted and ignored' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-dir -l log_dir -d 'Directory for devserver_access.log and devserver_error.log [default: data dir]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builder command for /build; {board} and {pkg} are replaced' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l clear_cache -l clear-cache -d 'Empty the payload cache (static/cache) at start-up'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l exit -d 'Do the start-up work (cache, pre-generation, links), then exit without serving'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l for_vm -l for-vm -d 'The update is for a VM image (no kernel patching; uses the qemu image with --board)'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s p -l pregenerate_update -l pregenerate-update -d 'Pre-generate the update payload at start-up'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s t -d 'Use the test image of --board'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l critical_update -l critical-update -d 'Present the update as critical (deadline="now")'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l validate_factory_config -l validate-factory-config -d 'Check every image and checksum of --factory_config, then exit'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l production -d 'Production mode: access lines go to the log file only, not to stderr'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'Keep a log of update requests per host (/api/hostlog)'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help'

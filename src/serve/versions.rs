@@ -72,7 +72,7 @@ pub fn newest_dir(dir: &Path, prefix: Option<&str>) -> std::io::Result<Option<St
         }
         if best
             .as_deref()
-            .map_or(true, |b| compare(&name, b) == Ordering::Greater)
+            .is_none_or(|b| compare(&name, b) == Ordering::Greater)
         {
             best = Some(name);
         }

@@ -130,8 +130,8 @@ fn modifier_per_volume(matches: &ArgMatches, name: &str, volume_positions: &[usi
         .map(|&pos| {
             occurrences
                 .iter()
-                .filter(|&&(i, _)| i < pos)
-                .last()
+                .rev()
+                .find(|&&(i, _)| i < pos)
                 .map(|&(_, v)| v)
                 .unwrap_or(false)
         })

@@ -147,13 +147,14 @@ fn blocking_err(e: tokio::task::JoinError) -> io::Error {
 }
 
 impl Keep {
-    /// `Ok(())` when the request carries the data manager token; else 401 (no token) or 403.
-    fn require_system_token(&self, req: &Request) -> Result<(), Response> {
+    /// `None` when the request carries the data manager token; else the refusal: 401 (no
+    /// token) or 403.
+    fn refuse_unless_system_token(&self, req: &Request) -> Option<Response> {
         let token = request_token(req.headers(), req.uri().query());
         match (token, &self.config.data_manager_token) {
-            (None, _) => Err(status(401, "Unauthorized")),
-            (Some(t), Some(want)) if t.as_bytes() == want.as_bytes() => Ok(()),
-            _ => Err(status(403, "Forbidden")),
+            (None, _) => Some(status(401, "Unauthorized")),
+            (Some(t), Some(want)) if t.as_bytes() == want.as_bytes() => None,
+            _ => Some(status(403, "Forbidden")),
         }
     }
 
@@ -485,8 +486,8 @@ async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
             "Method Not Allowed: deletes are disabled (-never-delete)",
         );
     }
-    if let Err(r) = keep.require_system_token(&req) {
-        return r;
+    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
+        return refusal;
     }
     let hash = match Locator::parse(&path) {
         Ok(l) => l.hash,
@@ -530,8 +531,8 @@ async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
 }
 
 async fn index(keep: Arc<Keep>, req: Request, prefix: String) -> Response {
-    if let Err(r) = keep.require_system_token(&req) {
-        return r;
+    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
+        return refusal;
     }
     if prefix.len() > 32
         || !prefix
@@ -627,19 +628,19 @@ struct TrashRequest {
     block_mtime: i128,
 }
 
-async fn read_small_body(req: Request) -> Result<Bytes, Response> {
+async fn read_small_body(req: Request) -> Result<Bytes, String> {
     axum::body::to_bytes(req.into_body(), 16 << 20)
         .await
-        .map_err(|e| status(400, &format!("reading the request body: {e}")))
+        .map_err(|e| format!("reading the request body: {e}"))
 }
 
 async fn trash_list(keep: Arc<Keep>, req: Request) -> Response {
-    if let Err(r) = keep.require_system_token(&req) {
-        return r;
+    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
+        return refusal;
     }
     let body = match read_small_body(req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return status(400, &e),
     };
     let list: Vec<TrashRequest> = match serde_json::from_slice(&body) {
         Ok(l) => l,
@@ -672,12 +673,12 @@ async fn trash_list(keep: Arc<Keep>, req: Request) -> Response {
 }
 
 async fn pull_list(keep: &Keep, req: Request) -> Response {
-    if let Err(r) = keep.require_system_token(&req) {
-        return r;
+    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
+        return refusal;
     }
     let body = match read_small_body(req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return status(400, &e),
     };
     match serde_json::from_slice::<Vec<serde_json::Value>>(&body) {
         Ok(list) => {
@@ -695,8 +696,8 @@ async fn pull_list(keep: &Keep, req: Request) -> Response {
 }
 
 async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> Response {
-    if let Err(r) = keep.require_system_token(&req) {
-        return r;
+    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
+        return refusal;
     }
     if !is_hash(&hash) {
         return status(400, "Bad Request: not a block hash");

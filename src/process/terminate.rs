@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn terminate_stops_a_child_and_reports_it() {
-        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = Pid::from_raw(child.id() as i32);
         assert!(is_running(pid));
         let endings = terminate(&[pid], Duration::from_secs(5));
@@ -171,6 +171,7 @@ mod tests {
             terminate(&[pid], Duration::from_secs(1)),
             vec![Ending::AlreadyGone]
         );
+        let _ = child.wait();
     }
 
     #[test]
@@ -186,5 +187,6 @@ mod tests {
         let pid = Pid::from_raw(child.id() as i32);
         let endings = terminate(&[pid], Duration::from_millis(100));
         assert_eq!(endings, vec![Ending::Killed]);
+        let _ = child.wait();
     }
 }

@@ -384,6 +384,29 @@ fn several_volumes_readonly_and_full() {
     assert!(a.join(&baz[..3]).join(&baz).exists());
     drop(ks);
 
+    // -serialize: requests on that volume take turns, and still work.
+    let ks = Keepstore::start(
+        &["-serialize".into(), format!("-volume={}", c.display())],
+        s.dir.path(),
+    );
+    let big = block(11, 2 << 20);
+    let big_hash = md5_hex(&big);
+    let url = ks.url(&format!("/{big_hash}"));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| put(&url, None, &big).0))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), 200);
+        }
+    });
+    assert_eq!(
+        get(&ks.url(&format!("/{big_hash}")), None),
+        (200, big.clone())
+    );
+    std::fs::remove_file(c.join(&big_hash[..3]).join(&big_hash)).unwrap();
+    drop(ks);
+
     // Every volume read-only: 405.
     let ks = Keepstore::start(
         &[format!("-volume={}", a.display()), "-readonly".into()],

@@ -420,7 +420,14 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<StopReport> {
         let volume = std::fs::read_to_string(file(run_dir, n, "volume"))
             .ok()
             .map(|s| PathBuf::from(s.trim()))
-            .filter(|p| p.is_absolute() && p.parent().is_some());
+            // Only directories we made (`keepN-XXXXXX`): a damaged or foreign volume file
+            // must not make us delete anything else.
+            .filter(|p| {
+                p.is_absolute()
+                    && p.file_name().is_some_and(|name| {
+                        name.to_string_lossy().starts_with(&format!("keep{n}-"))
+                    })
+            });
         clean_server_files(run_dir, n, volume.as_deref());
     }
     if survivors.is_empty() {

@@ -19,7 +19,7 @@ use crate::keep::launcher::{self, StartOptions, Started};
     after_help = "Stops servers left from an earlier start in the same run directory, then starts \
 N keepstores, each with a fresh temporary volume and a free port on 127.0.0.1, and waits until \
 every one accepts connections. The servers keep running after start_keep exits, their log lines \
-going to its standard error prefixed [keepN]; stop them with stop_keep. The run directory holds \
+going to its standard error prefixed [keepN] (so a pipe on that standard error stays open while they run: capture standard output only); stop them with stop_keep. The run directory holds \
 keepN.pid, keepN.port, keepN.volume, keep.data_manager_token and, when signing, \
 keep.blob_signing_key.\n\n\
 The servers are `cibox keepstore` unless --keepstore names another program (a path, or a name \

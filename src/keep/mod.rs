@@ -1,1 +1,15 @@
-//! Keep block storage (locators, signatures, volumes, the HTTP server): not yet written.
+//! Keep block storage for test runs: a keepstore-compatible server and its launcher.
+//!
+//! * [`locator`]: `hash+size+Hints` parsing.
+//! * [`signature`]: HMAC-SHA1 permission signatures, v1 and v2.
+//! * [`volume`]: the directory volume layout, atomic writes, trash.
+//! * [`server`]: the HTTP server behind the `keepstore` applet.
+//! * [`launcher`]: starting and stopping servers for a test run (`start_keep`, `stop_keep`).
+//!
+//! The protocol is described in `shared/protocols/keep.md`.
+
+pub mod launcher;
+pub mod locator;
+pub mod server;
+pub mod signature;
+pub mod volume;

@@ -35,9 +35,12 @@ complete -c cibox -n "__fish_cibox_needs_command" -s V -l version -d 'Print vers
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "clean" -d 'Remove every labelled container, running or exited'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "images" -d 'List images with the engine\'s own output and status'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "keepstore" -d 'Keep block storage server (Arvados keepstore compatible)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "probe" -d 'Tell which container engine works: podman, docker, sudo docker or no'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "run" -d 'Run a container with cleanup on exit; exit status is the command\'s'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "serve" -d 'Devserver: hosts images and payloads, answers Omaha update checks'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_keep" -d 'Start Keep storage servers for a test run'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_keep" -d 'Stop the Keep storage servers start_keep started'
 complete -c cibox -n "__fish_cibox_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand clean" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
@@ -49,6 +52,27 @@ docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
 complete -c cibox -n "__fish_cibox_using_subcommand images" -l quiet -d 'Run quietly: hide the engine\'s standard output'
 complete -c cibox -n "__fish_cibox_using_subcommand images" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l volume -d 'A volume directory; repeat for several (PUT uses the first writable one with room)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l volumes -d 'Volume directories, comma separated (older spelling of -volume)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l listen -d 'Address to listen on' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l permission-key-file -l blob-signing-key-file -d 'File holding the permission signing key' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l enforce-permissions -d 'Refuse GETs without a valid permission signature' -r -f -a "true\t''
+false\t''"
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l permission-ttl -l blob-signature-ttl -d 'Lifetime of permission signatures, in seconds' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l data-manager-token-file -d 'File holding the token that may index, delete, trash and untrash' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l management-token -d 'Token required by /_health/ping (open when not given)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l never-delete -d 'Refuse DELETE and ignore trash lists' -r -f -a "true\t''
+false\t''"
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l readonly -d 'No writes, deletes or touches on the volumes that follow' -r -f -a "true\t''
+false\t''"
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l serialize -d 'One request at a time on the volumes that follow' -r -f -a "true\t''
+false\t''"
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-buffers -d 'Block transfers served at once (more wait their turn); bounds memory' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-lifetime -d 'Seconds a deleted block stays in trash (0: delete at once)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-check-interval -d 'Seconds between runs that empty expired trash' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l min-free-space -d '(cibox) A volume with less free space than this is full' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand probe" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
@@ -89,3 +113,13 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l production -d 'Pro
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'Keep a log of update requests per host (/api/hostlog)'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-servers -d 'How many servers to start' -r
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l blob-signing-key -d 'Sign locators with the key in FILE' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l run-dir -d 'Directory for pid, port, volume, key and token files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keepstore -d 'Run this keepstore program instead of `cibox keepstore`' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keep-enforce-permissions -d 'Refuse GETs without a valid permission signature (a signing key is generated unless --blob-signing-key is given)'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l env -d 'Print `export VAR=value` lines for a shell to eval'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l json -d 'Print a JSON description of the servers'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -l run-dir -d 'Directory start_keep used [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -s h -l help -d 'Print help'

@@ -34,6 +34,8 @@ use super::volume::{Removal, Stored, Volume, VolumeError, BLOCK_MAX};
 const SMALL_BLOCK: u64 = 1 << 20;
 /// Read size for streamed GETs.
 const CHUNK: usize = 1 << 20;
+/// How much a PUT writes before it asks the kernel to start writing it back.
+const WRITEBACK_STEP: u64 = 8 << 20;
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -243,19 +245,35 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         Err(e) => return internal("creating a temporary file", e),
     };
 
-    // One pass: the blocking side hashes each chunk and writes it on.
-    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
-    let writer = tokio::task::spawn_blocking(move || {
+    // One pass over the body, two consumers: a hasher and a writer, each on its own thread,
+    // so hashing (the costliest part) overlaps writing. The writer starts the disk writeback
+    // as it goes, so the fsync at commit has only the tail left to flush.
+    let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(8);
+    let (write_tx, mut write_rx) = mpsc::channel::<Bytes>(8);
+    let hasher = tokio::task::spawn_blocking(move || {
         let mut md5 = Md5::new();
+        while let Some(chunk) = hash_rx.blocking_recv() {
+            md5.update(&chunk);
+        }
+        hex::encode(md5.finalize())
+    });
+    let writer = tokio::task::spawn_blocking(move || {
         let result = (|| -> io::Result<()> {
+            let mut written: u64 = 0;
+            let mut flushed: u64 = 0;
             let mut out = io::BufWriter::with_capacity(1 << 20, temp.file());
-            while let Some(chunk) = rx.blocking_recv() {
-                md5.update(&chunk);
+            while let Some(chunk) = write_rx.blocking_recv() {
                 out.write_all(&chunk)?;
+                written += chunk.len() as u64;
+                if written - flushed >= WRITEBACK_STEP {
+                    out.flush()?;
+                    crate::keep::volume::start_writeback(out.get_ref(), flushed, written - flushed);
+                    flushed = written;
+                }
             }
             out.flush()
         })();
-        (result, hex::encode(md5.finalize()), temp)
+        (result, temp)
     });
     let mut body = req.into_body().into_data_stream();
     let mut received: u64 = 0;
@@ -264,7 +282,10 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         match chunk {
             Ok(chunk) => {
                 received += chunk.len() as u64;
-                if received > length || tx.send(chunk).await.is_err() {
+                if received > length
+                    || hash_tx.send(chunk.clone()).await.is_err()
+                    || write_tx.send(chunk).await.is_err()
+                {
                     break;
                 }
             }
@@ -274,8 +295,13 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
             }
         }
     }
-    drop(tx);
-    let (written, digest, temp) = match writer.await {
+    drop(hash_tx);
+    drop(write_tx);
+    let digest = match hasher.await {
+        Ok(d) => d,
+        Err(e) => return internal("hashing the block", e),
+    };
+    let (written, temp) = match writer.await {
         Ok(r) => r,
         Err(e) => return internal("writing the block", e),
     };

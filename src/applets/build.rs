@@ -272,7 +272,7 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     argv.extend(engine_args);
     argv.extend(plan.build_args);
     argv.push(dir.context().into());
-    engine.stream(&argv, quiet, &envs, None)?;
+    image::run_build(&engine, &argv, quiet, &envs, &|| None)?;
     dir.remove()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{ChildStdin, ExitCode};
+use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
@@ -75,15 +75,15 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     }
     argv.extend(engine_args);
     argv.push("-".into());
-    let feed: Box<dyn FnOnce(ChildStdin) -> std::io::Result<()> + Send> = Box::new(move |stdin| {
-        let mut out = write_tar(
-            std::io::BufWriter::with_capacity(1 << 20, stdin),
-            &text,
-            &files,
-        )?;
-        out.flush()
-    });
-    engine.stream(&argv, quiet, &envs, Some(feed))?;
+    let feed = || -> Option<image::Feed> {
+        let text = text.clone();
+        let files = files.clone();
+        Some(Box::new(move |stdin| {
+            let buffered = std::io::BufWriter::with_capacity(1 << 20, stdin);
+            write_tar(buffered, &text, &files)?.flush()
+        }))
+    };
+    image::run_build(&engine, &argv, quiet, &envs, &feed)?;
     Ok(ExitCode::SUCCESS)
 }
 

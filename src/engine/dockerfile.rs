@@ -218,11 +218,15 @@ impl Dockerfile {
 }
 
 /// The line that adds the calling user to an image: `useradd` where the image has it, else
-/// busybox's `adduser`.
+/// busybox's `adduser`, else (a busybox without it) plain lines in `/etc/passwd` and
+/// `/etc/group`.
 pub fn user_line(uid: u32, name: &str) -> String {
     format!(
-        "RUN id {name} 2>/dev/null || if command -v useradd >/dev/null 2>&1; \
-         then useradd -u {uid} -U {name}; else adduser -D -u {uid} {name}; fi"
+        "RUN id {name} 2>/dev/null || \
+         if command -v useradd >/dev/null 2>&1; then useradd -u {uid} -U {name}; \
+         elif command -v adduser >/dev/null 2>&1; then adduser -D -u {uid} {name}; \
+         else echo '{name}:x:{uid}:{uid}::/home/{name}:/bin/sh' >> /etc/passwd \
+         && echo '{name}:x:{uid}:' >> /etc/group; fi"
     )
 }
 
@@ -445,5 +449,6 @@ mod tests {
         assert!(line.starts_with("RUN id alice 2>/dev/null || "));
         assert!(line.contains("useradd -u 1000 -U alice"));
         assert!(line.contains("adduser -D -u 1000 alice"));
+        assert!(line.contains("alice:x:1000:1000::/home/alice:/bin/sh"));
     }
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 use std::ffi::OsString;
+use std::process::ChildStdin;
 
 use super::detect::{Engine, EngineKind};
 use super::exec::EngineError;
@@ -84,6 +85,39 @@ pub fn builder_env(engine: &Engine) -> (Vec<(OsString, OsString)>, bool) {
     match std::env::var_os("DOCKER_BUILDKIT") {
         Some(v) if v != "0" => (vec![("DOCKER_BUILDKIT".into(), "0".into())], false),
         _ => (Vec::new(), false),
+    }
+}
+
+/// Feeds a build's context to the engine's stdin (for `build -`).
+pub type Feed = Box<dyn FnOnce(ChildStdin) -> std::io::Result<()> + Send>;
+
+/// How often a build is tried when podman trips over its own storage.
+const BUILD_TRIES: usize = 3;
+
+/// Runs `ENGINE build ARGV` (see [`Engine::stream`]); `feed` makes the stdin feeder anew for
+/// each try. podman 4.3 fails a build whose layer-cache lookup meets an image being removed
+/// at the same moment ("getting top layer info: layer not known"); such a build is tried
+/// again, since nothing about it was wrong.
+pub fn run_build(
+    engine: &Engine,
+    argv: &[OsString],
+    quiet: bool,
+    envs: &[(OsString, OsString)],
+    feed: &dyn Fn() -> Option<Feed>,
+) -> Result<(), EngineError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match engine.stream(argv, quiet, envs, feed()) {
+            Err(EngineError::Failed { tail, .. })
+                if engine.kind == EngineKind::Podman
+                    && tail.contains("layer not known")
+                    && tries < BUILD_TRIES =>
+            {
+                eprintln!("cibox: podman lost a layer to a concurrent removal; building again");
+            }
+            other => return other,
+        }
     }
 }
 

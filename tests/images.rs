@@ -733,6 +733,19 @@ fn changed_executable_and_user_rebuild(engine: &str) {
         !stdout(&out).contains("up to date"),
         "a proxy setting rebuilds"
     );
+    let with_arg = [
+        "--skip-binfmt",
+        exe.as_str(),
+        "--build-arg",
+        "CIBOX_TEST_ARG=1",
+    ];
+    let out = build(&s, engine, &tag, &df, &with_arg);
+    ok(&out);
+    assert!(
+        !stdout(&out).contains("up to date"),
+        "a --build-arg rebuilds"
+    );
+    assert_eq!(stdout(&build(&s, engine, &tag, &df, &with_arg)), UP_TO_DATE);
     s.assert_tmp_empty();
 }
 
@@ -1116,7 +1129,8 @@ fn cc_compiles_and_returns_the_compiler_status(engine: &str) {
     }
     let s = Scratch::new();
     let src = s.path().join("src");
-    let build_dir = s.path().join("build");
+    // QEMU's usual layout: the build directory inside the source tree.
+    let build_dir = src.join("build");
     std::fs::create_dir_all(&build_dir).unwrap();
     s.file(
         "src/hello.c",

@@ -32,8 +32,8 @@ Up to date means: the image's label com.qemu.dockerfile-checksum is the SHA-1 of
 Dockerfile with blank and comment lines dropped and every `FROM qemu/NAME` replaced by \
 NAME.docker (next to the Dockerfile, then in $CIBOX_DOCKERFILES, then in the installed \
 dockerfiles/), and, when the build has other inputs (extra files, the included executable and \
-its libraries, the .pre script, the added user, proxy build args), its label org.cibox.inputs \
-matches them too. --no-cache among the engine arguments always builds.
+its libraries, the .pre script, the added user, proxy settings and --build-args), its label \
+org.cibox.inputs matches them too. --no-cache among the engine arguments always builds.
 
 A script DOCKERFILE-minus-extension.pre runs first in the build context: exit 3 skips the \
 build (prints \"Skip\"), any other failure fails it. http_proxy, https_proxy and ftp_proxy \
@@ -91,7 +91,7 @@ struct Plan {
     inputs: Inputs,
 }
 
-fn plan(args: &BuildArgs, dockerfile: &Path) -> anyhow::Result<Plan> {
+fn plan(args: &BuildArgs, dockerfile: &Path, engine_args: &[OsString]) -> anyhow::Result<Plan> {
     let mut inputs = Inputs::default();
     let mut files = Vec::new();
     let mut extra_labels = Vec::new();
@@ -145,6 +145,20 @@ fn plan(args: &BuildArgs, dockerfile: &Path) -> anyhow::Result<Plan> {
         None
     };
 
+    // Build args given among the engine arguments change the image too.
+    let mut rest = engine_args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = rest.next() {
+        let value = match arg.strip_prefix("--build-arg=") {
+            Some(v) => Some(v.to_string()),
+            None if arg == "--build-arg" => rest.next().map(|v| v.into_owned()),
+            None => None,
+        };
+        if let Some(value) = value {
+            let (key, v) = value.split_once('=').unwrap_or((&value, ""));
+            inputs.add(format!("build-arg:{key}"), v);
+        }
+    }
+
     let mut proxies: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| PROXY_VARS.contains(&k.to_ascii_lowercase().as_str()))
         .collect();
@@ -187,7 +201,7 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
         return Err(usage("-t needs a non-empty image tag"));
     }
     let dockerfile = Dockerfile::load(&dockerfile_path)?;
-    let plan = plan(&args, &dockerfile_path)?;
+    let plan = plan(&args, &dockerfile_path, &engine_args)?;
     let inputs_label = plan.inputs.label();
     let engine = args.common.engine(&invocation)?;
     let quiet = args.common.quiet;

@@ -391,10 +391,11 @@ fn reference_script() -> Option<PathBuf> {
 /// same moment ("layer not known"; cibox's own builds do the same).
 fn retrying_podman_race(mut command: impl FnMut() -> Output) -> Output {
     let mut out = command();
-    for _ in 0..2 {
+    for pause in [200, 400, 800, 1600, 3200] {
         if out.status.success() || !stderr(&out).contains("layer not known") {
             break;
         }
+        std::thread::sleep(Duration::from_millis(pause));
         out = command();
     }
     out

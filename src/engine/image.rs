@@ -92,12 +92,13 @@ pub fn builder_env(engine: &Engine) -> (Vec<(OsString, OsString)>, bool) {
 pub type Feed = Box<dyn FnOnce(ChildStdin) -> std::io::Result<()> + Send>;
 
 /// How often a build is tried when podman trips over its own storage.
-const BUILD_TRIES: usize = 3;
+const BUILD_TRIES: u32 = 6;
 
 /// Runs `ENGINE build ARGV` (see [`Engine::stream`]); `feed` makes the stdin feeder anew for
 /// each try. podman 4.3 fails a build whose layer-cache lookup meets an image being removed
 /// at the same moment ("getting top layer info: layer not known"); such a build is tried
-/// again, since nothing about it was wrong.
+/// again after a pause that doubles each time (0.2 s to 3.2 s), since nothing about it was
+/// wrong.
 pub fn run_build(
     engine: &Engine,
     argv: &[OsString],
@@ -115,6 +116,7 @@ pub fn run_build(
                     && tries < BUILD_TRIES =>
             {
                 eprintln!("cibox: podman lost a layer to a concurrent removal; building again");
+                std::thread::sleep(std::time::Duration::from_millis(100 << tries));
             }
             other => return other,
         }

@@ -1,1 +1,99 @@
-//! `update`: not yet written (image lifecycle issue).
+//! `update`: add a layer to an existing image: an executable with its libraries, the user.
+//!
+//! `cibox update TAG [--executable BIN] [-u]` builds `FROM TAG` again as TAG, from a build
+//! context written as a tar straight into `ENGINE build -t TAG -` (no temporary copy, however
+//! big BIN is): the Dockerfile, BIN at its binfmt_misc interpreter path and every library it
+//! needs, and the line adding the current user. QEMU uses it for its toolchain images
+//! (`update --quiet qemu/NAME --add-current-user`) and for linux-user test images
+//! (`update IMAGE --executable QEMU_BINARY`).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::applet::{Applet, Invocation};
+use crate::engine::binfmt::{self, Placement};
+use crate::engine::context::write_tar;
+use crate::engine::dockerfile;
+use crate::engine::{image, EngineArgs, EngineKind};
+
+/// Add an executable (with its libraries) or the current user to an existing image
+#[derive(Debug, Parser)]
+#[command(after_help = "\
+Any option not listed here is passed to `ENGINE build`.
+
+Exit status:
+  0  updated
+  1  the build failed, no binfmt_misc entry for the executable, or no working engine
+  2  usage error")]
+struct UpdateArgs {
+    #[command(flatten)]
+    common: EngineArgs,
+    /// Image to update
+    tag: String,
+    /// Executable to copy in, at its binfmt_misc interpreter path, with its libraries
+    #[arg(long, value_name = "BIN")]
+    executable: Option<PathBuf>,
+    /// Don't look BIN up in binfmt_misc: copy it at its own path
+    #[arg(long)]
+    skip_binfmt: bool,
+    /// Add the current user (uid and name) to the image's passwd
+    #[arg(short = 'u', long)]
+    add_current_user: bool,
+}
+
+fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, engine_args) = invocation.parse::<UpdateArgs>()?;
+    let quiet = args.common.quiet;
+    let mut text = format!("FROM {}\n", args.tag);
+    let mut files = Vec::new();
+    if let Some(exe) = &args.executable {
+        let placement = if args.skip_binfmt {
+            Placement::At(binfmt::own_path(exe)?)
+        } else {
+            binfmt::placement(exe, quiet)?
+        };
+        files = binfmt::files_for(exe, &placement)?;
+        text.push_str("ADD . /\n");
+    }
+    if args.add_current_user {
+        let (uid, name) = dockerfile::current_user()?;
+        text.push('\n');
+        text.push_str(&dockerfile::user_line(uid, &name));
+        text.push('\n');
+    }
+    let engine = args.common.engine(&invocation)?;
+    let mut argv: Vec<OsString> = vec!["build".into(), "-t".into(), args.tag.clone().into()];
+    let (envs, _) = image::builder_env(&engine);
+    if engine.kind == EngineKind::Podman && image::is_short_name(&args.tag) {
+        // The image being updated is local: never resolve its short name remotely (that
+        // needs a TTY, and finds some other image at best).
+        argv.push("--pull=never".into());
+    }
+    argv.extend(engine_args);
+    argv.push("-".into());
+    let feed = || -> Option<image::Feed> {
+        let text = text.clone();
+        let files = files.clone();
+        Some(Box::new(move |stdin| {
+            let buffered = std::io::BufWriter::with_capacity(1 << 20, stdin);
+            write_tar(buffered, &text, &files)?.flush()
+        }))
+    };
+    image::run_build(&engine, &argv, quiet, &envs, &feed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "update",
+        about: "Add an executable with its libraries, or the current user, to an image",
+        aliases: &[],
+        command: UpdateArgs::command,
+        run,
+        passthrough: true,
+    }
+}

@@ -10,6 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStdin, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::detect::Engine;
 
@@ -63,6 +64,23 @@ pub fn tail(stderr: &str) -> String {
     } else {
         joined
     }
+}
+
+/// The pid of the child running in the foreground (a streamed engine call, a build's `.pre`
+/// script), 0 when there is none: what a signal handler stops before cleaning up.
+static FOREGROUND: AtomicU32 = AtomicU32::new(0);
+
+/// The child running in the foreground, if any (see [`set_foreground`]).
+pub fn foreground_child() -> Option<u32> {
+    match FOREGROUND.load(Ordering::SeqCst) {
+        0 => None,
+        pid => Some(pid),
+    }
+}
+
+/// Records the foreground child (`Some(pid)` after spawning it, `None` once it was waited for).
+pub fn set_foreground(pid: Option<u32>) {
+    FOREGROUND.store(pid.unwrap_or(0), Ordering::SeqCst);
 }
 
 /// The exit status as a shell would report it: the code, or 128 + the signal.
@@ -183,6 +201,7 @@ impl Engine {
             source,
         };
         let mut child = command.spawn().map_err(spawn_error)?;
+        set_foreground(Some(child.id()));
         let feeder = match (feed, child.stdin.take()) {
             (Some(feed), Some(stdin)) => Some(std::thread::spawn(move || feed(stdin))),
             _ => None,
@@ -206,7 +225,9 @@ impl Engine {
                 line.clear();
             }
         }
-        let status = child.wait().map_err(spawn_error)?;
+        let status = child.wait();
+        set_foreground(None);
+        let status = status.map_err(spawn_error)?;
         let fed = feeder.map(|f| f.join());
         if !status.success() {
             return Err(self.failure(args, status, &kept));

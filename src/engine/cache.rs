@@ -3,8 +3,8 @@
 //!
 //! A successful detection is remembered for a short while (10 minutes, or
 //! `$CIBOX_ENGINE_CACHE_SECONDS`; 0 turns the cache off) in a file under
-//! `$XDG_RUNTIME_DIR/cibox/`, else `$TMPDIR/cibox-<uid>/`, a directory only the user can
-//! write. The file name is a digest of everything that decides the answer: the engine
+//! `$XDG_RUNTIME_DIR/cibox/`, else `$XDG_CACHE_HOME/cibox/` or `~/.cache/cibox/`, else
+//! `$TMPDIR/cibox-<uid>/`: a directory only the user can write. The file name is a digest of everything that decides the answer: the engine
 //! choice, the user, `PATH`, the engine environment variables, and which file each candidate
 //! program resolves to (path, inode, size, modification time). Installing, removing or
 //! upgrading an engine, or pointing `DOCKER_HOST` elsewhere, therefore misses the cache.
@@ -66,11 +66,27 @@ fn now() -> u64 {
 /// The cache directory, created if needed; `None` when there is no safe one.
 fn directory() -> Option<PathBuf> {
     let uid = nix::unistd::geteuid().as_raw();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(runtime) => PathBuf::from(runtime).join("cibox"),
-        None => std::env::temp_dir().join(format!("cibox-{uid}")),
+    let env_dir = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
     };
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+    // The runtime directory must exist already; a cache directory is made if need be.
+    let dir = env_dir("XDG_RUNTIME_DIR")
+        .filter(|runtime| runtime.is_dir())
+        .or_else(|| env_dir("XDG_CACHE_HOME"))
+        .or_else(|| {
+            env_dir("HOME")
+                .filter(|home| home.is_dir())
+                .map(|home| home.join(".cache"))
+        })
+        .map(|parent| parent.join("cibox"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("cibox-{uid}")));
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+    {
         if e.kind() != std::io::ErrorKind::AlreadyExists {
             return None;
         }

@@ -312,7 +312,11 @@ fn up_to_date_decision_costs_one_engine_call(engine: &str) {
     let calls = std::fs::read_to_string(&log).unwrap();
     let calls: Vec<&str> = calls.lines().collect();
     // One detection, remembered for the second call, and one inspect per decision.
-    assert_eq!(calls.len(), 3, "detection once, then one inspect each: {calls:?}");
+    assert_eq!(
+        calls.len(),
+        3,
+        "detection once, then one inspect each: {calls:?}"
+    );
     assert!(calls[0].starts_with("version"), "{calls:?}");
     assert!(calls[1].starts_with("inspect") && calls[2].starts_with("inspect"));
 }

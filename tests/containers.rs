@@ -135,16 +135,10 @@ fn stop_with(engine: &str, signal: nix::sys::signal::Signal) {
     let label = unique("signal");
     let _guard = LabelGuard::new(engine, &label);
     let mut child = start_sleeper(engine, &label, false);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    send_signal(&child, signal);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + signal as i32));
-    assert!(
-        wait_until(Duration::from_secs(10), || containers_with_label(
-            engine, &label
-        )
-        .is_empty()),
-        "a labelled container is still there 10 s after {signal}"
-    );
+    assert_containers_gone(engine, &label, signal.as_str());
 }
 
 fn sigterm_removes_the_container(engine: &str) {
@@ -166,24 +160,14 @@ fn sigkill_of_cibox_still_removes_the_container(engine: &str) {
     let mut child = start_sleeper(engine, &label, false);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || containers_with_label(
-            engine, &label
-        )
-        .is_empty()),
-        "a labelled container is still there 10 s after cibox was SIGKILLed"
-    );
+    assert_containers_gone(engine, &label, "cibox was SIGKILLed");
 }
 
 fn keep_leaves_the_container_running(engine: &str) {
     let label = unique("keep");
     let _guard = LabelGuard::new(engine, &label);
     let mut child = start_sleeper(engine, &label, true);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    send_signal(&child, nix::sys::signal::Signal::SIGTERM);
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let ids = containers_with_label(engine, &label);

@@ -15,11 +15,7 @@ fn clean_removes_every_labelled_container(engine: &str) {
     let _guard = LabelGuard::new(engine, &label);
     // A container `run --keep` left running when cibox was stopped...
     let mut child = start_sleeper(engine, &label, true);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    send_signal(&child, nix::sys::signal::Signal::SIGTERM);
     child.wait().unwrap();
     // ... and an exited one, both labelled.
     let out = output(engine_cmd(engine).args([

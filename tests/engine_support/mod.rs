@@ -137,6 +137,23 @@ pub fn start_sleeper(engine: &str, label: &str, keep: bool) -> Child {
     child
 }
 
+/// Sends `signal` to a child process (cibox under test).
+pub fn send_signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+        .expect("signal the child");
+}
+
+/// Asserts that no container labelled `cibox.test=<label>` is left within 10 s of `event`.
+pub fn assert_containers_gone(engine: &str, label: &str, event: &str) {
+    assert!(
+        wait_until(Duration::from_secs(10), || containers_with_label(
+            engine, label
+        )
+        .is_empty()),
+        "a labelled container is still there 10 s after {event}"
+    );
+}
+
 /// Removes the test's containers whatever happens to the test (a guard).
 pub struct LabelGuard {
     pub engine: String,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::keep::digest::{md5_hex, BlockHasher};
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -22,7 +23,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use md5::{Digest, Md5};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::locator::{is_hash, Locator, EMPTY_BLOCK_HASH};
@@ -251,27 +251,27 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
     let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(8);
     let (write_tx, mut write_rx) = mpsc::channel::<Bytes>(8);
     let hasher = tokio::task::spawn_blocking(move || {
-        let mut md5 = Md5::new();
+        let mut md5 = BlockHasher::new();
         while let Some(chunk) = hash_rx.blocking_recv() {
             md5.update(&chunk);
         }
-        hex::encode(md5.finalize())
+        md5.finish_hex()
     });
     let writer = tokio::task::spawn_blocking(move || {
         let result = (|| -> io::Result<()> {
             let mut written: u64 = 0;
             let mut flushed: u64 = 0;
-            let mut out = io::BufWriter::with_capacity(1 << 20, temp.file());
+            // The body arrives in chunks of hundreds of KiB: written as they are, no copy.
+            let out = temp.file();
             while let Some(chunk) = write_rx.blocking_recv() {
                 out.write_all(&chunk)?;
                 written += chunk.len() as u64;
                 if written - flushed >= WRITEBACK_STEP {
-                    out.flush()?;
-                    crate::keep::volume::start_writeback(out.get_ref(), flushed, written - flushed);
+                    crate::keep::volume::start_writeback(out, flushed, written - flushed);
                     flushed = written;
                 }
             }
-            out.flush()
+            Ok(())
         })();
         (result, temp)
     });
@@ -425,7 +425,7 @@ async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> R
             let read = tokio::task::spawn_blocking(move || -> io::Result<Option<Vec<u8>>> {
                 let mut data = Vec::with_capacity(len as usize);
                 file.read_to_end(&mut data)?;
-                Ok((hex::encode(Md5::digest(&data)) == hash2).then_some(data))
+                Ok((md5_hex(&data) == hash2).then_some(data))
             })
             .await;
             match read.map_err(blocking_err).and_then(|r| r) {
@@ -467,7 +467,7 @@ fn stream_block(
     root: &Path,
     tx: &mpsc::Sender<io::Result<Bytes>>,
 ) {
-    let mut md5 = Md5::new();
+    let mut md5 = BlockHasher::new();
     let mut remaining = len;
     let mut pending: Option<Bytes> = None;
     while remaining > 0 {
@@ -492,7 +492,7 @@ fn stream_block(
             }
         }
     }
-    if hex::encode(md5.finalize()) != hash {
+    if md5.finish_hex() != hash {
         tracing::error!(
             "{hash}: stored copy on {} fails its hash; response cut short",
             root.display()

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use md5::{Digest, Md5};
+use crate::keep::digest::BlockHasher;
 
 use super::locator::is_hash;
 
@@ -138,7 +138,7 @@ fn unix_nanos(t: SystemTime) -> i128 {
 /// MD5 of a whole file, lowercase hex.
 pub fn md5_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
-    let mut md5 = Md5::new();
+    let mut md5 = BlockHasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
@@ -147,7 +147,7 @@ pub fn md5_file(path: &Path) -> io::Result<String> {
         }
         md5.update(&buf[..n]);
     }
-    Ok(hex::encode(md5.finalize()))
+    Ok(md5.finish_hex())
 }
 
 fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {

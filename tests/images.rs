@@ -318,7 +318,7 @@ fn up_to_date_decision_costs_one_engine_call(engine: &str) {
         "detection once, then one inspect each: {calls:?}"
     );
     assert!(calls[0].starts_with("version"), "{calls:?}");
-    assert!(calls[1].starts_with("inspect") && calls[2].starts_with("inspect"));
+    assert!(calls[1].starts_with("image inspect") && calls[2].starts_with("image inspect"));
 }
 
 fn from_qemu_inlining_rebuilds_when_the_base_file_changes(engine: &str) {

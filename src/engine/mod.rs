@@ -1,11 +1,12 @@
 //! The shared container-engine layer: which engine to use ([`detect`]), how to call it and
 //! report its failures ([`exec`]), the containers a call starts ([`instances`]), and the image
-//! lifecycle: Dockerfiles and their inputs ([`dockerfile`]), executables put into images
+//! lifecycle: one image's build ([`build`]), Dockerfiles and their inputs ([`dockerfile`]), executables put into images
 //! ([`binfmt`]), build contexts ([`context`]) and questions about one image ([`image`]);
 //! [`cache`] remembers a detection for the next calls of a build.
 //! Every container applet goes through it; none calls an engine on its own.
 
 pub mod binfmt;
+pub mod build;
 pub mod cache;
 pub mod context;
 pub mod detect;

@@ -762,16 +762,22 @@ fn changed_executable_and_user_rebuild(engine: &str) {
     s.assert_tmp_empty();
 }
 
+/// The test registry (`host:port`), or `None` to skip; required with the engines.
+fn test_registry() -> Option<String> {
+    let registry = std::env::var("CIBOX_TEST_REGISTRY").ok();
+    assert!(
+        registry.is_some() || std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
+        "no CIBOX_TEST_REGISTRY"
+    );
+    registry
+}
+
 fn push(engine: &str, image: &str) {
     engine_ok(engine, &["push", image]);
 }
 
 fn registry_bases_and_cache(engine: &str) {
-    let Ok(registry) = std::env::var("CIBOX_TEST_REGISTRY") else {
-        assert!(
-            std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
-            "no CIBOX_TEST_REGISTRY"
-        );
+    let Some(registry) = test_registry() else {
         return;
     };
     let s = Scratch::new();
@@ -1011,11 +1017,7 @@ fn check_age_in_three_time_zones(engine: &str) {
 }
 
 fn fetch_from_the_local_registry(engine: &str) {
-    let Ok(registry) = std::env::var("CIBOX_TEST_REGISTRY") else {
-        assert!(
-            std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
-            "no CIBOX_TEST_REGISTRY"
-        );
+    let Some(registry) = test_registry() else {
         return;
     };
     let s = Scratch::new();

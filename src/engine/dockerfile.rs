@@ -279,24 +279,24 @@ impl Inputs {
     }
 }
 
-/// SHA-256 hex of a file's content, read in pieces.
-pub fn file_sha256(path: &Path) -> anyhow::Result<String> {
+/// Hex digest `D` of a file's content, read in pieces.
+fn file_digest<D: Digest + std::io::Write>(path: &Path) -> anyhow::Result<String> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
+    let mut hasher = D::new();
     std::io::copy(&mut file, &mut hasher)
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// SHA-256 hex of a file's content.
+pub fn file_sha256(path: &Path) -> anyhow::Result<String> {
+    file_digest::<Sha256>(path)
+}
+
 /// SHA-1 hex of a file's content (the original's `com.qemu.<file>-checksum` labels).
 pub fn file_sha1(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha1::new();
-    std::io::copy(&mut file, &mut hasher)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex::encode(hasher.finalize()))
+    file_digest::<Sha1>(path)
 }
 
 /// Whether an image's labels say it was built from this Dockerfile with these inputs. The

@@ -32,11 +32,7 @@ pub fn block(seed: u64, len: usize) -> Vec<u8> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    cibox::process::free_loopback_port().expect("a free loopback port")
 }
 
 /// Whether /proc shows `pid` as a live (non-zombie) process.

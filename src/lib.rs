@@ -7,8 +7,8 @@
 pub mod applet;
 pub mod applets;
 pub mod args;
+pub mod arvados;
 pub mod engine;
-pub mod keep;
 pub mod multicall;
 pub mod process;
 pub mod serve;

@@ -243,7 +243,7 @@ fn enforced_permissions_with_a_generated_key() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let expired = cibox::keep::signature::sign_locator(
+    let expired = cibox::arvados::signature::sign_locator(
         &format!("{hash}+{}", data.len()),
         key.as_bytes(),
         "tok",
@@ -279,12 +279,12 @@ fn given_signing_key_and_extra_flags() {
     let hash = md5_hex(b"x");
     let (status, signed) = put(&format!("{url}/{hash}"), Some("t"), b"x");
     assert_eq!(status, 200);
-    let loc = cibox::keep::locator::Locator::parse(signed.trim()).unwrap();
+    let loc = cibox::arvados::locator::Locator::parse(signed.trim()).unwrap();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    cibox::keep::signature::verify(&loc, b"my-key", "t", 1_209_600, now).unwrap();
+    cibox::arvados::signature::verify(&loc, b"my-key", "t", 1_209_600, now).unwrap();
     // Not enforcing: unsigned GETs are served.
     assert_eq!(get(&format!("{url}/{hash}"), None).0, 200);
     // The extra flag reached the server: DELETE is no longer 405 (401 without a token).

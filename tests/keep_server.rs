@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use cibox::keep::signature;
+use cibox::arvados::signature;
 use keep_support::*;
 
 const FOO: &str = "acbd18db4cc2f85cedef654fccc4a4d8";
@@ -242,7 +242,7 @@ fn protocol_vectors_verify_end_to_end() {
     let (status, answer) = put(&ks.url(&format!("/{FOO}")), Some(VECTOR_TOKEN), b"foo");
     assert_eq!(status, 200);
     // New signatures are v2 with the default TTL.
-    let signed = cibox::keep::locator::Locator::parse(answer.trim()).unwrap();
+    let signed = cibox::arvados::locator::Locator::parse(answer.trim()).unwrap();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()

@@ -2,7 +2,7 @@
 //! It owns only the command line: Go-style flags (`-volume=DIR`, `-volume DIR`, `--volume=DIR`,
 //! `-enforce-permissions`, `-enforce-permissions=false`) are normalised for clap, the
 //! per-volume modifiers `-readonly` and `-serialize` are resolved, key and token files are
-//! read, and [`crate::keep::server::run`] does the rest.
+//! read, and [`crate::arvados::keepstore::run`] does the rest.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -13,9 +13,9 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::keep::server::{self, Config, VolumeConfig};
-use crate::keep::signature::DEFAULT_TTL;
-use crate::keep::volume::DEFAULT_MIN_FREE;
+use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
+use crate::arvados::signature::DEFAULT_TTL;
+use crate::arvados::volume::DEFAULT_MIN_FREE;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,7 +1,7 @@
 //! `start_keep`: starts Keep block storage servers for a test run, like the seed's
 //! `run_test_server.py start_keep`. It owns the command line and the output formats (service
 //! URLs, `export` lines, JSON); starting, waiting and cleaning up are in
-//! [`crate::keep::launcher`].
+//! [`crate::arvados::launcher`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::keep::launcher::{self, StartOptions, Started};
+use crate::arvados::launcher::{self, StartOptions, Started};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,6 +1,6 @@
 //! `stop_keep`: stops the Keep servers `start_keep` started in a run directory, like the
 //! seed's `run_test_server.py stop_keep`, and removes their volumes and state files. It owns
-//! the command line; the work is [`crate::keep::launcher::stop`].
+//! the command line; the work is [`crate::arvados::launcher::stop`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::keep::launcher;
+use crate::arvados::launcher;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::keep::digest::BlockHasher;
+use crate::arvados::digest::BlockHasher;
 
 use super::locator::is_hash;
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::keep::digest::{md5_hex, BlockHasher};
+use crate::arvados::digest::{md5_hex, BlockHasher};
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -267,7 +267,7 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
                 out.write_all(&chunk)?;
                 written += chunk.len() as u64;
                 if written - flushed >= WRITEBACK_STEP {
-                    crate::keep::volume::start_writeback(out, flushed, written - flushed);
+                    crate::arvados::volume::start_writeback(out, flushed, written - flushed);
                     flushed = written;
                 }
             }

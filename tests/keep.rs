@@ -466,3 +466,235 @@ fn usage_errors_exit_2() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit status"));
 }
+
+/// Runs `stop_keep --run-dir DIR` (TMPDIR as the run's), its stderr captured.
+fn stop_in(run: &Run, dir: &Path) -> Output {
+    Command::new(CIBOX)
+        .args(["stop_keep", "--run-dir"])
+        .arg(dir)
+        .env("TMPDIR", run.tmpdir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn stop_keep_never_signals_a_process_that_does_not_hold_the_pid_file() {
+    let run = Run::new();
+    let dir = run.run_dir();
+    std::fs::create_dir(&dir).unwrap();
+    // A plain process started before the pid file was written, which never locked it.
+    let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    std::fs::write(dir.join("keep0.pid"), format!("{}\n", sleeper.id())).unwrap();
+    // PID 1 and garbage next to it.
+    std::fs::write(dir.join("keep1.pid"), "1\n").unwrap();
+    let out = stop_in(&run, &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "stop_keep signalled a process it never started: {err}"
+    );
+    assert!(err.contains("not signalled"), "{err}");
+    assert!(run.state_files().is_empty(), "{:?}", run.state_files());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[test]
+fn stop_keep_never_signals_itself_or_its_parent() {
+    let run = Run::new();
+    let dir = run.run_dir();
+    std::fs::create_dir(&dir).unwrap();
+    // The pid file names stop_keep itself (exec keeps the shell's pid), then its parent.
+    for script in [
+        "echo $$ >\"$1/keep0.pid\"; exec \"$2\" stop_keep --run-dir \"$1\"",
+        "echo $$ >\"$1/keep0.pid\"; \"$2\" stop_keep --run-dir \"$1\"; echo parent-survived",
+    ] {
+        let out = Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(&dir)
+            .arg(CIBOX)
+            .env("TMPDIR", run.tmpdir())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{:?} {err}", out.status);
+        if script.contains("parent-survived") {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "parent-survived\n");
+        }
+    }
+}
+
+#[test]
+fn a_run_dir_others_may_write_or_own_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let run = Run::new();
+    let dir = run.run_dir();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+    std::fs::write(dir.join("keep0.pid"), format!("{}\n", sleeper.id())).unwrap();
+    for args in [
+        &["stop_keep"][..],
+        &["start_keep", "--num-keep-servers", "1"][..],
+    ] {
+        let out = run.cibox(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains(dir.to_str().unwrap()), "{err}");
+        assert!(last.contains("writable"), "{err}");
+    }
+    assert!(sleeper.try_wait().unwrap().is_none());
+    assert!(
+        dir.join("keep0.pid").exists(),
+        "a refused run dir is left alone"
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Owned by someone else (only root can set that up).
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        let out = run.stop();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.lines().last().unwrap_or_default().contains("owned by"),
+            "{err}"
+        );
+        std::os::unix::fs::chown(&dir, Some(0), Some(0)).unwrap();
+    }
+    assert!(sleeper.try_wait().unwrap().is_none());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    std::fs::remove_file(dir.join("keep0.pid")).unwrap();
+}
+
+#[test]
+fn run_dir_that_is_a_file_is_one_clear_line() {
+    let run = Run::new();
+    std::fs::write(run.run_dir(), "not a dir").unwrap();
+    let out = run.cibox(&["start_keep", "--num-keep-servers", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(run.run_dir().to_str().unwrap()), "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+    assert_eq!(std::fs::read_to_string(run.run_dir()).unwrap(), "not a dir");
+}
+
+/// Names in `dir` starting with `prefix`.
+fn names_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Keepstores (cibox processes whose command line names `dir`) still running.
+fn keepstores_using(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_str().unwrap().as_bytes().to_vec();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.windows(needle.len()).any(|w| w == needle.as_slice())
+                    && c.windows(9).any(|w| w == b"keepstore")
+            }) && alive(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_signal_during_start_keep_leaves_nothing_and_a_kill_is_cleaned_by_stop_keep() {
+    let run = Run::new();
+    let dir = run.run_dir();
+    for (i, delay_ms) in [0u64, 1, 2, 4, 8, 15, 30, 60].into_iter().enumerate() {
+        let signal = [libc::SIGINT, libc::SIGTERM, libc::SIGKILL][i % 3];
+        let mut child = Command::new(CIBOX)
+            .args(["start_keep", "--num-keep-servers", "3", "--run-dir"])
+            .arg(&dir)
+            .env("TMPDIR", run.tmpdir())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        if signal != libc::SIGKILL && status.code() != Some(0) {
+            // Interrupted: it cleaned up after itself (or died before it had begun).
+            assert!(
+                names_starting(&dir, ".").is_empty() && names_starting(&dir, "keep").is_empty(),
+                "after signal {signal} at {delay_ms} ms ({status}): {:?}",
+                run.state_files()
+            );
+            assert!(names_starting(run.tmpdir(), "keep").is_empty());
+            assert!(keepstores_using(&dir).is_empty());
+        }
+        // Whatever is left, stop_keep removes it all.
+        let out = run.stop();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pids = keepstores_using(&dir);
+        // A server started by a killed start_keep may hold no pid file yet: never signalled
+        // by stop_keep, but it has no volume left and is gone here only if it never came up.
+        for pid in pids {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        assert!(
+            names_starting(&dir, ".").is_empty(),
+            "{:?}",
+            names_starting(&dir, ".")
+        );
+        assert!(run.state_files().is_empty(), "{:?}", run.state_files());
+        assert!(
+            names_starting(run.tmpdir(), "keep").is_empty(),
+            "volumes left after signal {signal} at {delay_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn two_start_keeps_in_one_run_dir_do_not_interleave() {
+    let run = Run::new();
+    let dir = run.run_dir();
+    let spawn = || {
+        Command::new(CIBOX)
+            .args(["start_keep", "--num-keep-servers", "2", "--run-dir"])
+            .arg(&dir)
+            .env("TMPDIR", run.tmpdir())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(a.status.success() && b.status.success());
+        // The later one stopped the earlier one's servers: exactly two run, both recorded.
+        std::thread::sleep(Duration::from_millis(50));
+        let running = keepstores_using(&dir);
+        assert_eq!(running.len(), 2, "{running:?}");
+        assert_eq!(names_starting(run.tmpdir(), "keep").len(), 2);
+        let out = run.stop();
+        assert!(out.status.success());
+        assert!(keepstores_using(&dir).is_empty());
+        assert!(names_starting(run.tmpdir(), "keep").is_empty());
+        assert!(run.state_files().is_empty(), "{:?}", run.state_files());
+    }
+}

@@ -6,6 +6,7 @@ mod keep_support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use cibox::arvados::signature;
@@ -775,4 +776,36 @@ fn startup_errors_are_one_line_with_status_1_and_usage_errors_2() {
         err.contains(&format!("running process {}", ks.pid())),
         "{err}"
     );
+}
+
+#[test]
+fn two_keepstores_on_one_pid_file_never_both_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("k.pid");
+    for round in 0..20 {
+        let vol = tmp.path().join(format!("v{round}"));
+        std::fs::create_dir(&vol).unwrap();
+        let spawn = || {
+            Command::new(CIBOX)
+                .arg("keepstore")
+                .arg(format!("-volume={}", vol.display()))
+                .arg(format!("-listen=127.0.0.1:{}", free_port()))
+                .arg(format!("-pid={}", pid_file.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut both = [spawn(), spawn()];
+        std::thread::sleep(Duration::from_millis(300));
+        let running: Vec<usize> = (0..2)
+            .filter(|&i| both[i].try_wait().unwrap().is_none())
+            .collect();
+        for child in &mut both {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(running.len(), 1, "round {round}: {running:?} kept running");
+    }
 }

@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
 use crate::arvados::launcher::{self, StartOptions, Started};
+use crate::process::Interrupted;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,8 +25,12 @@ keepN.pid, keepN.port, keepN.volume, keep.data_manager_token and, when signing, 
 keep.blob_signing_key.\n\n\
 The servers are `cibox keepstore` unless --keepstore names another program (a path, or a name \
 looked up in PATH); a keepstore found in PATH is not used unless asked for.\n\n\
+The run directory is created mode 0700 if missing; one owned by another user or writable by \
+others is refused. A start or stop in the same run directory waits for this one to finish. \
+SIGINT, SIGTERM or SIGHUP during the start stop every server it started and remove its files.\n\n\
 Exit status:\n  0  every server accepts connections\n  1  a server failed to start (all \
-started ones are stopped again)\n  2  usage error"
+started ones are stopped again), or the run directory is refused\n  2  usage error\n  \
+128+N  interrupted by signal N (everything it started is stopped and removed)"
 )]
 struct StartKeepArgs {
     /// How many servers to start
@@ -96,7 +101,16 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         keepstore: args.keepstore,
         extra_args: args.keepstore_flags,
     };
-    let started = launcher::start(&opts)?;
+    let started = match launcher::start(&opts) {
+        Ok(started) => started,
+        Err(e) => match e.downcast_ref::<Interrupted>() {
+            Some(interrupted) => {
+                eprintln!("cibox start_keep: {interrupted}");
+                return Ok(ExitCode::from(interrupted.exit_status()));
+            }
+            None => return Err(e),
+        },
+    };
     let out = if args.json {
         let mut value = serde_json::to_value(&started).context("describing the servers")?;
         value["keep_services"] = started.keep_services().into();

@@ -14,12 +14,15 @@ use crate::arvados::launcher;
 #[command(
     about = "Stop the Keep storage servers start_keep started",
     after_help = "Sends SIGTERM to every server recorded in the run directory at once, waits up \
-to 5 s, then SIGKILL. A pid file whose process is gone, or whose pid now belongs to a process \
-that is not the server (pid reuse: the pid file's lock and the process start time are checked), \
-is only cleaned up: no signal is sent. Then the volumes, keepN.pid/.port/.volume and the key \
-and token files are removed. Nothing running is not an error.\n\n\
+to 5 s, then SIGKILL. Only a process proven to be a server is signalled: it holds its pid file's \
+lock and has the file open, started before the file was written, names the file on its command \
+line, and is not init, stop_keep itself or its parent. Any other process a pid file names is left \
+alone (a line on standard error says so) and the file is only cleaned up. Then the volumes, \
+keepN.pid/.port/.volume, the key and token files and temporary files an interrupted start left \
+are removed. A run directory owned by another user or writable by others is refused. Nothing \
+running is not an error.\n\n\
 Exit status:\n  0  nothing left running\n  1  a server survived SIGKILL, or the run directory \
-cannot be read\n  2  usage error"
+is refused or cannot be read\n  2  usage error"
 )]
 struct StopKeepArgs {
     /// Directory start_keep used [default: $TMPDIR/cibox]

@@ -11,23 +11,36 @@
 //! | `keep.blob_signing_key` | the signing key, when one is used |
 //! | `keep.data_manager_token` | the token that may index and delete |
 //!
-//! Servers start concurrently; each one's volume and port files are written before it is
-//! spawned, so a failed or interrupted start is cleaned up by the next `stop`.
+//! The run directory must be ours and not writable by others (the default is under `/tmp`),
+//! and is locked for the whole of a start or stop, so two of them never interleave. Servers
+//! start concurrently; each one's volume file is written before its volume is created and its
+//! port file before it is spawned, so a start killed outright is cleaned up by the next `stop`.
+//! SIGINT, SIGTERM and SIGHUP during a start stop what it started and remove its files.
+//!
+//! `stop` signals only processes proven to be the servers
+//! ([`pid_file_check`](crate::process::pid_file_check)); anything else a pid file names is
+//! left alone, its state files removed.
 
 use std::ffi::OsString;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::process::{self, Daemon, DaemonSpec, Ending, WaitError};
+use crate::process::{
+    self, Daemon, DaemonSpec, Ending, IfMissing, InterruptGuard, Interrupted, Ownership, RunDir,
+    WaitError,
+};
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a start or stop waits for another one in the same run directory to finish.
+const RUN_DIR_WAIT: Duration = Duration::from_secs(60);
 /// Signing key file name in the run directory.
 pub const KEY_FILE: &str = "keep.blob_signing_key";
 /// Data manager token file name in the run directory.
@@ -138,14 +151,18 @@ fn keepstore_command(opts: &StartOptions) -> anyhow::Result<(PathBuf, Vec<OsStri
 }
 
 /// Starts `opts.servers` keepstores (stopping those of an earlier start in the same run
-/// directory first) and waits until each accepts connections. On failure every server started
-/// here is killed and its files removed.
+/// directory first) and waits until each accepts connections. On failure, or on SIGINT,
+/// SIGTERM or SIGHUP meanwhile ([`Interrupted`]), every server started here is killed and its
+/// files removed.
 pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
     anyhow::ensure!(opts.servers >= 1, "--num-keep-servers must be at least 1");
-    std::fs::create_dir_all(&opts.run_dir)
-        .with_context(|| format!("cannot create run directory {}", opts.run_dir.display()))?;
-    stop(&opts.run_dir).context("stopping servers left from an earlier start")?;
-    let run_dir = std::fs::canonicalize(&opts.run_dir)?;
+    let interrupts = InterruptGuard::install().context("catching signals")?;
+    let lock = RunDir::lock(&opts.run_dir, IfMissing::Create, RUN_DIR_WAIT)?
+        .context("the run directory vanished")?;
+    stop_locked(&lock).context("stopping servers left from an earlier start")?;
+    let run_dir = std::fs::canonicalize(lock.path())
+        .with_context(|| format!("run directory {}", lock.path().display()))?;
+    interrupts.check()?;
     let (program, lead) = keepstore_command(opts)?;
 
     let key = match &opts.blob_signing_key {
@@ -190,7 +207,10 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
         let handles: Vec<_> = (0..opts.servers)
             .map(|n| {
                 let (program, common, run_dir) = (&program, &common, &run_dir);
-                scope.spawn(move || start_one(n, program, common, &opts.extra_args, run_dir))
+                let interrupts = &interrupts;
+                scope.spawn(move || {
+                    start_one(n, program, common, &opts.extra_args, run_dir, interrupts)
+                })
             })
             .collect();
         handles
@@ -214,12 +234,17 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    if !errors.is_empty() {
+    let interrupted = interrupts.caught();
+    if !errors.is_empty() || interrupted.is_some() {
         for (daemon, server) in daemons.into_iter().zip(&servers) {
             let _ = daemon.kill();
             clean_server_files(&run_dir, server.index, Some(&server.volume));
         }
         cleanup_shared();
+        let _ = lock.sweep_temporary_files();
+        if let Some(signal) = interrupted {
+            return Err(Interrupted { signal }.into());
+        }
         bail!("{}", errors.join("; "));
     }
     for daemon in daemons {
@@ -259,13 +284,15 @@ fn start_one(
     common: &[OsString],
     extra: &[OsString],
     run_dir: &Path,
+    interrupts: &InterruptGuard,
 ) -> anyhow::Result<(Daemon, Server)> {
     let label = format!("keep{n}");
-    let volume = tempfile::Builder::new()
-        .prefix(&format!("{label}-"))
-        .tempdir()
-        .context("creating a volume directory")?
-        .keep();
+    // The volume's name is recorded before the directory is made, so a start killed between
+    // the two leaves nothing `stop` does not know about.
+    let volume = std::env::temp_dir().join(format!(
+        "{label}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
     let pid_path = file(run_dir, n, "pid");
     let fail = |e: anyhow::Error| {
         clean_server_files(run_dir, n, Some(&volume));
@@ -278,9 +305,18 @@ fn start_one(
     ) {
         return fail(e.into());
     }
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&volume) {
+        return fail(anyhow::Error::from(e).context(format!(
+            "creating the volume directory {}",
+            volume.display()
+        )));
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if let Err(e) = interrupts.check() {
+            return fail(e.into());
+        }
         let port = match process::free_loopback_port() {
             Ok(p) => p,
             Err(e) => return fail(anyhow::Error::from(e).context("finding a free port")),
@@ -303,7 +339,9 @@ fn start_one(
             Err(e) => return fail(e.into()),
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        match daemon.wait_until_accepting(addr, START_TIMEOUT) {
+        match daemon
+            .wait_until_accepting_unless(addr, START_TIMEOUT, || interrupts.caught().is_some())
+        {
             Ok(()) => {
                 // A keepstore that does not write its pid file gets one from us.
                 if matches!(process::read_pid_file(&pid_path), Ok(None)) {
@@ -344,8 +382,10 @@ pub struct StopReport {
     pub terminated: Vec<usize>,
     /// Servers that needed SIGKILL.
     pub killed: Vec<usize>,
-    /// Servers whose pid file was stale (no process, or the pid now names another process).
+    /// Servers whose pid file was stale (no process any more).
     pub stale: Vec<usize>,
+    /// Pid files naming a running process not proven to be the server: not signalled.
+    pub not_ours: Vec<usize>,
 }
 
 /// The server numbers with state files in `run_dir`.
@@ -376,22 +416,36 @@ fn server_numbers(run_dir: &Path) -> io::Result<Vec<usize>> {
     Ok(numbers)
 }
 
-/// Stops every server recorded in `run_dir`: SIGTERM to all at once (only to processes that
-/// pass the pid file identity check), SIGKILL after 5 s, then removes their volumes and state
-/// files and the key and token files. Nothing recorded: does nothing.
+/// Stops every server recorded in `run_dir`: SIGTERM to all at once (only to processes proven
+/// to be the servers, see [`process::pid_file_check`]), SIGKILL after 5 s, then removes their
+/// volumes and state files, the key and token files, and temporary files a killed start left.
+/// Nothing recorded, or no run directory: does nothing.
 pub fn stop(run_dir: &Path) -> anyhow::Result<StopReport> {
+    match RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? {
+        Some(lock) => stop_locked(&lock),
+        None => Ok(StopReport::default()),
+    }
+}
+
+fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
+    let run_dir = lock.path();
     let numbers = server_numbers(run_dir)
         .with_context(|| format!("cannot read run directory {}", run_dir.display()))?;
     let mut report = StopReport::default();
     let mut targets = Vec::new();
     for &n in &numbers {
         let path = file(run_dir, n, "pid");
-        match process::pid_file_owner(&path) {
-            Ok(Some(pid)) => targets.push((n, pid)),
-            Ok(None) => {
-                if path.exists() {
-                    report.stale.push(n);
-                }
+        match process::pid_file_check(&path) {
+            Ok(Ownership::Ours(pid)) => targets.push((n, pid)),
+            Ok(Ownership::Missing) => {}
+            Ok(Ownership::Gone(_)) => report.stale.push(n),
+            Ok(Ownership::NotOurs { pid, reason }) => {
+                eprintln!(
+                    "cibox: {} names pid {pid}, not proven to be a server we started ({reason}): \
+                     not signalled",
+                    path.display()
+                );
+                report.not_ours.push(n);
             }
             Err(e) => {
                 eprintln!("cibox: ignoring {e}");
@@ -429,6 +483,12 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<StopReport> {
                     })
             });
         clean_server_files(run_dir, n, volume.as_deref());
+    }
+    if let Err(e) = lock.sweep_temporary_files() {
+        eprintln!(
+            "cibox: cleaning temporary files in {}: {e}",
+            run_dir.display()
+        );
     }
     if survivors.is_empty() {
         remove_quietly(&run_dir.join(KEY_FILE));

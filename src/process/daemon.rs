@@ -105,6 +105,15 @@ pub enum WaitError {
         /// Its last output lines.
         last_lines: Vec<String>,
     },
+    /// The caller gave up waiting (see [`Daemon::wait_until_accepting_unless`]); the daemon
+    /// still runs.
+    #[error("{label}: waiting for {addr} given up")]
+    Cancelled {
+        /// The daemon's label.
+        label: String,
+        /// The address waited for.
+        addr: SocketAddr,
+    },
     /// Checking on the daemon failed.
     #[error("{label}: {source}")]
     Io {
@@ -161,9 +170,10 @@ pub struct Daemon {
     stop_capture: Arc<AtomicBool>,
 }
 
+/// The daemon exited (`Some`), or the caller gave up (`None`).
 #[derive(Debug, thiserror::Error)]
-#[error("exited ({0})")]
-struct ExitedEarly(ExitStatus);
+#[error("exited or given up")]
+struct ExitedEarly(Option<ExitStatus>);
 
 impl Daemon {
     /// Starts `spec` in a process group of its own, stdin from `/dev/null`, output relayed to
@@ -256,14 +266,34 @@ impl Daemon {
         addr: SocketAddr,
         timeout: Duration,
     ) -> Result<(), WaitError> {
+        self.wait_until_accepting_unless(addr, timeout, || false)
+    }
+
+    /// [`Daemon::wait_until_accepting`], giving up with [`WaitError::Cancelled`] as soon as
+    /// `cancelled` returns true (it is asked every few milliseconds).
+    pub fn wait_until_accepting_unless(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+        cancelled: impl Fn() -> bool,
+    ) -> Result<(), WaitError> {
         let child = &mut self.child;
-        let result = wait_for_port(addr, timeout, || match child.try_wait() {
-            Ok(Some(status)) => Err(ExitedEarly(status)),
-            _ => Ok(()),
+        let result = wait_for_port(addr, timeout, || {
+            if cancelled() {
+                return Err(ExitedEarly(None));
+            }
+            match child.try_wait() {
+                Ok(Some(status)) => Err(ExitedEarly(Some(status))),
+                _ => Ok(()),
+            }
         });
         match result {
             Ok(()) => Ok(()),
-            Err(PortWaitError::Check(ExitedEarly(status))) => Err(WaitError::Exited {
+            Err(PortWaitError::Check(ExitedEarly(None))) => Err(WaitError::Cancelled {
+                label: self.label.clone(),
+                addr,
+            }),
+            Err(PortWaitError::Check(ExitedEarly(Some(status)))) => Err(WaitError::Exited {
                 label: self.label.clone(),
                 addr,
                 status,

@@ -13,15 +13,23 @@
 //! * [`write_atomic`]: write pid, port and other state files so a reader never sees half a file.
 //! * [`PidFileLock`]: the daemon side of a pid file: written atomically and `flock`ed for as long
 //!   as the daemon runs, removed when it exits.
-//! * [`pid_file_owner`]: the launcher side: the live process a pid file stands for, after an
-//!   identity check, so a pid that was reused by an unrelated process is never signalled.
+//! * [`pid_file_check`] / [`pid_file_owner`]: the launcher side: the live process a pid file
+//!   stands for, only when it is proven to be the daemon (it holds the file's lock, started
+//!   before the file was written, names the file on its command line, and is not init, us or
+//!   our parent), so a planted or stale pid file never gets an unrelated process signalled.
+//! * [`RunDir`]: the directory holding those files, checked (ours, not writable by others) and
+//!   locked for the whole of a start or stop.
+//! * [`InterruptGuard`]: SIGINT, SIGTERM and SIGHUP recorded instead of fatal while a start
+//!   runs, so it can stop what it started and remove its files ([`Interrupted`]).
 //! * [`terminate`]: SIGTERM a set of processes at once, poll until they are gone, SIGKILL what
-//!   is left at the deadline.
+//!   is left at the deadline (never init, us or our parent).
 //!
 //! Linux only (it reads `/proc`).
 
 mod daemon;
+mod interrupt;
 mod pidfile;
+mod rundir;
 mod terminate;
 
 use std::io::{self, Write};
@@ -31,7 +39,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use daemon::{Daemon, DaemonSpec, WaitError};
-pub use pidfile::{pid_file_owner, read_pid_file, PidFileError, PidFileInfo, PidFileLock};
+pub use interrupt::{InterruptGuard, Interrupted};
+pub use pidfile::{
+    is_protected_pid, pid_file_check, pid_file_owner, read_pid_file, Ownership, PidFileError,
+    PidFileInfo, PidFileLock,
+};
+pub use rundir::{IfMissing, RunDir, RunDirError};
 pub use terminate::{is_running, start_time, terminate, Ending};
 
 pub use nix::unistd::Pid;

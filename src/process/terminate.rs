@@ -95,11 +95,15 @@ pub enum Ending {
 /// in the order given.
 ///
 /// The caller is responsible for the pids naming the processes it means (see
-/// [`pid_file_owner`](super::pid_file_owner)).
+/// [`pid_file_check`](super::pid_file_check)). Init, our own process and our parent are never
+/// signalled, whatever is asked: they are reported [`Ending::Survived`].
 pub fn terminate(pids: &[Pid], grace: Duration) -> Vec<Ending> {
     let mut endings: Vec<Option<Ending>> = pids
         .iter()
         .map(|&pid| {
+            if super::is_protected_pid(pid) {
+                return Some(Ending::Survived); // never signalled
+            }
             if !is_running(pid) {
                 return Some(Ending::AlreadyGone);
             }
@@ -172,6 +176,20 @@ mod tests {
             vec![Ending::AlreadyGone]
         );
         let _ = child.wait();
+    }
+
+    #[test]
+    fn init_ourselves_and_our_parent_are_never_signalled() {
+        let endings = terminate(
+            &[
+                Pid::from_raw(1),
+                Pid::this(),
+                Pid::parent(),
+                Pid::from_raw(0),
+            ],
+            Duration::from_millis(10),
+        );
+        assert_eq!(endings, vec![Ending::Survived; 4]);
     }
 
     #[test]

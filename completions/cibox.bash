@@ -268,7 +268,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__keepstore)
-            opts="-h --volume --volumes --listen --pid --blob-signing-key-file --permission-key-file --enforce-permissions --blob-signature-ttl --permission-ttl --data-manager-token-file --management-token --never-delete --readonly --serialize --max-buffers --trash-lifetime --trash-check-interval --min-free-space --help"
+            opts="-h --volume --volumes --listen --pid --blob-signing-key-file --permission-key-file --enforce-permissions --blob-signature-ttl --permission-ttl --data-manager-token-file --management-token --never-delete --readonly --serialize --max-buffers --trash-lifetime --trash-check-interval --min-free-space --header-timeout --body-timeout --idle-timeout --max-connections --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,6 +343,22 @@ _cibox() {
                     return 0
                     ;;
                 --min-free-space)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -110,6 +110,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-buffers -d
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-lifetime -d 'Seconds a deleted block stays in trash (0: delete at once)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-check-interval -d 'Seconds between runs that empty expired trash' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l min-free-space -d '(cibox) A volume with less free space than this is full' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l header-timeout -d 'Seconds for a whole request head to arrive; slower connections are closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled PUT gets 408 and gives its buffer back' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-connections -d 'Connections served at once; more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand probe" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'

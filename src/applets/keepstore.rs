@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
@@ -16,6 +17,7 @@ use crate::applet::{Applet, Invocation};
 use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
 use crate::arvados::signature::DEFAULT_TTL;
 use crate::arvados::volume::DEFAULT_MIN_FREE;
+use crate::httpd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,6 +26,10 @@ use crate::arvados::volume::DEFAULT_MIN_FREE;
     after_help = "Flags may be spelled Go style: -flag=value, -flag value, --flag=value; boolean \
 flags take -flag or -flag=true|false. -readonly and -serialize apply to the volumes given after \
 them (given after every volume, to all of them).\n\n\
+Slow and greedy clients are bounded: a request head must arrive within -header-timeout, each \
+piece of a body within -body-timeout (else 408), an idle connection or one whose client stops \
+reading is closed after -idle-timeout, and past -max-connections connections are answered 503. \
+On SIGTERM or SIGINT requests in flight get 30 s to finish.\n\n\
 Exit status:\n  0  stopped by SIGTERM or SIGINT after finishing requests in flight\n  \
 1  cannot start (bad volume, pid file in use, cannot listen, unreadable key file)\n  2  usage error"
 )]
@@ -86,6 +92,20 @@ struct KeepstoreArgs {
     /// (cibox) A volume with less free space than this is full
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MIN_FREE)]
     min_free_space: u64,
+    /// Seconds for a whole request head to arrive; slower connections are closed
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = httpd::parse_seconds)]
+    header_timeout: Duration,
+    /// Seconds each piece of a request body may take to arrive; a stalled PUT gets 408 and
+    /// gives its buffer back
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = httpd::parse_seconds)]
+    body_timeout: Duration,
+    /// Seconds a connection may move no byte between requests, or while a client does not
+    /// read its answer, before it is closed
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = httpd::parse_seconds)]
+    idle_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed
+    #[arg(long, value_name = "N", default_value = "512", value_parser = httpd::parse_connection_cap)]
+    max_connections: usize,
 }
 
 /// Rewrites Go's single-dash long flags (`-volume=x`) as clap's `--volume=x`. Short `-h`,
@@ -199,6 +219,13 @@ fn config_from(matches: &ArgMatches, args: KeepstoreArgs) -> anyhow::Result<Conf
         trash_lifetime: args.trash_lifetime,
         trash_check_interval: args.trash_check_interval,
         min_free: args.min_free_space,
+        http: httpd::Limits {
+            header_read_timeout: args.header_timeout,
+            body_read_timeout: args.body_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+            shutdown_grace: server::SHUTDOWN_GRACE,
+        },
     })
 }
 

@@ -8,6 +8,15 @@
 //!
 //! Routing is by hand, not with axum's router, so that anything unknown (including a known
 //! path with another method) is answered 400 as keepstore does.
+//!
+//! Connections go through the shared front end ([`crate::httpd`]): a request head must arrive
+//! within the header timeout, each piece of a body within the body timeout (a stalled PUT is
+//! answered 408 and gives its buffer back), a connection that moves no byte for the idle
+//! timeout (a kept-alive one, or a client that stops reading a GET) is closed, which releases
+//! the buffer of a GET nobody reads, and connections past the cap are refused.
+//!
+//! A volume that is out of space or on a read-only file system makes a PUT try the next one;
+//! when none can take it the answer is 507 naming why.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -37,7 +46,9 @@ const CHUNK: usize = 1 << 20;
 /// How much a PUT writes before it asks the kernel to start writing it back.
 const WRITEBACK_STEP: u64 = 8 << 20;
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Largest trash or pull list body.
+const LIST_BODY_MAX: usize = 16 << 20;
 
 /// One `-volume` and the modifiers in force for it.
 #[derive(Debug, Clone)]
@@ -79,6 +90,9 @@ pub struct Config {
     pub trash_check_interval: u64,
     /// Free space below which a volume counts as full.
     pub min_free: u64,
+    /// Header, body and idle timeouts and the connection cap (the shutdown grace is
+    /// [`SHUTDOWN_GRACE`] unless set otherwise).
+    pub http: crate::httpd::Limits,
 }
 
 struct Keep {
@@ -225,24 +239,9 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         Ok(p) => p,
         Err(_) => return status(503, "shutting down"),
     };
-    let chosen = {
-        let keep = keep.clone();
-        tokio::task::spawn_blocking(move || keep.volumes.iter().position(Volume::has_room)).await
-    };
-    let index = match chosen {
-        Ok(Some(i)) => i,
-        Ok(None) => return status(507, "Full: no writable volume has room"),
-        Err(e) => return internal("choosing a volume", e),
-    };
-    let _io = keep.volumes[index].io_lock().await;
-
-    let temp = {
-        let (keep, hash) = (keep.clone(), hash.clone());
-        tokio::task::spawn_blocking(move || keep.volumes[index].create_temp(&hash)).await
-    };
-    let mut temp = match temp.map_err(blocking_err).and_then(|r| r) {
-        Ok(t) => t,
-        Err(e) => return internal("creating a temporary file", e),
+    let (index, mut temp, _io) = match open_temp(&keep, &hash).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
 
     // One pass over the body, two consumers: a hasher and a writer, each on its own thread,
@@ -309,6 +308,9 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         return status(400, &format!("reading the request body: {e}"));
     }
     if let Err(e) = written {
+        if is_storage_refusal(&e) {
+            return full(&keep.volumes[index], &e);
+        }
         return internal("writing the block", e);
     }
     if received != length {
@@ -330,6 +332,9 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         Ok(Err(VolumeError::Collision(_))) => {
             tracing::error!("{hash}: collision with a different stored block");
             return status(500, "Collision");
+        }
+        Ok(Err(VolumeError::Io(e))) if is_storage_refusal(&e) => {
+            return full(&keep.volumes[index], &e)
         }
         Ok(Err(e)) => return internal("storing the block", e),
         Err(e) => return internal("storing the block", e),
@@ -353,6 +358,84 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         HeaderValue::from_static("default=1"),
     );
     response
+}
+
+/// Whether `e` says the volume cannot take data now: out of space or quota, a read-only file
+/// system, no permission.
+fn is_storage_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EPERM)
+    )
+}
+
+/// 507 for a volume that refused the data (`e` says why).
+fn full(volume: &Volume, e: &io::Error) -> Response {
+    tracing::warn!("{}: cannot store a block: {e}", volume.root().display());
+    status(
+        507,
+        &format!(
+            "Full: volume {} cannot store the block: {e}",
+            volume.root().display()
+        ),
+    )
+}
+
+/// The first writable volume with room that accepts a new temporary file for `hash`, with the
+/// temporary file and the volume's `-serialize` lock. A volume out of space or on a read-only
+/// file system is skipped; when none is left the answer is 507 saying why.
+async fn open_temp(
+    keep: &Arc<Keep>,
+    hash: &str,
+) -> Result<
+    (
+        usize,
+        super::volume::TempBlock,
+        Option<tokio::sync::OwnedMutexGuard<()>>,
+    ),
+    Response,
+> {
+    let mut refusals = Vec::new();
+    for index in 0..keep.volumes.len() {
+        if keep.volumes[index].readonly() {
+            continue;
+        }
+        let room = {
+            let keep = keep.clone();
+            tokio::task::spawn_blocking(move || keep.volumes[index].has_room()).await
+        };
+        match room {
+            Ok(true) => {}
+            Ok(false) => {
+                refusals.push(format!(
+                    "{}: less free space than -min-free-space",
+                    keep.volumes[index].root().display()
+                ));
+                continue;
+            }
+            Err(e) => return Err(internal("choosing a volume", e)),
+        }
+        let io = keep.volumes[index].io_lock().await;
+        let temp = {
+            let (keep, hash) = (keep.clone(), hash.to_string());
+            tokio::task::spawn_blocking(move || keep.volumes[index].create_temp(&hash)).await
+        };
+        match temp.map_err(blocking_err).and_then(|r| r) {
+            Ok(t) => return Ok((index, t, io)),
+            Err(e) if is_storage_refusal(&e) => {
+                tracing::warn!("{}: {e}", keep.volumes[index].root().display());
+                refusals.push(format!("{}: {e}", keep.volumes[index].root().display()));
+            }
+            Err(e) => return Err(internal("creating a temporary file", e)),
+        }
+    }
+    Err(status(
+        507,
+        &format!(
+            "Full: no writable volume has room ({})",
+            refusals.join("; ")
+        ),
+    ))
 }
 
 fn block_response(len: u64, body: Body) -> Response {
@@ -654,10 +737,29 @@ struct TrashRequest {
     block_mtime: i128,
 }
 
-async fn read_small_body(req: Request) -> Result<Bytes, String> {
-    axum::body::to_bytes(req.into_body(), 16 << 20)
+/// A trash or pull list body: at most 16 MiB (413 beyond), else 400 when it cannot be read.
+async fn read_small_body(req: Request) -> Result<Bytes, Response> {
+    let too_large = || status(413, "Request Entity Too Large: lists are at most 16 MiB");
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > LIST_BODY_MAX as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), LIST_BODY_MAX)
         .await
-        .map_err(|e| format!("reading the request body: {e}"))
+        .map_err(|e| {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    return too_large();
+                }
+                cause = c.source();
+            }
+            status(400, &format!("reading the request body: {e}"))
+        })
 }
 
 async fn trash_list(keep: Arc<Keep>, req: Request) -> Response {
@@ -666,7 +768,7 @@ async fn trash_list(keep: Arc<Keep>, req: Request) -> Response {
     }
     let body = match read_small_body(req).await {
         Ok(b) => b,
-        Err(e) => return status(400, &e),
+        Err(response) => return response,
     };
     let list: Vec<TrashRequest> = match serde_json::from_slice(&body) {
         Ok(l) => l,
@@ -704,7 +806,7 @@ async fn pull_list(keep: &Keep, req: Request) -> Response {
     }
     let body = match read_small_body(req).await {
         Ok(b) => b,
-        Err(e) => return status(400, &e),
+        Err(response) => return response,
     };
     match serde_json::from_slice::<Vec<serde_json::Value>>(&body) {
         Ok(list) => {
@@ -841,8 +943,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         buffers: Arc::new(Semaphore::new(config.max_buffers.max(1))),
         config,
     });
-    let result = runtime.block_on(serve(keep, addrs));
+    let result = runtime.block_on(serve(keep.clone(), addrs));
     runtime.shutdown_timeout(Duration::from_millis(200));
+    // Requests cut off at the end of the grace may leave temporary files: ours go now.
+    for v in keep.volumes.iter().filter(|v| !v.readonly()) {
+        if let Err(e) = v.remove_stale_temps() {
+            tracing::warn!("{}: cleaning temporary files: {e}", v.root().display());
+        }
+    }
     result
 }
 
@@ -884,23 +992,17 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
     let app = axum::Router::new()
         .fallback(handle)
         .layer(axum::middleware::from_fn(log_requests))
-        .with_state(keep);
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+        .with_state(keep.clone());
     let signalled = Arc::new(tokio::sync::Notify::new());
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal(signalled.clone()));
-    tokio::select! {
-        result = server => result.context("serving")?,
-        _ = async {
-            signalled.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway"),
+    tokio::spawn(shutdown_signal(signalled.clone()));
+    let limits = keep.config.http.clone();
+    let grace = limits.shutdown_grace;
+    let shutdown = async move { signalled.notified().await };
+    crate::httpd::serve(app, vec![listener], limits, shutdown)
+        .await
+        .context("serving")?;
+    if keep.buffers.available_permits() < keep.config.max_buffers.max(1) {
+        tracing::warn!("requests still running after {grace:?}; exiting anyway");
     }
     tracing::info!("stopped");
     Ok(())

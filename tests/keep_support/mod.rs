@@ -68,14 +68,21 @@ impl Keepstore {
     /// Starts `cibox keepstore -listen=127.0.0.1:PORT ARGS...` and waits until it accepts.
     /// Its output goes to `log_dir/keepstore-PORT.log`.
     pub fn start(args: &[String], log_dir: &Path) -> Keepstore {
+        let mut all = vec!["keepstore".to_string()];
+        all.extend_from_slice(args);
+        Keepstore::start_program(CIBOX, &all, log_dir)
+    }
+
+    /// Starts `program ARGS... -listen=127.0.0.1:PORT` (ARGS ending in `keepstore ...`, e.g.
+    /// through a wrapper) and waits until it accepts.
+    pub fn start_program(program: &str, args: &[String], log_dir: &Path) -> Keepstore {
         for _ in 0..3 {
             let port = free_port();
             let log = log_dir.join(format!("keepstore-{port}.log"));
             let logfile = std::fs::File::create(&log).unwrap();
-            let mut child = Command::new(CIBOX)
-                .arg("keepstore")
-                .arg(format!("-listen=127.0.0.1:{port}"))
+            let mut child = Command::new(program)
                 .args(args)
+                .arg(format!("-listen=127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(logfile.try_clone().unwrap())
                 .stderr(logfile)

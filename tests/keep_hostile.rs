@@ -1,0 +1,237 @@
+//! `cibox keepstore` against hostile and greedy clients over loopback: stalled bodies, unread
+//! answers, full and read-only volumes, oversize bodies, and an attack list with a memory bound.
+
+mod keep_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keep_support::*;
+
+const DM_TOKEN: &str = "dm-token-for-hostile-tests";
+
+/// A keepstore on a fresh volume with a data manager token and `extra` flags.
+fn keepstore(tmp: &Path, extra: &[&str]) -> (Keepstore, PathBuf) {
+    let vol = tmp.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let token = tmp.join("dm");
+    std::fs::write(&token, DM_TOKEN).unwrap();
+    let mut args = vec![
+        format!("-volume={}", vol.display()),
+        format!("-data-manager-token-file={}", token.display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    (Keepstore::start(&args, tmp), vol)
+}
+
+/// Opens a PUT of `len` bytes and sends only `sent` of them.
+fn stalled_put(port: u16, hash: &str, len: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "PUT /{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&vec![b'x'; sent]).unwrap();
+    stream
+}
+
+/// Reads whatever answer comes within `limit`: the status, or `None` when the connection was
+/// closed without one (or nothing came).
+fn answer_within(stream: &mut TcpStream, limit: Duration) -> Option<u16> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn quick_agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(8))
+        .build()
+}
+
+#[test]
+fn stalled_puts_release_their_buffers_and_get_408() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ks, vol) = keepstore(tmp.path(), &["-max-buffers=4", "-body-timeout=1"]);
+    let hash = md5_hex(&vec![b'x'; 1000]);
+    let mut stalled: Vec<TcpStream> = (0..8)
+        .map(|_| stalled_put(ks.port, &hash, 1000, 1))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Every buffer is held by a stalled PUT, yet a normal PUT gets through once they time out.
+    let data = block(1, 50_000);
+    let started = Instant::now();
+    let answer = quick_agent()
+        .put(&ks.url(&format!("/{}", md5_hex(&data))))
+        .send_bytes(&data);
+    assert!(answer.is_ok(), "a normal PUT stalled: {answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    for s in &mut stalled {
+        let status = answer_within(s, Duration::from_secs(5));
+        assert!(matches!(status, Some(408) | None), "{status:?}");
+    }
+    // No temporary file left by the abandoned PUTs.
+    let left: Vec<_> = files_under(&vol)
+        .into_iter()
+        .filter(|f| f.contains("tmp."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn unread_gets_are_dropped_and_release_their_buffers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ks, _vol) = keepstore(tmp.path(), &["-max-buffers=2", "-idle-timeout=1"]);
+    let big = block(2, 32 << 20);
+    let big_hash = md5_hex(&big);
+    assert_eq!(put(&ks.url(&format!("/{big_hash}")), None, &big).0, 200);
+    drop(big);
+    let small = b"small".to_vec();
+    let small_hash = md5_hex(&small);
+    assert_eq!(put(&ks.url(&format!("/{small_hash}")), None, &small).0, 200);
+    // Four GETs of 32 MiB whose answers nobody reads.
+    let unread: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", ks.port)).unwrap();
+            write!(s, "GET /{big_hash} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let answer = quick_agent().get(&ks.url(&format!("/{small_hash}"))).call();
+    assert!(answer.is_ok(), "a normal GET stalled: {answer:?}");
+    drop(unread);
+}
+
+#[test]
+fn a_trash_list_over_16_mib_is_413() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ks, _vol) = keepstore(tmp.path(), &[]);
+    // Announced with Content-Length: refused before the body is read.
+    let mut s = TcpStream::connect(("127.0.0.1", ks.port)).unwrap();
+    write!(
+        s,
+        "PUT /trash HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth2 {DM_TOKEN}\r\nContent-Length: {}\r\n\r\n",
+        (16 << 20) + 10
+    )
+    .unwrap();
+    let _ = s.write_all(&[b' '; 4096]);
+    assert_eq!(answer_within(&mut s, Duration::from_secs(5)), Some(413));
+    // Chunked, no length given: 413 as well.
+    let mut s = TcpStream::connect(("127.0.0.1", ks.port)).unwrap();
+    write!(
+        s,
+        "PUT /trash HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth2 {DM_TOKEN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..17 {
+        if write!(s, "{:x}\r\n", chunk.len()).is_err() || s.write_all(&chunk).is_err() {
+            break;
+        }
+        let _ = s.write_all(b"\r\n");
+    }
+    assert_eq!(answer_within(&mut s, Duration::from_secs(5)), Some(413));
+}
+
+/// `cibox keepstore` in a private mount namespace whose volume is a small tmpfs (mounted
+/// read-only when `readonly`), or `None` when mount namespaces are not available here.
+fn keepstore_on_tmpfs(tmp: &Path, size: &str, readonly: bool) -> Option<Keepstore> {
+    let probe = Command::new("unshare")
+        .args(["-m", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no mount namespaces here");
+        return None;
+    }
+    let vol = tmp.join("tmpfs-vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let wrapper = tmp.join("in-namespace");
+    let options = if readonly {
+        format!("ro,size={size}")
+    } else {
+        format!("size={size}")
+    };
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nmount -t tmpfs -o {options} cibox-test {vol} || exit 1\nexec {CIBOX} \"$@\"\n",
+            vol = vol.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    Some(Keepstore::start_program(
+        "unshare",
+        &[
+            "-m".to_string(),
+            wrapper.display().to_string(),
+            "keepstore".into(),
+            format!("-volume={}", vol.display()),
+            "-min-free-space=0".into(),
+        ],
+        tmp,
+    ))
+}
+
+#[test]
+fn a_full_volume_is_507_and_leaves_no_temporary_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(ks) = keepstore_on_tmpfs(tmp.path(), "1m", false) else {
+        return;
+    };
+    let data = block(5, 3 << 20);
+    let (status, body) = put(&ks.url(&format!("/{}", md5_hex(&data))), None, &data);
+    assert_eq!(status, 507, "{body}");
+    assert!(body.to_lowercase().contains("space"), "{body}");
+    // A small block still fits, and nothing of the big one stayed behind.
+    let small = b"fits".to_vec();
+    assert_eq!(
+        put(&ks.url(&format!("/{}", md5_hex(&small))), None, &small).0,
+        200
+    );
+    // The volume as the server sees it, inside its mount namespace.
+    let inside = PathBuf::from(format!("/proc/{}/root", ks.pid()))
+        .join(tmp.path().strip_prefix("/").unwrap())
+        .join("tmpfs-vol");
+    let files = files_under(&inside);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(!files[0].contains("tmp."), "{files:?}");
+    let log = ks.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_read_only_file_system_is_507_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(ks) = keepstore_on_tmpfs(tmp.path(), "1m", true) else {
+        return;
+    };
+    let data = b"read-only".to_vec();
+    let (status, body) = put(&ks.url(&format!("/{}", md5_hex(&data))), None, &data);
+    assert_eq!(status, 507, "{body}");
+    assert!(body.to_lowercase().contains("read-only"), "{body}");
+}

@@ -81,7 +81,15 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     let hint = locator.permission_hint().ok_or(SignatureError::Missing)?;
     let (sig_hex, exp_hex) = hint.split_once('@').ok_or(SignatureError::Malformed)?;
-    if sig_hex.len() != 40 || exp_hex.is_empty() || exp_hex.len() > 16 {
+    // Lowercase hex only, as signatures are written: otherwise `A` for `a` would be a second
+    // spelling of the same signature or expiry.
+    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if sig_hex.len() != 40
+        || exp_hex.is_empty()
+        || exp_hex.len() > 16
+        || !lower_hex(sig_hex)
+        || !lower_hex(exp_hex)
+    {
         return Err(SignatureError::Malformed);
     }
     let sig = hex::decode(sig_hex).map_err(|_| SignatureError::Malformed)?;
@@ -157,6 +165,16 @@ mod tests {
             check(&signed, TOKEN, DEFAULT_TTL, EXPIRY + 1),
             Err(SignatureError::Expired)
         );
+        // The same signature or expiry spelled in uppercase is not a second valid spelling.
+        for variant in [
+            format!("{HASH}+3+A{}@7fffffff", V2.to_uppercase()),
+            format!("{HASH}+3+A{V2}@7FFFFFFF"),
+        ] {
+            assert_eq!(
+                check(&variant, TOKEN, DEFAULT_TTL, NOW),
+                Err(SignatureError::Malformed)
+            );
+        }
         let forged = format!("{HASH}+3+A{}@7fffffff", "0".repeat(40));
         assert_eq!(
             check(&forged, TOKEN, DEFAULT_TTL, NOW),

@@ -235,3 +235,182 @@ fn a_read_only_file_system_is_507_with_a_clear_error() {
     assert_eq!(status, 507, "{body}");
     assert!(body.to_lowercase().contains("read-only"), "{body}");
 }
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `request` on a new connection (stopping early if the server closes it) and waits for
+/// the answer: its status, or `None` when the connection was closed without one.
+fn attack(port: u16, request: &[u8], limit: Duration) -> (Option<u16>, Duration) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for piece in request.chunks(64 << 10) {
+        if s.write_all(piece).is_err() {
+            break;
+        }
+    }
+    let status = answer_within(&mut s, limit);
+    (status, started.elapsed())
+}
+
+/// Every hostile request gets a 4xx (or 408) or a closed connection within a time limit, the
+/// server stays below a memory bound and still serves a normal PUT and GET.
+#[test]
+fn attack_list_is_refused_in_time_within_a_memory_bound() {
+    const LIMIT: Duration = Duration::from_secs(5);
+    /// Resident memory the server may have after the attack list (it starts near 10 MiB).
+    const RSS_BOUND_KIB: u64 = 128 << 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let (ks, vol) = keepstore(
+        tmp.path(),
+        &[
+            "-header-timeout=1",
+            "-body-timeout=1",
+            "-idle-timeout=2",
+            "-max-connections=48",
+            "-never-delete=false",
+        ],
+    );
+    let hash = md5_hex(b"foo");
+    let long_hint = format!("/{hash}+3+A{}", "a".repeat(100_000));
+    let big_header = format!(
+        "GET /{hash} HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(2 << 20)
+    );
+    let many_headers = format!(
+        "GET /{hash} HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..5000)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let simple = |method: &str, path: &str| -> Vec<u8> {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let mut list: Vec<(String, Vec<u8>)> = vec![
+        ("not a hash".into(), simple("GET", "/xyz")),
+        ("uppercase hash".into(), simple("GET", &format!("/{}", hash.to_uppercase()))),
+        ("bad size".into(), simple("GET", &format!("/{hash}+3x"))),
+        ("bad hint".into(), simple("GET", &format!("/{hash}+3+a!"))),
+        ("long hint".into(), simple("GET", &long_hint)),
+        ("dot-dot".into(), simple("GET", "/../../../../etc/passwd")),
+        ("encoded dot-dot".into(), simple("GET", "/%2e%2e/%2e%2e/etc/passwd")),
+        ("dot-dot after a hash".into(), simple("GET", &format!("/{hash}/../../etc/passwd"))),
+        ("prefix directory".into(), simple("GET", &format!("/{}/{hash}", &hash[..3]))),
+        ("double slash".into(), simple("GET", "//etc/passwd")),
+        ("NUL".into(), simple("GET", &format!("/{hash}%00"))),
+        ("PUT dot-dot".into(), simple("PUT", "/../../../tmp/cibox-attack")),
+        ("PUT traversal in hash".into(), simple("PUT", &format!("/{}..%2f..%2fx", &hash[..28]))),
+        ("index dot-dot".into(), simple("GET", "/index/../../etc")),
+        ("index not hex".into(), simple("GET", "/index/ZZ")),
+        ("untrash dot-dot".into(), simple("PUT", "/untrash/../../x")),
+        ("DELETE without token".into(), simple("DELETE", &format!("/{hash}"))),
+        ("unknown method".into(), simple("BREW", "/")),
+        ("trash without token".into(), simple("PUT", "/trash")),
+        (
+            "PUT over 64 MiB".into(),
+            format!("PUT /{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", (64 << 20) + 1)
+                .into_bytes(),
+        ),
+        (
+            "PUT with a huge length".into(),
+            format!("PUT /{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            "PUT without a length".into(),
+            format!("PUT /{hash} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nfoo\r\n0\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            "PUT length and hint disagree".into(),
+            format!("PUT /{hash}+5 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nfoo").into_bytes(),
+        ),
+        (
+            "PUT wrong content".into(),
+            format!("PUT /{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nbar").into_bytes(),
+        ),
+        ("2 MiB header".into(), big_header.into_bytes()),
+        ("5000 headers".into(), many_headers.into_bytes()),
+        ("binary garbage".into(), (0u8..=255).cycle().take(10_000).collect()),
+        ("HTTP/0.9".into(), b"GET /\r\n\r\n".to_vec()),
+        ("bad version".into(), b"GET / HTTP/9.9\r\n\r\n".to_vec()),
+        ("slow header".into(), b"GET / HTTP/1.1\r\nHost:".to_vec()),
+        (
+            "slow body".into(),
+            format!("PUT /{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nfo").into_bytes(),
+        ),
+    ];
+    // Forty stalled PUTs of 64 MiB at once, each a few bytes in.
+    let big_hash = md5_hex(b"never sent");
+    let stalled: Vec<TcpStream> = (0..40)
+        .map(|_| stalled_put(ks.port, &big_hash, 64 << 20, 3))
+        .collect();
+    list.push((
+        "one more while 40 PUTs stall".into(),
+        simple("GET", &format!("/{hash}")),
+    ));
+    let mut report = Vec::new();
+    for (name, request) in &list {
+        let (status, took) = attack(ks.port, request, LIMIT);
+        report.push(format!("{name}: {status:?} in {took:.1?}"));
+        assert!(
+            took < LIMIT + Duration::from_secs(1),
+            "{name}: took {took:?}"
+        );
+        match status {
+            None => {}
+            Some(code) => assert!(
+                (400..500).contains(&code) || code == 503,
+                "{name}: answered {code}"
+            ),
+        }
+    }
+    drop(stalled);
+    // Many connections at once: past the cap they are refused, never queued for ever.
+    let crowd: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", ks.port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = crowd
+        .iter()
+        .filter(|s| {
+            let _ = s.set_nonblocking(true);
+            let mut b = [0u8; 64];
+            let mut reader: &TcpStream = s;
+            !matches!(reader.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    report.push(format!(
+        "200 connections at a cap of 48: {refused} answered 503 or closed"
+    ));
+    assert!(refused >= 100, "{refused} of 200 refused");
+    drop(crowd);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let rss = rss_kib(ks.pid());
+    eprintln!(
+        "{}\nRSS after the attack list: {} KiB",
+        report.join("\n"),
+        rss
+    );
+    assert!(rss < RSS_BOUND_KIB, "RSS {rss} KiB");
+    // Nothing was written outside the volume, nothing odd inside it.
+    assert!(!Path::new("/tmp/cibox-attack").exists());
+    let stray: Vec<_> = files_under(&vol);
+    assert!(stray.is_empty(), "{stray:?}");
+    // Still serving.
+    let data = block(9, 100_000);
+    let h = md5_hex(&data);
+    assert_eq!(put(&ks.url(&format!("/{h}")), None, &data).0, 200);
+    assert_eq!(get(&ks.url(&format!("/{h}")), None), (200, data));
+}

@@ -64,21 +64,29 @@ pub struct PidFileInfo {
     pub modified: SystemTime,
 }
 
-/// Whether another open file description holds a lock on `file`.
-fn is_locked(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if rc == 0 {
-        // SAFETY: as above; drop the shared lock we just took.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-        return Ok(false);
+/// Takes a non-blocking `flock` (`LOCK_SH` or `LOCK_EX`) on `fd`: `Ok(false)` when another
+/// open file description holds a conflicting lock.
+pub(super) fn try_flock(fd: &impl AsRawFd, kind: libc::c_int) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor the caller owns.
+    if unsafe { libc::flock(fd.as_raw_fd(), kind | libc::LOCK_NB) } == 0 {
+        return Ok(true);
     }
     let err = io::Error::last_os_error();
     if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(true)
+        Ok(false)
     } else {
         Err(err)
     }
+}
+
+/// Whether another open file description holds a lock on `file`.
+fn is_locked(file: &File) -> io::Result<bool> {
+    if try_flock(file, libc::LOCK_SH)? {
+        // SAFETY: flock on a descriptor we own; drop the shared lock we just took.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Reads a pid file. `Ok(None)` when it does not exist.
@@ -246,16 +254,7 @@ pub fn pid_file_owner(path: &Path) -> Result<Option<Pid>, PidFileError> {
 /// Takes an exclusive, non-blocking `flock` on `file`: `Ok(false)` when another open file
 /// description holds a lock on it.
 fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
-    }
+    try_flock(file, libc::LOCK_EX)
 }
 
 /// Whether `file` is (still) what `path` names.

@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -130,15 +129,7 @@ impl RunDir {
             });
         }
         let started = Instant::now();
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                break;
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(io_err(err));
-            }
+        while !super::pidfile::try_flock(&dir, libc::LOCK_EX).map_err(io_err)? {
             if started.elapsed() >= wait {
                 return Err(RunDirError::Busy {
                     path: path.to_path_buf(),

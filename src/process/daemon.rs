@@ -44,6 +44,9 @@ pub struct DaemonSpec {
     pub label: String,
     /// Extra environment variables.
     pub env: Vec<(OsString, OsString)>,
+    /// A pid file we write and lock for the daemon, which inherits the lock (see
+    /// [`DaemonSpec::locked_pid_file`]).
+    pub locked_pid_file: Option<PathBuf>,
 }
 
 impl DaemonSpec {
@@ -54,7 +57,20 @@ impl DaemonSpec {
             args: Vec::new(),
             label: label.into(),
             env: Vec::new(),
+            locked_pid_file: None,
         }
+    }
+
+    /// For a daemon that does not lock a pid file of its own (nginx, most servers): before it
+    /// runs, we take the pid file's lock ([`PidFileLock`](super::PidFileLock)), write the
+    /// daemon's pid into it and hand the locked descriptor down to it, so the lock lasts as
+    /// long as the daemon (or whatever it forks keeping the descriptor) runs, and
+    /// [`pid_file_check`](super::pid_file_check) can prove it ours. The daemon's command line
+    /// must name the file too (as an argument, or inside one), which is the check's last proof.
+    /// The file is not removed when the daemon exits: a stale one is told apart by its lock.
+    pub fn locked_pid_file(mut self, path: impl Into<PathBuf>) -> DaemonSpec {
+        self.locked_pid_file = Some(path.into());
+        self
     }
 
     /// Appends one argument.
@@ -181,6 +197,14 @@ impl Daemon {
     pub fn spawn(spec: &DaemonSpec) -> io::Result<Daemon> {
         let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
         let (cap_r, cap_w) = pipe2(OFlag::O_CLOEXEC)?;
+        let pid_file = match &spec.locked_pid_file {
+            Some(path) => Some(
+                super::PidFileLock::acquire(path)
+                    .map_err(|e| io::Error::other(format!("{}: {e}", spec.label)))?
+                    .into_file(),
+            ),
+            None => None,
+        };
         let mut child = {
             let mut cmd = Command::new(&spec.program);
             cmd.args(&spec.args)
@@ -189,6 +213,15 @@ impl Daemon {
                 .stdout(Stdio::from(out_w.try_clone()?))
                 .stderr(Stdio::from(out_w))
                 .process_group(0);
+            if let Some(file) = &pid_file {
+                let fd = file.as_raw_fd();
+                // SAFETY: between fork and exec the child makes only async-signal-safe calls
+                // (fcntl, getpid, ftruncate, pwrite) on a descriptor it inherited, and formats
+                // into a stack buffer.
+                unsafe {
+                    cmd.pre_exec(move || hand_down_pid_file(fd));
+                }
+            }
             cmd.spawn().map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -349,6 +382,37 @@ fn capture_loop(mut file: File, tail: &Tail, stop: &AtomicBool) {
         }
     }
     tail.done.store(true, Ordering::Release);
+}
+
+/// In the daemon between fork and exec: keep the locked pid file open across exec and write
+/// our pid into it. Async-signal-safe.
+fn hand_down_pid_file(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain system calls on a descriptor this process holds.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut digits = [0u8; 24];
+        let mut at = digits.len() - 1;
+        digits[at] = b'\n';
+        let mut pid = libc::getpid() as u32;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (pid % 10) as u8;
+            pid /= 10;
+            if pid == 0 {
+                break;
+            }
+        }
+        let text = &digits[at..];
+        if libc::ftruncate(fd, 0) < 0
+            || libc::pwrite(fd, text.as_ptr().cast(), text.len(), 0) != text.len() as isize
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Forks the relay (twice, so that it is adopted by init and nobody needs to reap it).
@@ -536,6 +600,42 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("t0 exited"), "{text}");
         assert!(text.contains("second"), "{text}");
+    }
+
+    #[test]
+    fn a_locked_pid_file_is_handed_down_and_proves_the_daemon() {
+        use super::super::{pid_file_check, Ownership, Pid};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.pid");
+        // Named on its command line: ours.
+        let spec = DaemonSpec::new("sh", "t3")
+            .args(["-c", "sleep 30", "sh"])
+            .arg(&path)
+            .locked_pid_file(&path);
+        let daemon = Daemon::spawn(&spec).unwrap();
+        let pid = Pid::from_raw(daemon.pid() as i32);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{pid}\n"));
+        assert_eq!(pid_file_check(&path).unwrap(), Ownership::Ours(pid));
+        // A second daemon on the same pid file is refused while the first runs.
+        let again = Daemon::spawn(&spec.clone().locked_pid_file(&path));
+        assert!(again.is_err());
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = daemon.kill();
+        assert!(matches!(pid_file_check(&path).unwrap(), Ownership::Gone(_)));
+        // Not named on its command line: not proven.
+        let spec = DaemonSpec::new("sh", "t4")
+            .args(["-c", "sleep 30"])
+            .locked_pid_file(&path);
+        let daemon = Daemon::spawn(&spec).unwrap();
+        assert!(matches!(
+            pid_file_check(&path).unwrap(),
+            Ownership::NotOurs { .. }
+        ));
+        let _ = nix::sys::signal::killpg(
+            Pid::from_raw(daemon.pid() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = daemon.kill();
     }
 
     #[test]

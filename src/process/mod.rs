@@ -12,7 +12,9 @@
 //!   log lines) when the server exits first.
 //! * [`write_atomic`]: write pid, port and other state files so a reader never sees half a file.
 //! * [`PidFileLock`]: the daemon side of a pid file: written atomically and `flock`ed for as long
-//!   as the daemon runs, removed when it exits.
+//!   as the daemon runs, removed when it exits. A daemon that locks no pid file of its own
+//!   (nginx, most servers) gets one from [`DaemonSpec::locked_pid_file`]: we lock it, write its
+//!   pid and hand the locked descriptor down to it.
 //! * [`pid_file_check`] / [`pid_file_owner`]: the launcher side: the live process a pid file
 //!   stands for, only when it is proven to be the daemon (it holds the file's lock, started
 //!   before the file was written, names the file on its command line, and is not init, us or

@@ -276,7 +276,8 @@ fn is_current(file: &File, path: &Path) -> io::Result<bool> {
 #[derive(Debug)]
 pub struct PidFileLock {
     path: PathBuf,
-    _file: File,
+    /// `None` once handed over by [`PidFileLock::into_file`].
+    file: Option<File>,
     dev: u64,
     ino: u64,
 }
@@ -348,7 +349,7 @@ impl PidFileLock {
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
-            _file: file,
+            file: Some(file),
         })
     }
 
@@ -356,10 +357,21 @@ impl PidFileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The locked file itself, no longer removed on drop: for handing the lock down to a
+    /// child ([`DaemonSpec::locked_pid_file`](super::DaemonSpec::locked_pid_file)).
+    pub fn into_file(mut self) -> File {
+        self.file
+            .take()
+            .expect("a pid file lock holds its file until dropped")
+    }
 }
 
 impl Drop for PidFileLock {
     fn drop(&mut self) {
+        if self.file.is_none() {
+            return; // handed over: its new holder owns it
+        }
         // Remove it only if it is still ours (a newer daemon may have replaced it).
         if let Ok(meta) = std::fs::metadata(&self.path) {
             if meta.dev() == self.dev && meta.ino() == self.ino {

@@ -648,12 +648,15 @@ fn a_signal_during_start_keep_leaves_nothing_and_a_kill_is_cleaned_by_stop_keep(
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Servers a killed start_keep had spawned were stopped too.
         let pids = keepstores_using(&dir);
-        // A server started by a killed start_keep may hold no pid file yet: never signalled
-        // by stop_keep, but it has no volume left and is gone here only if it never came up.
-        for pid in pids {
+        for &pid in &pids {
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
+        assert!(
+            pids.is_empty(),
+            "servers left running after signal {signal} at {delay_ms} ms"
+        );
         assert!(
             names_starting(&dir, ".").is_empty(),
             "{:?}",

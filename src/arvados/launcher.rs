@@ -39,6 +39,8 @@ use crate::process::{
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long `stop` waits for the pid file of a server whose start was cut short.
+const PID_FILE_WAIT: Duration = Duration::from_secs(1);
 /// How long a start or stop waits for another one in the same run directory to finish.
 const RUN_DIR_WAIT: Duration = Duration::from_secs(60);
 /// Signing key file name in the run directory.
@@ -435,6 +437,14 @@ fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
     let mut targets = Vec::new();
     for &n in &numbers {
         let path = file(run_dir, n, "pid");
+        if file(run_dir, n, "port").exists() {
+            // A start killed just after spawning a server: give it a moment to write its pid
+            // file, so it is stopped rather than left running without a volume.
+            let deadline = std::time::Instant::now() + PID_FILE_WAIT;
+            while !path.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         match process::pid_file_check(&path) {
             Ok(Ownership::Ours(pid)) => targets.push((n, pid)),
             Ok(Ownership::Missing) => {}

@@ -231,6 +231,8 @@ impl Daemon {
             // `cmd` is dropped here, closing our copies of the pipe's write end, so the relay
             // sees end of file when the daemon (and whatever inherited its output) is gone.
         };
+        // The daemon holds the pid file's lock now; our copy goes before the relay is forked.
+        drop(pid_file);
         let mut prefix = format!("[{}] ", spec.label).into_bytes();
         prefix.truncate(64);
         let mut name: Vec<u8> = format!("{}-log", spec.label)
@@ -622,6 +624,12 @@ mod tests {
         let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = daemon.kill();
         assert!(matches!(pid_file_check(&path).unwrap(), Ownership::Gone(_)));
+        // The lock goes with the last process holding it (the killed `sleep` too).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while super::super::read_pid_file(&path).unwrap().unwrap().locked {
+            assert!(Instant::now() < deadline, "the lock outlived the daemon");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // Not named on its command line: not proven.
         let spec = DaemonSpec::new("sh", "t4")
             .args(["-c", "sleep 30"])

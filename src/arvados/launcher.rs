@@ -272,11 +272,27 @@ fn clean_server_files(run_dir: &Path, n: usize, volume: Option<&Path>) {
     }
     for kind in ["port", "volume", "pid"] {
         let path = file(run_dir, n, kind);
-        // Never remove a pid file a live process still holds.
-        if kind == "pid" && matches!(process::read_pid_file(&path), Ok(Some(i)) if i.locked) {
+        // Never remove a pid file a live process still holds. A killed server's lock can
+        // outlast its main thread by a moment (its other threads are still exiting): wait.
+        if kind == "pid" && held_after(&path, PID_FILE_WAIT) {
             continue;
         }
         remove_quietly(&path);
+    }
+}
+
+/// Whether some process still holds the lock of the pid file at `path` after up to `wait`.
+fn held_after(path: &Path, wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match process::read_pid_file(path) {
+            Ok(Some(info)) if info.locked => {}
+            _ => return false,
+        }
+        if std::time::Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -345,8 +361,13 @@ fn start_one(
             .wait_until_accepting_unless(addr, START_TIMEOUT, || interrupts.caught().is_some())
         {
             Ok(()) => {
-                // A keepstore that does not write its pid file gets one from us.
+                // A keepstore that does not write its pid file gets one from us, for readers;
+                // unlocked, it proves nothing, so `stop` will not signal that server.
                 if matches!(process::read_pid_file(&pid_path), Ok(None)) {
+                    eprintln!(
+                        "cibox: {label} did not write {}; stop_keep will not be able to stop it",
+                        pid_path.display()
+                    );
                     let _ = process::write_atomic(
                         &pid_path,
                         format!("{}\n", daemon.pid()).as_bytes(),

@@ -804,10 +804,15 @@ fn two_keepstores_on_one_pid_file_never_both_run() {
                 .unwrap()
         };
         let mut both = [spawn(), spawn()];
-        std::thread::sleep(Duration::from_millis(300));
-        let running: Vec<usize> = (0..2)
-            .filter(|&i| both[i].try_wait().unwrap().is_none())
-            .collect();
+        // The loser exits as soon as it finds the pid file locked; the winner keeps running.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut running: Vec<usize> = vec![0, 1];
+        while running.len() == 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            running.retain(|&i| both[i].try_wait().unwrap().is_none());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        running.retain(|&i| both[i].try_wait().unwrap().is_none());
         for child in &mut both {
             let _ = child.kill();
             let _ = child.wait();

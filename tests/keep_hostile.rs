@@ -155,14 +155,22 @@ fn a_trash_list_over_16_mib_is_413() {
 /// `cibox keepstore` in a private mount namespace whose volume is a small tmpfs (mounted
 /// read-only when `readonly`), or `None` when mount namespaces are not available here.
 fn keepstore_on_tmpfs(tmp: &Path, size: &str, readonly: bool) -> Option<Keepstore> {
-    let probe = Command::new("unshare")
-        .args(["-m", "true"])
-        .stderr(Stdio::null())
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
+    // As root a mount namespace alone; otherwise inside a user namespace, if allowed.
+    let works = |flags: &[&str]| {
+        Command::new("unshare")
+            .args(flags)
+            .arg("true")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let Some(flags) = [&["-m"][..], &["-r", "-m"][..]]
+        .into_iter()
+        .find(|f| works(f))
+    else {
         eprintln!("skipped: no mount namespaces here");
         return None;
-    }
+    };
     let vol = tmp.join("tmpfs-vol");
     std::fs::create_dir_all(&vol).unwrap();
     let wrapper = tmp.join("in-namespace");
@@ -184,17 +192,14 @@ fn keepstore_on_tmpfs(tmp: &Path, size: &str, readonly: bool) -> Option<Keepstor
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    Some(Keepstore::start_program(
-        "unshare",
-        &[
-            "-m".to_string(),
-            wrapper.display().to_string(),
-            "keepstore".into(),
-            format!("-volume={}", vol.display()),
-            "-min-free-space=0".into(),
-        ],
-        tmp,
-    ))
+    let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    args.extend([
+        wrapper.display().to_string(),
+        "keepstore".into(),
+        format!("-volume={}", vol.display()),
+        "-min-free-space=0".into(),
+    ]);
+    Some(Keepstore::start_program("unshare", &args, tmp))
 }
 
 #[test]

@@ -364,3 +364,67 @@ fn failures_are_not_cached() {
     }
     assert_eq!(lines(&count), 2);
 }
+
+/// Hostile or mistaken inputs to the container applets, caught before any engine is asked:
+/// a device as the Dockerfile is refused after a bounded read, a bad `--olderthan` is a usage
+/// error, and a missing executable is named as such (not blamed on binfmt_misc).
+#[test]
+fn bounded_dockerfile_reads_and_clear_input_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        output(
+            cibox()
+                .env("TMPDIR", tmp.path())
+                .env("PATH", "/nonexistent")
+                .args(args),
+        )
+    };
+    for args in [
+        &["check", "cibox-test/x", "/dev/zero"][..],
+        &["build", "-t", "cibox-test/x", "-f", "/dev/zero"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("Dockerfile /dev/zero is larger than 4 MiB"),
+            "{err}"
+        );
+    }
+    for value in ["-5", "99999999999999999999", "ten"] {
+        let out = run(&[
+            "check",
+            "cibox-test/x",
+            "--checktype",
+            "age",
+            "--olderthan",
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--olderthan {value}");
+        assert!(stderr(&out).contains("--olderthan"), "{}", stderr(&out));
+    }
+    let df = tmp.path().join("x.docker");
+    std::fs::write(&df, "FROM scratch\n").unwrap();
+    let out = run(&[
+        "build",
+        "-t",
+        "cibox-test/x",
+        "-f",
+        df.to_str().unwrap(),
+        "-e",
+        "/nonexistent/qemu-aarch64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("cibox build: cannot read executable /nonexistent/qemu-aarch64"),
+        "{err}"
+    );
+    assert!(!err.contains("binfmt"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "left files"
+    );
+}

@@ -30,7 +30,7 @@ Messages (on stdout) and exit status:
   1  \"Image does not exist\", \"Image needs updating\", \"Need a dockerfile for tag:TAG\",
      \"Image created @ TIME more than N minutes old\" (TIME in UTC); or an unreadable
      Dockerfile, or no working engine (one line on stderr)
-  2  usage error")]
+  2  usage error (also a negative or too large --olderthan)")]
 struct CheckArgs {
     #[command(flatten)]
     common: EngineArgs,
@@ -41,14 +41,14 @@ struct CheckArgs {
     /// What to check
     #[arg(long, value_enum, default_value_t = CheckType::Checksum)]
     checktype: CheckType,
-    /// Age limit in minutes (age check)
+    /// Age limit in minutes (age check): 0 to 4294967295
     #[arg(
         long,
         default_value_t = 60,
         value_name = "MINUTES",
         allow_negative_numbers = true
     )]
-    olderthan: i64,
+    olderthan: u32,
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
@@ -88,8 +88,7 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
                     args.tag
                 )
             })?;
-            let limit = chrono::Duration::try_minutes(args.olderthan)
-                .ok_or_else(|| anyhow::anyhow!("--olderthan {} is out of range", args.olderthan))?;
+            let limit = chrono::Duration::minutes(i64::from(args.olderthan));
             let now = chrono::Utc::now();
             if now.signed_duration_since(created) > limit {
                 println!(

@@ -30,11 +30,27 @@ pub const INPUTS_LABEL: &str = "org.cibox.inputs";
 pub const QEMU_FROM: &str = "FROM qemu/";
 /// How deep `FROM qemu/` inclusions may nest before it is taken for a loop.
 const MAX_DEPTH: usize = 32;
+/// The largest Dockerfile read (QEMU's biggest are a few KiB): a bound, so that a device or a
+/// huge file named by mistake (`-f /dev/zero`) is an error instead of exhausting memory.
+pub const MAX_DOCKERFILE_BYTES: u64 = 4 << 20;
 
-/// Reads a Dockerfile as UTF-8 text, with the file named in the error.
+/// Reads a Dockerfile as UTF-8 text (at most [`MAX_DOCKERFILE_BYTES`]), with the file named in
+/// the error.
 pub fn read(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
+    use std::io::Read;
+    let context = || format!("cannot read Dockerfile {}", path.display());
+    let file = std::fs::File::open(path).with_context(context)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DOCKERFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
+        bail!(
+            "Dockerfile {} is larger than {} MiB: not a Dockerfile",
+            path.display(),
+            MAX_DOCKERFILE_BYTES >> 20
+        );
+    }
     String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("Dockerfile {} is not UTF-8 text", path.display()))
 }

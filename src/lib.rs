@@ -11,6 +11,7 @@ pub mod arvados;
 pub mod engine;
 pub mod multicall;
 pub mod process;
+pub mod pystub;
 pub mod serve;
 
 pub use applet::{Applet, Invocation};

@@ -103,8 +103,9 @@ fn probe_without_any_engine_says_no_and_exits_0() {
 
 #[test]
 fn no_engine_is_one_clear_line_and_exit_1() {
-    for applet in ["run", "clean", "images"] {
-        let out = output(cibox().env("PATH", "/nonexistent").args([applet, "x"]));
+    // (clean ignores extra arguments, with a line saying so: none here.)
+    for (applet, extra) in [("run", Some("x")), ("clean", None), ("images", Some("x"))] {
+        let out = output(cibox().env("PATH", "/nonexistent").arg(applet).args(extra));
         assert_eq!(out.status.code(), Some(1), "{applet}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{applet}: {err}");
@@ -146,17 +147,54 @@ fn install_makes_links_and_never_overwrites_a_stranger() {
     let dir = tempfile::tempdir().unwrap();
     let out = output(cibox().arg("--install").arg(dir.path()));
     assert!(out.status.success(), "{}", stderr(&out));
-    for name in ["probe", "run", "docker.py"] {
+    for name in ["probe", "run", "run_test_server.py"] {
         let link = dir.path().join(name);
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
             cibox_path().canonicalize().unwrap()
         );
     }
+    // docker.py is a Python stub (QEMU runs it through Python), naming this cibox.
+    let stub = std::fs::read_to_string(dir.path().join("docker.py")).unwrap();
+    assert!(stub.starts_with("#!/usr/bin/env python3\n"), "{stub}");
+    assert!(stub.contains(cibox::pystub::MARKER));
+    let exe = cibox_path().canonicalize().unwrap();
+    assert!(stub.contains(exe.to_str().unwrap()), "{stub}");
     // Again: nothing to do, still success.
     let out = output(cibox().arg("--install").arg(dir.path()));
     assert!(out.status.success());
-    assert!(stdout(&out).contains("0 link(s) made"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 link(s) or stub(s) made"),
+        "{}",
+        stdout(&out)
+    );
+    // A docker.py of someone else's is never replaced without --force; a stale stub of ours is.
+    let docker_py = dir.path().join("docker.py");
+    std::fs::write(&docker_py, "#!/usr/bin/env python3\nprint('mine')\n").unwrap();
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("docker.py exists and is not a cibox stub or link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read_to_string(&docker_py)
+        .unwrap()
+        .contains("mine"));
+    std::fs::write(
+        &docker_py,
+        cibox::pystub::text(Path::new("/old/place/cibox")),
+    )
+    .unwrap();
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&docker_py).unwrap(), stub);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // A file that is not ours is left alone without --force, replaced with it.
     let stranger = dir.path().join("clean");

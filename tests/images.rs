@@ -490,8 +490,8 @@ fn extra_file_change_rebuilds(engine: &str) {
     let out = output(s.cibox(engine).args(["check", &tag]).arg(&df));
     assert_eq!(
         stdout(&out),
-        "Image is up to date\n",
-        "check sees the Dockerfile only, like the original"
+        "Image needs updating\n",
+        "check judges a cibox image on the inputs it recorded, as build does"
     );
     let rebuilt = build(&s, engine, &tag, &df, &["--extra-files", data_arg]);
     ok(&rebuilt);

@@ -11,9 +11,17 @@
 //!
 //! Everything else a build depends on (extra files, the included executable and its
 //! libraries, the `.pre` script, the user added, proxy build args) is described by
-//! [`Inputs`] and kept, hashed, in one more label, [`INPUTS_LABEL`]. It is written and compared
+//! [`Inputs`] and kept, hashed, in one more label, [`INPUTS_LABEL`], with the list it was hashed
+//! from (each input's name, digest and host file) in [`INPUT_LIST_LABEL`]. Both are written
 //! only when such inputs exist, so a plain image stays interchangeable with the original
 //! script's.
+//!
+//! One rule decides whether an image is up to date, for `build` and `check` alike
+//! ([`up_to_date`]): the checksum label must match; an image without [`INPUTS_LABEL`] was built
+//! by the original script (or had no other inputs) and is judged by the checksum alone, as the
+//! original judges it; an image with it is judged on every input too. `build` compares it with
+//! the inputs it was asked for; `check`, which is told only the Dockerfile, recomputes the
+//! inputs the image recorded (file contents, the current user) with [`Inputs::recorded`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +34,10 @@ use sha2::Sha256;
 pub const CHECKSUM_LABEL: &str = "com.qemu.dockerfile-checksum";
 /// The label cibox keeps the digest of the build's other inputs in.
 pub const INPUTS_LABEL: &str = "org.cibox.inputs";
+/// The label with the list of those inputs (base64 of JSON), so `check` can recompute them.
+pub const INPUT_LIST_LABEL: &str = "org.cibox.input-list";
+/// The input name of the added user.
+const USER_INPUT: &str = "user";
 /// The line prefix that names another of QEMU's Dockerfiles as the base.
 pub const QEMU_FROM: &str = "FROM qemu/";
 /// How deep `FROM qemu/` inclusions may nest before it is taken for a loop.
@@ -256,23 +268,43 @@ pub fn current_user() -> anyhow::Result<(u32, String)> {
     Ok((uid, name))
 }
 
+/// One input of a build: its digest, and the host file it was read from (if a file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Input {
+    digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+}
+
 /// Every input of a build beyond the Dockerfile text, each as a name and a digest.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    entries: BTreeMap<String, String>,
+    entries: BTreeMap<String, Input>,
 }
 
 impl Inputs {
-    /// Records one input; `what` says what it is (`extra-file:NAME`, `user`, ...).
+    /// Records one input; `what` says what it is (`extra-file:NAME`, `build-arg:K`, ...).
     pub fn add(&mut self, what: impl Into<String>, digest: impl Into<String>) {
-        self.entries.insert(what.into(), digest.into());
+        let input = Input {
+            digest: digest.into(),
+            file: None,
+        };
+        self.entries.insert(what.into(), input);
     }
 
-    /// Records a file's content by its SHA-256.
+    /// Records a file's content by its SHA-256, and where the file is.
     pub fn add_file(&mut self, what: impl Into<String>, path: &Path) -> anyhow::Result<()> {
-        let digest = file_sha256(path)?;
-        self.add(what, digest);
+        let input = Input {
+            digest: file_sha256(path)?,
+            file: std::path::absolute(path).ok(),
+        };
+        self.entries.insert(what.into(), input);
         Ok(())
+    }
+
+    /// Records the user added to the image.
+    pub fn add_user(&mut self, uid: u32, name: &str) {
+        self.add(USER_INPUT, format!("{uid}:{name}"));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -285,13 +317,45 @@ impl Inputs {
             return None;
         }
         let mut hasher = Sha256::new();
-        for (what, digest) in &self.entries {
+        for (what, input) in &self.entries {
             hasher.update(what.as_bytes());
             hasher.update(b"\0");
-            hasher.update(digest.as_bytes());
+            hasher.update(input.digest.as_bytes());
             hasher.update(b"\n");
         }
         Some(hex::encode(hasher.finalize()))
+    }
+
+    /// The value of [`INPUT_LIST_LABEL`]: every input as base64 of JSON (a label value needs
+    /// no quoting so), `None` when there are none.
+    pub fn list_label(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.entries.is_empty() {
+            return None;
+        }
+        let json = serde_json::to_vec(&self.entries).ok()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(json))
+    }
+
+    /// The inputs an image recorded in [`INPUT_LIST_LABEL`], as they are now: each file hashed
+    /// again (a file that is gone gets a digest no file has), the user taken as the current
+    /// one, the rest as recorded. `None` when the image has no readable list.
+    pub fn recorded(labels: &std::collections::HashMap<String, String>) -> Option<Inputs> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(labels.get(INPUT_LIST_LABEL)?)
+            .ok()?;
+        let mut entries: BTreeMap<String, Input> = serde_json::from_slice(&bytes).ok()?;
+        for (what, input) in &mut entries {
+            if let Some(file) = &input.file {
+                input.digest = file_sha256(file).unwrap_or_else(|_| "gone".into());
+            } else if what == USER_INPUT {
+                input.digest = current_user()
+                    .map(|(uid, name)| format!("{uid}:{name}"))
+                    .unwrap_or_else(|_| "no user".into());
+            }
+        }
+        Some(Inputs { entries })
     }
 }
 
@@ -315,15 +379,34 @@ pub fn file_sha1(path: &Path) -> anyhow::Result<String> {
     file_digest::<Sha1>(path)
 }
 
-/// Whether an image's labels say it was built from this Dockerfile with these inputs. The
-/// inputs label is compared only when there are inputs (see the module comment).
-pub fn labels_match(
+/// Which inputs an image is judged against when it carries cibox's inputs label.
+#[derive(Debug, Clone, Copy)]
+pub enum Wanted<'a> {
+    /// The inputs label of the build being asked for (`None`: it has no other inputs).
+    Planned(Option<&'a str>),
+    /// The inputs the image recorded, as they are now ([`Inputs::recorded`]).
+    Recorded,
+}
+
+/// The up-to-date rule `build` and `check` share (see the module comment): the checksum label
+/// matches, and, on an image that carries cibox's inputs label, the inputs match too.
+pub fn up_to_date(
     labels: &std::collections::HashMap<String, String>,
     checksum: &str,
-    inputs: Option<&str>,
+    wanted: Wanted,
 ) -> bool {
-    labels.get(CHECKSUM_LABEL).map(String::as_str) == Some(checksum)
-        && inputs.is_none_or(|want| labels.get(INPUTS_LABEL).map(String::as_str) == Some(want))
+    if labels.get(CHECKSUM_LABEL).map(String::as_str) != Some(checksum) {
+        return false;
+    }
+    let Some(have) = labels.get(INPUTS_LABEL) else {
+        // Built by the original script: its own rule, the checksum alone.
+        return true;
+    };
+    let want = match wanted {
+        Wanted::Planned(label) => label.map(str::to_string),
+        Wanted::Recorded => Inputs::recorded(labels).and_then(|inputs| inputs.label()),
+    };
+    want.as_deref() == Some(have.as_str())
 }
 
 /// `FROM qemu/X` lines rewritten to `FROM PREFIX/qemu/X` (the registry, or `localhost` for
@@ -435,18 +518,48 @@ mod tests {
     fn inputs_label_only_when_there_are_inputs() {
         let mut inputs = Inputs::default();
         assert_eq!(inputs.label(), None);
+        assert_eq!(inputs.list_label(), None);
         inputs.add("user", "0:root");
         let one = inputs.label().unwrap();
         inputs.add("build-arg:http_proxy", "http://p");
         assert_ne!(inputs.label().unwrap(), one);
+    }
+
+    #[test]
+    fn one_rule_for_original_and_cibox_images() {
         let mut labels = std::collections::HashMap::new();
         labels.insert(CHECKSUM_LABEL.to_string(), "abc".to_string());
-        assert!(labels_match(&labels, "abc", None));
-        assert!(!labels_match(&labels, "abc", Some("x")));
+        // No inputs label: the original's rule, whatever inputs are asked for.
+        assert!(up_to_date(&labels, "abc", Wanted::Planned(None)));
+        assert!(up_to_date(&labels, "abc", Wanted::Planned(Some("x"))));
+        assert!(up_to_date(&labels, "abc", Wanted::Recorded));
+        assert!(!up_to_date(&labels, "abd", Wanted::Planned(None)));
+        // With it: every input counts.
         labels.insert(INPUTS_LABEL.to_string(), "x".to_string());
-        assert!(labels_match(&labels, "abc", Some("x")));
-        assert!(labels_match(&labels, "abc", None));
-        assert!(!labels_match(&labels, "abd", None));
+        assert!(up_to_date(&labels, "abc", Wanted::Planned(Some("x"))));
+        assert!(!up_to_date(&labels, "abc", Wanted::Planned(Some("y"))));
+        assert!(!up_to_date(&labels, "abc", Wanted::Planned(None)));
+        // A label without its list cannot be recomputed: not up to date.
+        assert!(!up_to_date(&labels, "abc", Wanted::Recorded));
+    }
+
+    #[test]
+    fn recorded_inputs_follow_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("extra.txt");
+        std::fs::write(&file, "one").unwrap();
+        let mut inputs = Inputs::default();
+        inputs.add_file("extra-file:extra.txt", &file).unwrap();
+        inputs.add("build-arg:A", "B");
+        let mut labels = std::collections::HashMap::new();
+        labels.insert(CHECKSUM_LABEL.to_string(), "abc".to_string());
+        labels.insert(INPUTS_LABEL.to_string(), inputs.label().unwrap());
+        labels.insert(INPUT_LIST_LABEL.to_string(), inputs.list_label().unwrap());
+        assert!(up_to_date(&labels, "abc", Wanted::Recorded));
+        std::fs::write(&file, "two").unwrap();
+        assert!(!up_to_date(&labels, "abc", Wanted::Recorded));
+        std::fs::remove_file(&file).unwrap();
+        assert!(!up_to_date(&labels, "abc", Wanted::Recorded));
     }
 
     #[test]

@@ -165,27 +165,56 @@ pub fn split_lines(text: &str) -> Vec<&str> {
     lines
 }
 
+/// The most text `FROM qemu/` inlining may produce: the same base included along several
+/// paths repeats, and nested repeats grow exponentially, so the output is bounded.
+pub const MAX_PREPROCESSED_BYTES: usize = 4 * MAX_DOCKERFILE_BYTES as usize;
+
 /// Preprocesses Dockerfile text (see the module comment). `origin` names it in errors.
+///
+/// Each included file is read and preprocessed once (a base reached along several paths is
+/// not read again), and the output is bounded by [`MAX_PREPROCESSED_BYTES`], so the work is
+/// linear in the files read plus the output, whatever the inclusions.
 pub fn preprocess(text: &str, origin: &Path, search: &SearchPath) -> anyhow::Result<String> {
     let mut out = String::new();
-    let mut chain = vec![origin.display().to_string()];
-    preprocess_into(text, search, &mut chain, &mut out)?;
+    let mut state = Inlining {
+        search,
+        chain: vec![origin.display().to_string()],
+        done: std::collections::HashMap::new(),
+    };
+    preprocess_into(text, &mut state, &mut out)?;
     Ok(out)
 }
 
-fn preprocess_into(
-    text: &str,
-    search: &SearchPath,
-    chain: &mut Vec<String>,
-    out: &mut String,
-) -> anyhow::Result<()> {
+/// What inlining carries along: where to look, the inclusion chain (for loops), and the
+/// files already preprocessed.
+struct Inlining<'a> {
+    search: &'a SearchPath,
+    chain: Vec<String>,
+    done: std::collections::HashMap<String, String>,
+}
+
+/// Appends `text` to `out`, failing once the output would pass the bound.
+fn push_bounded(out: &mut String, text: &str, origin: &str) -> anyhow::Result<()> {
+    if out.len() + text.len() > MAX_PREPROCESSED_BYTES {
+        bail!(
+            "{origin}: its FROM qemu/ bases expand to more than {} MiB",
+            MAX_PREPROCESSED_BYTES >> 20
+        );
+    }
+    out.push_str(text);
+    Ok(())
+}
+
+fn preprocess_into(text: &str, state: &mut Inlining, out: &mut String) -> anyhow::Result<()> {
+    let search = state.search;
     for line in split_lines(text) {
         if line.chars().all(py_space) || line.starts_with('#') {
             continue;
         }
+        let chain = &mut state.chain;
         let Some(rest) = line.strip_prefix(QEMU_FROM) else {
-            out.push_str(line);
-            out.push('\n');
+            push_bounded(out, line, &chain[0])?;
+            push_bounded(out, "\n", &chain[0])?;
             continue;
         };
         let name = qemu_name(rest);
@@ -209,14 +238,29 @@ fn preprocess_into(
             );
         };
         let shown = path.display().to_string();
-        if chain.contains(&shown) || chain.len() > MAX_DEPTH {
+        if chain.contains(&shown) {
             chain.push(shown);
             bail!("FROM qemu/ lines form a loop: {}", chain.join(" -> "));
         }
+        if chain.len() > MAX_DEPTH {
+            bail!(
+                "{}: FROM qemu/ bases nest deeper than {MAX_DEPTH}",
+                chain[0]
+            );
+        }
+        if let Some(text) = state.done.get(&shown) {
+            let origin = state.chain[0].clone();
+            push_bounded(out, text, &origin)?;
+            continue;
+        }
         let included = read(&path)?;
-        chain.push(shown);
-        preprocess_into(&included, search, chain, out)?;
-        chain.pop();
+        state.chain.push(shown.clone());
+        let mut expanded = String::new();
+        preprocess_into(&included, state, &mut expanded)?;
+        state.chain.pop();
+        let origin = state.chain[0].clone();
+        push_bounded(out, &expanded, &origin)?;
+        state.done.insert(shown, expanded);
     }
     Ok(())
 }
@@ -512,6 +556,39 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("loop"), "{err}");
+    }
+
+    #[test]
+    fn repeated_bases_are_read_once_and_the_expansion_is_bounded() {
+        // l0 includes l1 twice, l1 includes l2 twice, ...: 2^28 copies of the leaf.
+        let dir = tempfile::tempdir().unwrap();
+        for level in 0..28 {
+            let next = level + 1;
+            std::fs::write(
+                dir.path().join(format!("l{level}.docker")),
+                format!("FROM qemu/l{next}\nRUN {level}\nFROM qemu/l{next}\n"),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("l28.docker"), "RUN leaf\n").unwrap();
+        let start = std::time::Instant::now();
+        let err = preprocess(
+            "FROM qemu/l0\n",
+            Path::new("top.docker"),
+            &search(dir.path()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("expand to more than 16 MiB"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        // A diamond within the bound works, each file read once.
+        let ok = preprocess(
+            "FROM qemu/l25\n",
+            Path::new("top.docker"),
+            &search(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(ok.lines().filter(|l| *l == "RUN leaf").count(), 8);
     }
 
     #[test]

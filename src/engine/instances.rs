@@ -38,6 +38,8 @@ use super::exec::{status_code, EngineError};
 pub const INSTANCE_LABEL: &str = "com.qemu.instance.uuid";
 /// How long a stopped run's engine client may take to finish on its own before it is killed.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long the reaper keeps looking when cibox died without naming its engine client.
+const UNNAMED_CLIENT_GRACE: Duration = Duration::from_secs(3);
 /// How often [`reap_instance`] looks again.
 const REAP_POLL: Duration = Duration::from_millis(100);
 
@@ -301,7 +303,16 @@ pub fn reaper_main(args: &[OsString]) -> std::process::ExitCode {
         }
     }
     let engine = Engine::assume(argv.to_vec(), kind);
-    let alive = || clients.iter().any(|&pid| process_runs(pid));
+    // No client named: cibox died before it could say which one it had just started, if
+    // any; give such a client the time a start-up takes to show its container.
+    let unnamed_until = Instant::now() + UNNAMED_CLIENT_GRACE;
+    let alive = || {
+        if clients.is_empty() {
+            Instant::now() < unnamed_until
+        } else {
+            clients.iter().any(|&pid| process_runs(pid))
+        }
+    };
     let kill = || {
         for &pid in &clients {
             if process_runs(pid) {

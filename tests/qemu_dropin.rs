@@ -12,8 +12,7 @@
 mod engine_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use engine_support::*;
 
@@ -44,52 +43,10 @@ fn python_stub(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-}
-
 fn engine_ok(engine: &str, args: &[&str]) -> String {
     let out = output(engine_cmd(engine).args(args));
-    assert_ok(&out);
+    ok(&out);
     stdout(&out)
-}
-
-/// Removes the listed images (and the layers only they used) whatever happens to the test.
-struct ImageGuard {
-    engine: String,
-    names: Vec<String>,
-}
-
-impl ImageGuard {
-    fn new(engine: &str) -> ImageGuard {
-        ImageGuard {
-            engine: engine.into(),
-            names: Vec::new(),
-        }
-    }
-
-    fn fresh(&mut self, what: &str) -> String {
-        let name = unique(&format!("cibox-test/{what}"));
-        self.names.push(name.clone());
-        name
-    }
-}
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = engine_cmd(&self.engine)
-            .args(["rmi", "-f"])
-            .args(&self.names)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// The original docker.py from `CIBOX_REFERENCE_DOCKER_PY`; `None` (test skipped) when unset.
@@ -128,7 +85,7 @@ fn stub_whose_cibox_is_gone_says_so_and_exits_1() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = output(Command::new(&moved).arg("--install").arg(dir.path()));
-    assert_ok(&out);
+    ok(&out);
     std::fs::remove_file(&moved).unwrap();
     let out = output(&mut python_stub(
         dir.path(),
@@ -150,7 +107,7 @@ fn stub_whose_cibox_is_gone_says_so_and_exits_1() {
 fn stub_probes_the_engine(engine: &str) {
     let dir = installed();
     let out = output(&mut python_stub(dir.path(), &["--engine", engine, "probe"]));
-    assert_ok(&out);
+    ok(&out);
     assert_eq!(stdout(&out), format!("{engine}\n"));
     if engine == "podman" {
         // auto asks podman first, as the original does.
@@ -158,24 +115,15 @@ fn stub_probes_the_engine(engine: &str) {
             python_stub(dir.path(), &["--engine", "auto", "probe"])
                 .env("CIBOX_ENGINE_CACHE_SECONDS", "0"),
         );
-        assert_ok(&out);
+        ok(&out);
         assert_eq!(stdout(&out), "podman\n");
     }
 }
 
 fn stub_cross_compile_line_keeps_the_compiler_status(engine: &str) {
-    let image =
-        std::env::var("CIBOX_TEST_CC_IMAGE").unwrap_or_else(|_| "cibox-test/gcc:bookworm".into());
-    if !output(engine_cmd(engine).args(["image", "inspect", &image]))
-        .status
-        .success()
-    {
-        assert!(
-            std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
-            "compiler image {image} missing: run scripts/test-env up"
-        );
+    let Some(image) = cc_image(engine) else {
         return;
-    }
+    };
     let dir = installed();
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
@@ -201,7 +149,7 @@ fn stub_cross_compile_line_keeps_the_compiler_status(engine: &str) {
         output(python_stub(dir.path(), &line).current_dir(&build))
     };
     let out = cc(&["-c", "x.c", "-o", "x.o"]);
-    assert_ok(&out);
+    ok(&out);
     assert!(build.join("x.o").is_file(), "no x.o");
     let out = cc(&["-c", "bad.c", "-o", "bad.o"]);
     assert_eq!(out.status.code(), Some(1), "gcc's own status");
@@ -228,7 +176,7 @@ fn stub_passes_arguments_unchanged(engine: &str) {
     ];
     line.extend(tricky);
     let out = output(&mut python_stub(dir.path(), &line));
-    assert_ok(&out);
+    ok(&out);
     let expected: String = tricky.iter().map(|a| format!("[{a}]\n")).collect();
     assert_eq!(stdout(&out), expected);
 }
@@ -245,10 +193,10 @@ fn fetch_ignores_a_second_command_like_the_original(engine: &str) {
         return;
     };
     let dir = installed();
-    let mut images = ImageGuard::new(engine);
-    let tag = images.fresh("toolchain");
+    let mut images = Images::new(engine);
+    let tag = images.name("toolchain");
     let remote = format!("{registry}/{tag}");
-    images.names.push(remote.clone());
+    images.add(&remote);
     engine_ok(engine, &["tag", &base_image(), &remote]);
     engine_ok(engine, &["push", &remote]);
     engine_ok(engine, &["rmi", &remote]);
@@ -270,7 +218,7 @@ fn fetch_ignores_a_second_command_like_the_original(engine: &str) {
             "PREPARE",
         ],
     ));
-    assert_ok(&out);
+    ok(&out);
     let ignored: Vec<String> = stderr(&out)
         .lines()
         .filter(|l| l.starts_with("cibox fetch: ignoring extra arguments"))
@@ -310,30 +258,6 @@ fn fetch_ignores_a_second_command_like_the_original(engine: &str) {
     );
 }
 
-/// Runs the original script, again when podman 4.3 trips over a layer a parallel test
-/// removed at the same moment ("layer not known").
-fn reference(engine: &str, script: &Path, args: &[&str]) -> Output {
-    let mut out;
-    let mut pause = 200;
-    loop {
-        out = output(
-            Command::new("python3")
-                .arg(script)
-                .args(["--engine", engine])
-                .args(args)
-                // The original forces BuildKit on docker, which this client refuses without
-                // buildx; it leaves BuildKit alone under GITLAB_CI.
-                .env("GITLAB_CI", "1")
-                .stdin(Stdio::null()),
-        );
-        if out.status.success() || !stderr(&out).contains("layer not known") || pause > 3200 {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(pause));
-        pause *= 2;
-    }
-}
-
 fn dockerfile(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("FROM {}\n{body}\n", base_image())).unwrap();
@@ -345,16 +269,16 @@ fn image_built_by_the_original_with_user_is_up_to_date_for_both(engine: &str) {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let mut images = ImageGuard::new(engine);
-    let tag = images.fresh("original-user");
+    let mut images = Images::new(engine);
+    let tag = images.name("original-user");
     let df = dockerfile(work.path(), "user.docker", "RUN echo original > /marker");
     let df_text = df.to_str().unwrap();
     let out = reference(engine, &script, &["build", "-t", &tag, "-f", df_text, "-u"]);
-    assert_ok(&out);
+    ok(&out);
     let id = engine_ok(engine, &["image", "inspect", "--format", "{{.Id}}", &tag]);
 
     let out = output(cibox().args(["--engine", engine, "check", &tag, df_text]));
-    assert_ok(&out);
+    ok(&out);
     assert_eq!(stdout(&out), "Image is up to date\n");
     for extra in [&["-u"][..], &[][..]] {
         let out = output(
@@ -362,7 +286,7 @@ fn image_built_by_the_original_with_user_is_up_to_date_for_both(engine: &str) {
                 .args(["--engine", engine, "build", "-t", &tag, "-f", df_text])
                 .args(extra),
         );
-        assert_ok(&out);
+        ok(&out);
         assert_eq!(stdout(&out), "Image is up to date.\n", "build {extra:?}");
     }
     let after = engine_ok(engine, &["image", "inspect", "--format", "{{.Id}}", &tag]);
@@ -371,8 +295,8 @@ fn image_built_by_the_original_with_user_is_up_to_date_for_both(engine: &str) {
 
 fn changed_extra_file_is_stale_for_both(engine: &str) {
     let work = tempfile::tempdir().unwrap();
-    let mut images = ImageGuard::new(engine);
-    let tag = images.fresh("extra-stale");
+    let mut images = Images::new(engine);
+    let tag = images.name("extra-stale");
     let extra = work.path().join("payload.txt");
     std::fs::write(&extra, "one\n").unwrap();
     let df = dockerfile(work.path(), "extra.docker", "COPY payload.txt /payload.txt");
@@ -392,7 +316,7 @@ fn changed_extra_file_is_stale_for_both(engine: &str) {
         ]))
     };
     let check = || output(cibox().args(["--engine", engine, "check", &tag, df_text]));
-    assert_ok(&build());
+    ok(&build());
     let out = check();
     assert_eq!(
         (out.status.code(), stdout(&out).as_str()),
@@ -411,7 +335,7 @@ fn changed_extra_file_is_stale_for_both(engine: &str) {
         stderr(&out)
     );
     let out = build();
-    assert_ok(&out);
+    ok(&out);
     assert!(
         !stdout(&out).contains("Image is up to date"),
         "{}",

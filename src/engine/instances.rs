@@ -239,7 +239,15 @@ pub fn reap_instance(
         // Whether the client runs is asked before looking: a client gone before an empty
         // look can no longer create anything.
         let alive = !killed && client_alive();
-        let ids = labelled(engine, Some(id))?;
+        let ids = match labelled(engine, Some(id)) {
+            Ok(ids) => ids,
+            // A busy engine may fail a listing now and then: ask again, within bounds.
+            Err(e) if start.elapsed() > 2 * SETTLE_LIMIT => return Err(e),
+            Err(_) => {
+                std::thread::sleep(REAP_POLL);
+                continue;
+            }
+        };
         if ids.is_empty() && !alive {
             return Ok(removed);
         }

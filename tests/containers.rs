@@ -358,3 +358,29 @@ fn remote_podman_through_container_host() {
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), nix::unistd::getuid().to_string());
 }
+
+/// The tests' podman keeps its images and containers in the test environment's own store,
+/// never in the machine's (`scripts/test-env` names a storage.conf in
+/// `CONTAINERS_STORAGE_CONF`).
+#[test]
+fn podman_uses_the_test_store_only() {
+    if !engine_available("podman") {
+        return;
+    }
+    let Ok(state) = std::env::var("CIBOX_TEST_ENV") else {
+        panic!("CIBOX_TEST_ENV is not set: run the tests through scripts/test");
+    };
+    let out = output(engine_cmd("podman").args([
+        "info",
+        "--format",
+        "{{.Store.GraphRoot}} {{.Store.RunRoot}}",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let roots = stdout(&out);
+    for root in roots.split_whitespace() {
+        assert!(
+            root.starts_with(&state),
+            "podman's store {root} is outside the test environment {state}"
+        );
+    }
+}

@@ -27,9 +27,9 @@ end
 complete -c cibox -n "__fish_cibox_needs_command" -l engine -d 'Container engine for the container applets [env: CIBOX_ENGINE]' -r -f -a "auto\t''
 docker\t''
 podman\t''"
-complete -c cibox -n "__fish_cibox_needs_command" -l install -d 'Create a link named after each applet (and docker.py) in DIR' -r -f -a "(__fish_complete_directories)"
+complete -c cibox -n "__fish_cibox_needs_command" -l install -d 'Create a link named after each applet in DIR, and docker.py as a Python stub running this cibox' -r -f -a "(__fish_complete_directories)"
 complete -c cibox -n "__fish_cibox_needs_command" -l list -d 'Print every applet name, one a line'
-complete -c cibox -n "__fish_cibox_needs_command" -l force -d 'With --install: replace files that are not cibox links'
+complete -c cibox -n "__fish_cibox_needs_command" -l force -d 'With --install: replace files that are not cibox links or stubs'
 complete -c cibox -n "__fish_cibox_needs_command" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_needs_command" -s V -l version -d 'Print version'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "completions" -d 'Print shell completions'
@@ -72,7 +72,7 @@ docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
 complete -c cibox -n "__fish_cibox_using_subcommand check" -l checktype -d 'What to check' -r -f -a "checksum\t'The image\'s checksum label matches the Dockerfile'
 age\t'The image is younger than --olderthan minutes'"
-complete -c cibox -n "__fish_cibox_using_subcommand check" -l olderthan -d 'Age limit in minutes (age check)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand check" -l olderthan -d 'Age limit in minutes (age check): 0 to 4294967295' -r
 complete -c cibox -n "__fish_cibox_using_subcommand check" -l quiet -d 'Run quietly: hide the engine\'s standard output'
 complete -c cibox -n "__fish_cibox_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand clean" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'

@@ -77,6 +77,33 @@ impl Invocation {
         Ok((parsed, rest))
     }
 
+    /// For the applets whose original (QEMU's docker.py) ignores arguments it does not know
+    /// (`fetch`, `update`, `check`, `clean`, `probe`): accepts `extra` and names it in one line
+    /// on stderr, unless `quiet`. QEMU's Makefiles rely on this: a rule missing a `;` runs
+    /// `docker.py fetch TAG REG docker.py update TAG -u` as one command.
+    pub fn ignore_extra(&self, extra: &[OsString], quiet: bool) {
+        if extra.is_empty() || quiet {
+            return;
+        }
+        let shown: Vec<String> = extra
+            .iter()
+            .map(|a| {
+                let a = a.to_string_lossy();
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                {
+                    format!("{a:?}")
+                } else {
+                    a.into_owned()
+                }
+            })
+            .collect();
+        eprintln!(
+            "cibox {}: ignoring extra arguments (as docker.py does): {}",
+            self.applet.name,
+            shown.join(" ")
+        );
+    }
+
     /// The applet's command, named as the applet.
     pub fn command(&self) -> clap::Command {
         (self.applet.command)().name(self.applet.name)

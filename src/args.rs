@@ -83,7 +83,9 @@ pub fn split_known(command: &mut Command, args: &[OsString]) -> (Vec<OsString>, 
     let take_values = |arity: Arity, i: &mut usize, known: &mut Vec<OsString>| match arity {
         Arity::Flag => {}
         Arity::One => {
-            if *i < args.len() {
+            // `--` is never a value: it ends option parsing (clap then reports the missing
+            // value), as Python's argparse does.
+            if *i < args.len() && args[*i] != "--" {
                 known.push(args[*i].clone());
                 *i += 1;
             }
@@ -250,6 +252,14 @@ mod tests {
         );
         assert_eq!(known, os(&["--quiet", "qemu/x", "x.docker"]));
         assert_eq!(rest, os(&["--weird", "extra"]));
+    }
+
+    #[test]
+    fn double_dash_is_never_an_option_value() {
+        let mut cmd = build_like();
+        let (known, rest) = split_known(&mut cmd, &os(&["-t", "--", "x"]));
+        assert_eq!(known, os(&["-t"]));
+        assert_eq!(rest, os(&["--", "x"]));
     }
 
     #[test]

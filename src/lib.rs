@@ -12,6 +12,7 @@ pub mod engine;
 pub mod httpd;
 pub mod multicall;
 pub mod process;
+pub mod pystub;
 pub mod serve;
 
 pub use applet::{Applet, Invocation};

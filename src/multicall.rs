@@ -7,7 +7,9 @@
 //! the seed's actions `start_keep` and `stop_keep`.
 //!
 //! Global options, before the applet name: `--engine`, `--list`, `--install DIR [--force]`,
-//! `--help`, `--version`, and the built-in `completions SHELL`.
+//! `--help`, `--version`, and the built-in `completions SHELL`. `--install` links every applet
+//! name to cibox, and writes `docker.py` as a Python stub (see [`crate::pystub`]), since QEMU
+//! runs it through Python.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -23,6 +25,10 @@ const SCRIPT_LINKS: &[(&str, Option<&[&str]>)] = &[
     ("docker.py", None),
     ("run_test_server.py", Some(&["start_keep", "stop_keep"])),
 ];
+
+/// The script names `--install` writes as Python stubs instead of links: their callers run
+/// them through the interpreter (`$python docker.py ...`).
+const PYTHON_STUBS: &[&str] = &["docker.py"];
 
 /// Runs cibox with the whole command line (`args[0]` is the program name).
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
@@ -204,13 +210,16 @@ pub fn top_command() -> clap::Command {
                 .long("install")
                 .value_name("DIR")
                 .value_hint(clap::ValueHint::DirPath)
-                .help("Create a link named after each applet (and docker.py) in DIR"),
+                .help(
+                    "Create a link named after each applet in DIR, and docker.py as a Python \
+                     stub running this cibox",
+                ),
         )
         .arg(
             clap::Arg::new("force")
                 .long("force")
                 .action(clap::ArgAction::SetTrue)
-                .help("With --install: replace files that are not cibox links"),
+                .help("With --install: replace files that are not cibox links or stubs"),
         )
         .subcommand(
             clap::Command::new("completions")
@@ -272,6 +281,46 @@ fn is_our_link(path: &Path, exe: &Path) -> bool {
     same_file || target.file_name().is_some_and(|n| n == "cibox")
 }
 
+/// Writes the Python stub `dir/name` running `exe`: `Some("wrote")` or `Some("replaced")` when
+/// it wrote one, `None` when the same stub is already there. Replaces only a stub or a cibox
+/// link, anything else only with `force`; the file is replaced in one rename.
+fn install_stub(
+    dir: &Path,
+    name: &str,
+    exe: &Path,
+    force: bool,
+) -> Result<Option<&'static str>, String> {
+    let path = dir.join(name);
+    let text = crate::pystub::text(exe);
+    let exists = path.symlink_metadata().is_ok();
+    if exists {
+        let stub = crate::pystub::is_stub(&path);
+        if stub && std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            return Ok(None);
+        }
+        if !stub && !is_our_link(&path, exe) && !force {
+            return Err(format!(
+                "{} exists and is not a cibox stub or link; left as it is (--force replaces it)",
+                path.display()
+            ));
+        }
+    }
+    let partial = dir.join(format!(".{name}.cibox-{}", std::process::id()));
+    let written = std::fs::write(&partial, &text)
+        .and_then(|()| {
+            std::fs::set_permissions(
+                &partial,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+        })
+        .and_then(|()| std::fs::rename(&partial, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    Ok(Some(if exists { "replaced" } else { "wrote" }))
+}
+
 /// `cibox --install DIR [--force]`.
 fn install(dir: &Path, force: bool) -> ExitCode {
     let exe = match std::env::current_exe() {
@@ -288,6 +337,24 @@ fn install(dir: &Path, force: bool) -> ExitCode {
     let mut failed = false;
     let (mut made, mut kept) = (0, 0);
     for name in link_names() {
+        if PYTHON_STUBS.contains(&name.as_str()) {
+            match install_stub(dir, &name, &exe, force) {
+                Ok(Some(verb)) => {
+                    made += 1;
+                    println!(
+                        "{verb} {} (a Python stub running {})",
+                        dir.join(&name).display(),
+                        exe.display()
+                    );
+                }
+                Ok(None) => kept += 1,
+                Err(message) => {
+                    eprintln!("cibox: {message}");
+                    failed = true;
+                }
+            }
+            continue;
+        }
         let link = dir.join(&name);
         let exists = link.symlink_metadata().is_ok();
         if exists {
@@ -323,7 +390,7 @@ fn install(dir: &Path, force: bool) -> ExitCode {
         }
     }
     println!(
-        "{made} link(s) made, {kept} already in place, in {}",
+        "{made} link(s) or stub(s) made, {kept} already in place, in {}",
         dir.display()
     );
     if failed {

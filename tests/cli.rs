@@ -103,8 +103,9 @@ fn probe_without_any_engine_says_no_and_exits_0() {
 
 #[test]
 fn no_engine_is_one_clear_line_and_exit_1() {
-    for applet in ["run", "clean", "images"] {
-        let out = output(cibox().env("PATH", "/nonexistent").args([applet, "x"]));
+    // (clean ignores extra arguments, with a line saying so: none here.)
+    for (applet, extra) in [("run", Some("x")), ("clean", None), ("images", Some("x"))] {
+        let out = output(cibox().env("PATH", "/nonexistent").arg(applet).args(extra));
         assert_eq!(out.status.code(), Some(1), "{applet}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{applet}: {err}");
@@ -146,17 +147,54 @@ fn install_makes_links_and_never_overwrites_a_stranger() {
     let dir = tempfile::tempdir().unwrap();
     let out = output(cibox().arg("--install").arg(dir.path()));
     assert!(out.status.success(), "{}", stderr(&out));
-    for name in ["probe", "run", "docker.py"] {
+    for name in ["probe", "run", "run_test_server.py"] {
         let link = dir.path().join(name);
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
             cibox_path().canonicalize().unwrap()
         );
     }
+    // docker.py is a Python stub (QEMU runs it through Python), naming this cibox.
+    let stub = std::fs::read_to_string(dir.path().join("docker.py")).unwrap();
+    assert!(stub.starts_with("#!/usr/bin/env python3\n"), "{stub}");
+    assert!(stub.contains(cibox::pystub::MARKER));
+    let exe = cibox_path().canonicalize().unwrap();
+    assert!(stub.contains(exe.to_str().unwrap()), "{stub}");
     // Again: nothing to do, still success.
     let out = output(cibox().arg("--install").arg(dir.path()));
     assert!(out.status.success());
-    assert!(stdout(&out).contains("0 link(s) made"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 link(s) or stub(s) made"),
+        "{}",
+        stdout(&out)
+    );
+    // A docker.py of someone else's is never replaced without --force; a stale stub of ours is.
+    let docker_py = dir.path().join("docker.py");
+    std::fs::write(&docker_py, "#!/usr/bin/env python3\nprint('mine')\n").unwrap();
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("docker.py exists and is not a cibox stub or link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read_to_string(&docker_py)
+        .unwrap()
+        .contains("mine"));
+    std::fs::write(
+        &docker_py,
+        cibox::pystub::text(Path::new("/old/place/cibox")),
+    )
+    .unwrap();
+    let out = output(cibox().arg("--install").arg(dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&docker_py).unwrap(), stub);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // A file that is not ours is left alone without --force, replaced with it.
     let stranger = dir.path().join("clean");
@@ -363,4 +401,68 @@ fn failures_are_not_cached() {
         assert_eq!(stdout(&out), "no\n");
     }
     assert_eq!(lines(&count), 2);
+}
+
+/// Hostile or mistaken inputs to the container applets, caught before any engine is asked:
+/// a device as the Dockerfile is refused after a bounded read, a bad `--olderthan` is a usage
+/// error, and a missing executable is named as such (not blamed on binfmt_misc).
+#[test]
+fn bounded_dockerfile_reads_and_clear_input_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        output(
+            cibox()
+                .env("TMPDIR", tmp.path())
+                .env("PATH", "/nonexistent")
+                .args(args),
+        )
+    };
+    for args in [
+        &["check", "cibox-test/x", "/dev/zero"][..],
+        &["build", "-t", "cibox-test/x", "-f", "/dev/zero"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("Dockerfile /dev/zero is larger than 4 MiB"),
+            "{err}"
+        );
+    }
+    for value in ["-5", "99999999999999999999", "ten"] {
+        let out = run(&[
+            "check",
+            "cibox-test/x",
+            "--checktype",
+            "age",
+            "--olderthan",
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--olderthan {value}");
+        assert!(stderr(&out).contains("--olderthan"), "{}", stderr(&out));
+    }
+    let df = tmp.path().join("x.docker");
+    std::fs::write(&df, "FROM scratch\n").unwrap();
+    let out = run(&[
+        "build",
+        "-t",
+        "cibox-test/x",
+        "-f",
+        df.to_str().unwrap(),
+        "-e",
+        "/nonexistent/qemu-aarch64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("cibox build: cannot read executable /nonexistent/qemu-aarch64"),
+        "{err}"
+    );
+    assert!(!err.contains("binfmt"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "left files"
+    );
 }

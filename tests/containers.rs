@@ -17,6 +17,7 @@ engine_tests!(
     sigint_removes_the_container,
     sighup_removes_the_container,
     sigkill_of_cibox_still_removes_the_container,
+    stopping_run_during_start_up_leaves_no_container,
     keep_leaves_the_container_running,
     images_passes_arguments_and_status,
     docker_py_link_behaves_as_cibox,
@@ -161,6 +162,38 @@ fn sigkill_of_cibox_still_removes_the_container(engine: &str) {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_containers_gone(engine, &label, "cibox was SIGKILLed");
+}
+
+/// SIGKILL or SIGTERM while the engine is still creating the container: the container may
+/// appear after cibox is gone, and must still be removed (the reaper, or the handler, waits
+/// until the engine client has finished before it calls the container gone).
+fn stopping_run_during_start_up_leaves_no_container(engine: &str) {
+    use nix::sys::signal::Signal;
+    for signal in [Signal::SIGKILL, Signal::SIGTERM] {
+        for delay_ms in [0, 40, 120, 250] {
+            let label = unique("startup-stop");
+            let _guard = LabelGuard::new(engine, &label);
+            let mut child = cibox()
+                .args(["--engine", engine, "run", "--label"])
+                .arg(format!("cibox.test={label}"))
+                .args([&base_image(), "sleep", "600"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start cibox run");
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            send_signal(&child, signal);
+            child.wait().unwrap();
+            // Long enough for a late container to appear, then for it to be removed.
+            std::thread::sleep(Duration::from_secs(2));
+            assert_containers_gone(
+                engine,
+                &label,
+                &format!("{signal} {delay_ms} ms into the start-up"),
+            );
+        }
+    }
 }
 
 fn keep_leaves_the_container_running(engine: &str) {
@@ -324,4 +357,30 @@ fn remote_podman_through_container_host() {
     ]));
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), nix::unistd::getuid().to_string());
+}
+
+/// The tests' podman keeps its images and containers in the test environment's own store,
+/// never in the machine's (`scripts/test-env` names a storage.conf in
+/// `CONTAINERS_STORAGE_CONF`).
+#[test]
+fn podman_uses_the_test_store_only() {
+    if !engine_available("podman") {
+        return;
+    }
+    let Ok(state) = std::env::var("CIBOX_TEST_ENV") else {
+        panic!("CIBOX_TEST_ENV is not set: run the tests through scripts/test");
+    };
+    let out = output(engine_cmd("podman").args([
+        "info",
+        "--format",
+        "{{.Store.GraphRoot}} {{.Store.RunRoot}}",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let roots = stdout(&out);
+    for root in roots.split_whitespace() {
+        assert!(
+            root.starts_with(&state),
+            "podman's store {root} is outside the test environment {state}"
+        );
+    }
 }

@@ -34,46 +34,6 @@ engine_tests!(
     cc_compiles_and_returns_the_compiler_status,
 );
 
-/// Removes the named images whatever happens to the test.
-struct Images {
-    engine: String,
-    names: Vec<String>,
-}
-
-impl Images {
-    fn new(engine: &str) -> Images {
-        Images {
-            engine: engine.into(),
-            names: Vec::new(),
-        }
-    }
-
-    /// A fresh image name (`cibox-test/<what>-<pid>-<n>`), removed at the end.
-    fn name(&mut self, what: &str) -> String {
-        let name = unique(&format!("cibox-test/{what}"));
-        self.names.push(name.clone());
-        name
-    }
-
-    /// Also remove `name` at the end.
-    fn add(&mut self, name: &str) {
-        self.names.push(name.into());
-    }
-}
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        if !self.names.is_empty() {
-            let _ = engine_cmd(&self.engine)
-                .args(["rmi", "-f"])
-                .args(&self.names)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 /// A scratch directory for one test: files, and the TMPDIR cibox runs with.
 struct Scratch {
     dir: tempfile::TempDir,
@@ -126,16 +86,6 @@ impl Scratch {
             .collect();
         assert!(left.is_empty(), "left in TMPDIR: {left:?}");
     }
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
 }
 
 /// The one line cibox printed on stderr for an error (engine warnings aside).
@@ -399,35 +349,6 @@ fn reference_script() -> Option<PathBuf> {
     }
 }
 
-/// Runs a build, again when podman 4.3 trips over an image removed by a parallel test at the
-/// same moment ("layer not known"; cibox's own builds do the same).
-fn retrying_podman_race(mut command: impl FnMut() -> Output) -> Output {
-    let mut out = command();
-    for pause in [200, 400, 800, 1600, 3200] {
-        if out.status.success() || !stderr(&out).contains("layer not known") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(pause));
-        out = command();
-    }
-    out
-}
-
-fn reference(engine: &str, script: &Path, args: &[&str]) -> Output {
-    retrying_podman_race(|| {
-        output(
-            Command::new("python3")
-                .arg(script)
-                .args(["--engine", engine])
-                .args(args)
-                // The original forces BuildKit on docker, which this client refuses without
-                // buildx (defect 1); it leaves BuildKit alone under GITLAB_CI.
-                .env("GITLAB_CI", "1")
-                .stdin(Stdio::null()),
-        )
-    })
-}
-
 fn interoperates_with_the_reference_script_both_ways(engine: &str) {
     let Some(script) = reference_script() else {
         return;
@@ -490,8 +411,8 @@ fn extra_file_change_rebuilds(engine: &str) {
     let out = output(s.cibox(engine).args(["check", &tag]).arg(&df));
     assert_eq!(
         stdout(&out),
-        "Image is up to date\n",
-        "check sees the Dockerfile only, like the original"
+        "Image needs updating\n",
+        "check judges a cibox image on the inputs it recorded, as build does"
     );
     let rebuilt = build(&s, engine, &tag, &df, &["--extra-files", data_arg]);
     ok(&rebuilt);
@@ -1130,18 +1051,9 @@ fn update_adds_the_user(engine: &str) {
 }
 
 fn cc_compiles_and_returns_the_compiler_status(engine: &str) {
-    let image =
-        std::env::var("CIBOX_TEST_CC_IMAGE").unwrap_or_else(|_| "cibox-test/gcc:bookworm".into());
-    if !output(engine_cmd(engine).args(["image", "inspect", &image]))
-        .status
-        .success()
-    {
-        assert!(
-            std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
-            "compiler image {image} missing: run scripts/test-env up"
-        );
+    let Some(image) = cc_image(engine) else {
         return;
-    }
+    };
     let s = Scratch::new();
     let src = s.path().join("src");
     // QEMU's usual layout: the build directory inside the source tree.

@@ -14,17 +14,21 @@ use clap::{CommandFactory, Parser};
 use crate::applet::{Applet, Invocation};
 use crate::engine::build::{self, BuildRequest, Outcome};
 use crate::engine::dockerfile::Dockerfile;
-use crate::engine::EngineArgs;
+use crate::engine::{image, EngineArgs};
 
 /// Build an image from a Dockerfile unless it is up to date; unknown options go to the engine
 #[derive(Debug, Parser)]
 #[command(after_help = "\
-Up to date means: the image's label com.qemu.dockerfile-checksum is the SHA-1 of the \
+A rebuild removes the image it replaced, unless something still uses it (another tag, a \
+container, a child image). Up to date means: the image's label com.qemu.dockerfile-checksum is the SHA-1 of the \
 Dockerfile with blank and comment lines dropped and every `FROM qemu/NAME` replaced by \
 NAME.docker (next to the Dockerfile, then in $CIBOX_DOCKERFILES, then in the installed \
-dockerfiles/), and, when the build has other inputs (extra files, the included executable and \
-its libraries, the .pre script, the added user, proxy settings and --build-args), its label \
-org.cibox.inputs matches them too. --no-cache among the engine arguments always builds.
+dockerfiles/). An image without cibox's label org.cibox.inputs was built by QEMU's docker.py \
+(or had no other inputs) and is judged by that checksum alone, as docker.py judges it, whatever \
+inputs are asked for; an image with it is up to date only when the build's other inputs (extra \
+files, the included executable and its libraries, the .pre script, the added user, proxy \
+settings and --build-args) match it too. `cibox check` applies the same rule. --no-cache among \
+the engine arguments always builds.
 
 A script DOCKERFILE-minus-extension.pre runs first in the build context: exit 3 skips the \
 build (prints \"Skip\"), any other failure fails it. http_proxy, https_proxy and ftp_proxy \
@@ -95,14 +99,24 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     let plan = build::plan(&request, &engine_args)?;
     let engine = args.common.engine(&invocation)?;
 
-    if !build::no_cache(&engine_args) && build::up_to_date(&engine, tag, &dockerfile, &plan)? {
+    // One engine call: the decision, and the image a rebuild replaces.
+    let previous = image::inspect(&engine, tag)?;
+    let fresh = previous
+        .as_ref()
+        .is_some_and(|info| build::up_to_date(info, &dockerfile, &plan));
+    if fresh && !build::no_cache(&engine_args) {
         if !request.quiet {
             println!("Image is up to date.");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if build::build(&engine, &request, &dockerfile, plan, engine_args)? == Outcome::Skipped {
-        println!("Skip");
+    match build::build(&engine, &request, &dockerfile, plan, engine_args)? {
+        Outcome::Skipped => println!("Skip"),
+        Outcome::Built => {
+            if let Some(previous) = previous {
+                build::remove_replaced(&engine, tag, &previous.id);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

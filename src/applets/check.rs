@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::applet::{Applet, Invocation};
-use crate::engine::dockerfile::{self, Dockerfile};
+use crate::engine::dockerfile::{self, Dockerfile, Wanted};
 use crate::engine::{image, EngineArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -25,12 +25,21 @@ enum CheckType {
 /// Check whether an image is up to date with a Dockerfile, or recent enough
 #[derive(Debug, Parser)]
 #[command(after_help = "\
+Extra arguments are ignored, as QEMU's docker.py ignores them (one line on stderr names them, \
+unless --quiet).
+
+Up to date (checksum check) follows the rule of `cibox build`: the image's label \
+com.qemu.dockerfile-checksum matches the Dockerfile; an image built by QEMU's docker.py (no \
+org.cibox.inputs label) is judged by that alone; an image cibox built with other inputs is \
+judged on them too, as it recorded them (extra files, the executable and its libraries and the \
+.pre script hashed again, the added user as the current user).
+
 Messages (on stdout) and exit status:
   0  \"Image is up to date\" / \"Image less than N minutes old\" (nothing with --quiet)
   1  \"Image does not exist\", \"Image needs updating\", \"Need a dockerfile for tag:TAG\",
      \"Image created @ TIME more than N minutes old\" (TIME in UTC); or an unreadable
      Dockerfile, or no working engine (one line on stderr)
-  2  usage error")]
+  2  usage error (also a negative or too large --olderthan)")]
 struct CheckArgs {
     #[command(flatten)]
     common: EngineArgs,
@@ -41,19 +50,20 @@ struct CheckArgs {
     /// What to check
     #[arg(long, value_enum, default_value_t = CheckType::Checksum)]
     checktype: CheckType,
-    /// Age limit in minutes (age check)
+    /// Age limit in minutes (age check): 0 to 4294967295
     #[arg(
         long,
         default_value_t = 60,
         value_name = "MINUTES",
         allow_negative_numbers = true
     )]
-    olderthan: i64,
+    olderthan: u32,
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, _) = invocation.parse::<CheckArgs>()?;
+    let (args, extra) = invocation.parse::<CheckArgs>()?;
     let quiet = args.common.quiet;
+    invocation.ignore_extra(&extra, quiet);
     // Read the Dockerfile first: a bad one is the caller's mistake, whatever the image.
     let wanted = match (args.checktype, &args.dockerfile) {
         (CheckType::Checksum, Some(path)) => Some(Dockerfile::load(path)?),
@@ -70,7 +80,7 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
                 println!("Need a dockerfile for tag:{}", args.tag);
                 return Ok(ExitCode::FAILURE);
             };
-            if dockerfile::labels_match(&info.labels, &wanted.checksum, None) {
+            if dockerfile::up_to_date(&info.labels, &wanted.checksum, Wanted::Recorded) {
                 if !quiet {
                     println!("Image is up to date");
                 }
@@ -88,8 +98,7 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
                     args.tag
                 )
             })?;
-            let limit = chrono::Duration::try_minutes(args.olderthan)
-                .ok_or_else(|| anyhow::anyhow!("--olderthan {} is out of range", args.olderthan))?;
+            let limit = chrono::Duration::minutes(i64::from(args.olderthan));
             let now = chrono::Utc::now();
             if now.signed_duration_since(created) > limit {
                 println!(

@@ -11,7 +11,8 @@ use crate::engine::EngineArgs;
 /// Remove every container cibox (or QEMU's docker.py) started, running or exited
 #[derive(Debug, Parser)]
 #[command(after_help = "\
-Prints the id of each container it removed, unless --quiet.
+Prints the id of each container it removed, unless --quiet. Extra arguments are ignored, as \
+QEMU's docker.py ignores them (one line on stderr names them, unless --quiet).
 
 Exit status:
   0  done (also when there was nothing to remove)
@@ -23,7 +24,8 @@ struct CleanArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, _) = invocation.parse::<CleanArgs>()?;
+    let (args, extra) = invocation.parse::<CleanArgs>()?;
+    invocation.ignore_extra(&extra, args.common.quiet);
     let engine = args.common.engine(&invocation)?;
     let removed = remove_labelled(&engine, None)?;
     if !args.common.quiet {

@@ -2,7 +2,8 @@
 //!
 //! `cibox fetch TAG REGISTRY` pulls `REGISTRY/TAG` and tags it `TAG` (QEMU's Makefiles fetch
 //! toolchain images so: `fetch --quiet qemu/NAME $(DOCKER_REGISTRY)`). Unlike the original it
-//! fails, with the engine's reason, when the pull fails.
+//! fails, with the engine's reason, when the pull fails. Extra arguments are ignored, as the
+//! original does (QEMU's `debian-toolchain-run` rule depends on it).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -15,11 +16,12 @@ use crate::engine::EngineArgs;
 /// Pull REGISTRY/TAG and tag it as TAG
 #[derive(Debug, Parser)]
 #[command(after_help = "\
-Any option not listed here is passed to `ENGINE pull` (for example --tls-verify=false).
+Extra arguments are ignored, as QEMU's docker.py ignores them (one line on stderr names them, \
+unless --quiet). With --quiet the engine's progress is hidden and a failure is one line.
 
 Exit status:
   0  pulled and tagged
-  1  the pull or the tag failed (the engine's reason on stderr), or no working engine
+  1  the pull or the tag failed (the engine's reason, one line on stderr), or no working engine
   2  usage error")]
 struct FetchArgs {
     #[command(flatten)]
@@ -31,16 +33,17 @@ struct FetchArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, engine_args) = invocation.parse::<FetchArgs>()?;
+    let (args, extra) = invocation.parse::<FetchArgs>()?;
+    invocation.ignore_extra(&extra, args.common.quiet);
     let engine = args.common.engine(&invocation)?;
     let remote = format!("{}/{}", args.registry.trim_end_matches('/'), args.tag);
-    let mut pull: Vec<OsString> = vec!["pull".into()];
+    let pull: [OsString; 2] = ["pull".into(), remote.clone().into()];
     if args.common.quiet {
-        pull.push("--quiet".into());
+        // Quiet: the engine's stderr only in the one-line error, never shown twice.
+        engine.output(&pull)?;
+    } else {
+        engine.stream(&pull, false, &[], None)?;
     }
-    pull.extend(engine_args);
-    pull.push(remote.clone().into());
-    engine.stream(&pull, args.common.quiet, &[], None)?;
     engine.output(&["tag", remote.as_str(), args.tag.as_str()])?;
     Ok(ExitCode::SUCCESS)
 }

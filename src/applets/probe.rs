@@ -17,7 +17,9 @@ use crate::engine::{detect, engine, remember, EngineArgs};
 /// Tell which container engine works: podman, docker, sudo docker or no
 #[derive(Debug, Parser)]
 #[command(
-    after_help = "Exit status:\n  0  always (the answer is in the output), as QEMU's configure expects\n  2  usage error"
+    after_help = "Extra arguments are ignored, as QEMU's docker.py ignores them (one line on \
+                  stderr names them, unless --quiet).\n\nExit status:\n  0  always (the answer \
+                  is in the output), as QEMU's configure expects\n  2  usage error"
 )]
 struct ProbeArgs {
     #[command(flatten)]
@@ -28,7 +30,8 @@ struct ProbeArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, _) = invocation.parse::<ProbeArgs>()?;
+    let (args, extra) = invocation.parse::<ProbeArgs>()?;
+    invocation.ignore_extra(&extra, args.common.quiet);
     let choice = invocation.engine_choice(args.common.engine)?;
     if args.json {
         // The diagnostic view always asks every engine afresh.

@@ -5,7 +5,7 @@
 //! big BIN is): the Dockerfile, BIN at its binfmt_misc interpreter path and every library it
 //! needs, and the line adding the current user. QEMU uses it for its toolchain images
 //! (`update --quiet qemu/NAME --add-current-user`) and for linux-user test images
-//! (`update IMAGE --executable QEMU_BINARY`).
+//! (`update IMAGE --executable QEMU_BINARY`). Extra arguments are ignored, as the original does.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -23,7 +23,8 @@ use crate::engine::{image, EngineArgs, EngineKind};
 /// Add an executable (with its libraries) or the current user to an existing image
 #[derive(Debug, Parser)]
 #[command(after_help = "\
-Any option not listed here is passed to `ENGINE build`.
+Extra arguments are ignored, as QEMU's docker.py ignores them (one line on stderr names them, \
+unless --quiet).
 
 Exit status:
   0  updated
@@ -46,8 +47,9 @@ struct UpdateArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, engine_args) = invocation.parse::<UpdateArgs>()?;
+    let (args, extra) = invocation.parse::<UpdateArgs>()?;
     let quiet = args.common.quiet;
+    invocation.ignore_extra(&extra, quiet);
     let mut text = format!("FROM {}\n", args.tag);
     let mut files = Vec::new();
     if let Some(exe) = &args.executable {
@@ -73,7 +75,6 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
         // needs a TTY, and finds some other image at best).
         argv.push("--pull=never".into());
     }
-    argv.extend(engine_args);
     argv.push("-".into());
     let feed = || -> Option<image::Feed> {
         let text = text.clone();

@@ -63,6 +63,8 @@ pub fn parse_entry(text: &str) -> Entry {
 /// Where `executable` goes according to its binfmt_misc entry; an error when there is none.
 /// Notes (a differing interpreter, a persistent entry) go to stderr unless `quiet`.
 pub fn placement(executable: &Path, quiet: bool) -> anyhow::Result<Placement> {
+    // The executable itself first: a missing one is the mistake to name, not binfmt_misc.
+    check_executable(executable)?;
     placement_in(&root(), executable, quiet)
 }
 
@@ -182,16 +184,22 @@ pub fn libraries(executable: &Path) -> anyhow::Result<Vec<Library>> {
         .collect()
 }
 
-/// What goes into an image for one executable: `(source on the host, path in the image)`.
-pub fn files_for(
-    executable: &Path,
-    placement: &Placement,
-) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+/// An error naming the executable unless it is a readable regular file.
+fn check_executable(executable: &Path) -> anyhow::Result<()> {
     let meta = std::fs::metadata(executable)
         .with_context(|| format!("cannot read executable {}", executable.display()))?;
     if !meta.is_file() {
         bail!("executable {} is not a file", executable.display());
     }
+    Ok(())
+}
+
+/// What goes into an image for one executable: `(source on the host, path in the image)`.
+pub fn files_for(
+    executable: &Path,
+    placement: &Placement,
+) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    check_executable(executable)?;
     let mut files = Vec::new();
     if let Placement::At(dest) = placement {
         files.push((executable.to_path_buf(), dest.clone()));

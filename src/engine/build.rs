@@ -15,7 +15,9 @@ use anyhow::{bail, Context};
 
 use super::binfmt::{self, Placement};
 use super::context::BuildDir;
-use super::dockerfile::{self, Dockerfile, Inputs, CHECKSUM_LABEL, INPUTS_LABEL};
+use super::dockerfile::{
+    self, Dockerfile, Inputs, Wanted, CHECKSUM_LABEL, INPUTS_LABEL, INPUT_LIST_LABEL,
+};
 use super::exec::{set_foreground, status_code};
 use super::{image, Engine, EngineKind};
 
@@ -109,7 +111,7 @@ pub fn plan(request: &BuildRequest, engine_args: &[OsString]) -> anyhow::Result<
 
     let user = if request.add_current_user {
         let (uid, name) = dockerfile::current_user()?;
-        inputs.add("user", format!("{uid}:{name}"));
+        inputs.add_user(uid, &name);
         Some((uid, name))
     } else {
         None
@@ -159,22 +161,42 @@ pub fn no_cache(engine_args: &[OsString]) -> bool {
     })
 }
 
-/// Whether the image `tag` is up to date with `dockerfile` and the planned inputs (one engine
-/// call; a missing image is not up to date).
-pub fn up_to_date(
-    engine: &Engine,
-    tag: &str,
-    dockerfile: &Dockerfile,
-    plan: &Plan,
-) -> anyhow::Result<bool> {
-    Ok(match image::inspect(engine, tag)? {
-        Some(info) => dockerfile::labels_match(
-            &info.labels,
-            &dockerfile.checksum,
-            plan.inputs.label().as_deref(),
-        ),
-        None => false,
-    })
+/// Whether the image `tag` is (`image::inspect` of it) is up to date with `dockerfile` and the
+/// planned inputs (see [`dockerfile::up_to_date`]).
+pub fn up_to_date(info: &image::ImageInfo, dockerfile: &Dockerfile, plan: &Plan) -> bool {
+    dockerfile::up_to_date(
+        &info.labels,
+        &dockerfile.checksum,
+        Wanted::Planned(plan.inputs.label().as_deref()),
+    )
+}
+
+/// After a rebuild of `tag`, removes the image it replaced (`previous`, its id) unless the
+/// build gave the same image, another name still refers to it, or something uses it (a
+/// container, a child image: the engine refuses, and that is fine). Each rebuild would otherwise leave
+/// the old image and its layers behind, untagged.
+pub fn remove_replaced(engine: &Engine, tag: &str, previous: &str) {
+    if previous.is_empty() {
+        return;
+    }
+    let now = image::inspect(engine, tag)
+        .ok()
+        .flatten()
+        .map(|info| info.id);
+    if now.as_deref().is_none_or(|id| id == previous) {
+        return;
+    }
+    // Only an image left without any name: one another name still refers to is kept.
+    let names = engine.output_if_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RepoTags}}",
+        previous,
+    ]);
+    if matches!(names, Ok(Some(count)) if count.trim() == "0") {
+        let _ = engine.output_if_ok(&["rmi", previous]);
+    }
 }
 
 /// Builds the image: `.pre` script, context, final Dockerfile, `ENGINE build`. The temporary
@@ -227,6 +249,9 @@ pub fn build(
     text.push_str(&format!("LABEL {CHECKSUM_LABEL}={}\n", dockerfile.checksum));
     if let Some(inputs) = &inputs_label {
         text.push_str(&format!("LABEL {INPUTS_LABEL}={inputs}\n"));
+    }
+    if let Some(list) = plan.inputs.list_label() {
+        text.push_str(&format!("LABEL {INPUT_LIST_LABEL}={list}\n"));
     }
     for (name, sum) in &plan.extra_labels {
         if !name.contains(|c: char| c.is_whitespace() || c == '=' || c == '"') {

@@ -11,9 +11,17 @@
 //!
 //! Everything else a build depends on (extra files, the included executable and its
 //! libraries, the `.pre` script, the user added, proxy build args) is described by
-//! [`Inputs`] and kept, hashed, in one more label, [`INPUTS_LABEL`]. It is written and compared
+//! [`Inputs`] and kept, hashed, in one more label, [`INPUTS_LABEL`], with the list it was hashed
+//! from (each input's name, digest and host file) in [`INPUT_LIST_LABEL`]. Both are written
 //! only when such inputs exist, so a plain image stays interchangeable with the original
 //! script's.
+//!
+//! One rule decides whether an image is up to date, for `build` and `check` alike
+//! ([`up_to_date`]): the checksum label must match; an image without [`INPUTS_LABEL`] was built
+//! by the original script (or had no other inputs) and is judged by the checksum alone, as the
+//! original judges it; an image with it is judged on every input too. `build` compares it with
+//! the inputs it was asked for; `check`, which is told only the Dockerfile, recomputes the
+//! inputs the image recorded (file contents, the current user) with [`Inputs::recorded`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,15 +34,35 @@ use sha2::Sha256;
 pub const CHECKSUM_LABEL: &str = "com.qemu.dockerfile-checksum";
 /// The label cibox keeps the digest of the build's other inputs in.
 pub const INPUTS_LABEL: &str = "org.cibox.inputs";
+/// The label with the list of those inputs (base64 of JSON), so `check` can recompute them.
+pub const INPUT_LIST_LABEL: &str = "org.cibox.input-list";
+/// The input name of the added user.
+const USER_INPUT: &str = "user";
 /// The line prefix that names another of QEMU's Dockerfiles as the base.
 pub const QEMU_FROM: &str = "FROM qemu/";
 /// How deep `FROM qemu/` inclusions may nest before it is taken for a loop.
 const MAX_DEPTH: usize = 32;
+/// The largest Dockerfile read (QEMU's biggest are a few KiB): a bound, so that a device or a
+/// huge file named by mistake (`-f /dev/zero`) is an error instead of exhausting memory.
+pub const MAX_DOCKERFILE_BYTES: u64 = 4 << 20;
 
-/// Reads a Dockerfile as UTF-8 text, with the file named in the error.
+/// Reads a Dockerfile as UTF-8 text (at most [`MAX_DOCKERFILE_BYTES`]), with the file named in
+/// the error.
 pub fn read(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
+    use std::io::Read;
+    let context = || format!("cannot read Dockerfile {}", path.display());
+    let file = std::fs::File::open(path).with_context(context)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DOCKERFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
+        bail!(
+            "Dockerfile {} is larger than {} MiB: not a Dockerfile",
+            path.display(),
+            MAX_DOCKERFILE_BYTES >> 20
+        );
+    }
     String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("Dockerfile {} is not UTF-8 text", path.display()))
 }
@@ -137,27 +165,56 @@ pub fn split_lines(text: &str) -> Vec<&str> {
     lines
 }
 
+/// The most text `FROM qemu/` inlining may produce: the same base included along several
+/// paths repeats, and nested repeats grow exponentially, so the output is bounded.
+pub const MAX_PREPROCESSED_BYTES: usize = 4 * MAX_DOCKERFILE_BYTES as usize;
+
 /// Preprocesses Dockerfile text (see the module comment). `origin` names it in errors.
+///
+/// Each included file is read and preprocessed once (a base reached along several paths is
+/// not read again), and the output is bounded by [`MAX_PREPROCESSED_BYTES`], so the work is
+/// linear in the files read plus the output, whatever the inclusions.
 pub fn preprocess(text: &str, origin: &Path, search: &SearchPath) -> anyhow::Result<String> {
     let mut out = String::new();
-    let mut chain = vec![origin.display().to_string()];
-    preprocess_into(text, search, &mut chain, &mut out)?;
+    let mut state = Inlining {
+        search,
+        chain: vec![origin.display().to_string()],
+        done: std::collections::HashMap::new(),
+    };
+    preprocess_into(text, &mut state, &mut out)?;
     Ok(out)
 }
 
-fn preprocess_into(
-    text: &str,
-    search: &SearchPath,
-    chain: &mut Vec<String>,
-    out: &mut String,
-) -> anyhow::Result<()> {
+/// What inlining carries along: where to look, the inclusion chain (for loops), and the
+/// files already preprocessed.
+struct Inlining<'a> {
+    search: &'a SearchPath,
+    chain: Vec<String>,
+    done: std::collections::HashMap<String, String>,
+}
+
+/// Appends `text` to `out`, failing once the output would pass the bound.
+fn push_bounded(out: &mut String, text: &str, origin: &str) -> anyhow::Result<()> {
+    if out.len() + text.len() > MAX_PREPROCESSED_BYTES {
+        bail!(
+            "{origin}: its FROM qemu/ bases expand to more than {} MiB",
+            MAX_PREPROCESSED_BYTES >> 20
+        );
+    }
+    out.push_str(text);
+    Ok(())
+}
+
+fn preprocess_into(text: &str, state: &mut Inlining, out: &mut String) -> anyhow::Result<()> {
+    let search = state.search;
     for line in split_lines(text) {
         if line.chars().all(py_space) || line.starts_with('#') {
             continue;
         }
+        let chain = &mut state.chain;
         let Some(rest) = line.strip_prefix(QEMU_FROM) else {
-            out.push_str(line);
-            out.push('\n');
+            push_bounded(out, line, &chain[0])?;
+            push_bounded(out, "\n", &chain[0])?;
             continue;
         };
         let name = qemu_name(rest);
@@ -181,14 +238,29 @@ fn preprocess_into(
             );
         };
         let shown = path.display().to_string();
-        if chain.contains(&shown) || chain.len() > MAX_DEPTH {
+        if chain.contains(&shown) {
             chain.push(shown);
             bail!("FROM qemu/ lines form a loop: {}", chain.join(" -> "));
         }
+        if chain.len() > MAX_DEPTH {
+            bail!(
+                "{}: FROM qemu/ bases nest deeper than {MAX_DEPTH}",
+                chain[0]
+            );
+        }
+        if let Some(text) = state.done.get(&shown) {
+            let origin = state.chain[0].clone();
+            push_bounded(out, text, &origin)?;
+            continue;
+        }
         let included = read(&path)?;
-        chain.push(shown);
-        preprocess_into(&included, search, chain, out)?;
-        chain.pop();
+        state.chain.push(shown.clone());
+        let mut expanded = String::new();
+        preprocess_into(&included, state, &mut expanded)?;
+        state.chain.pop();
+        let origin = state.chain[0].clone();
+        push_bounded(out, &expanded, &origin)?;
+        state.done.insert(shown, expanded);
     }
     Ok(())
 }
@@ -240,23 +312,43 @@ pub fn current_user() -> anyhow::Result<(u32, String)> {
     Ok((uid, name))
 }
 
+/// One input of a build: its digest, and the host file it was read from (if a file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Input {
+    digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+}
+
 /// Every input of a build beyond the Dockerfile text, each as a name and a digest.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    entries: BTreeMap<String, String>,
+    entries: BTreeMap<String, Input>,
 }
 
 impl Inputs {
-    /// Records one input; `what` says what it is (`extra-file:NAME`, `user`, ...).
+    /// Records one input; `what` says what it is (`extra-file:NAME`, `build-arg:K`, ...).
     pub fn add(&mut self, what: impl Into<String>, digest: impl Into<String>) {
-        self.entries.insert(what.into(), digest.into());
+        let input = Input {
+            digest: digest.into(),
+            file: None,
+        };
+        self.entries.insert(what.into(), input);
     }
 
-    /// Records a file's content by its SHA-256.
+    /// Records a file's content by its SHA-256, and where the file is.
     pub fn add_file(&mut self, what: impl Into<String>, path: &Path) -> anyhow::Result<()> {
-        let digest = file_sha256(path)?;
-        self.add(what, digest);
+        let input = Input {
+            digest: file_sha256(path)?,
+            file: std::path::absolute(path).ok(),
+        };
+        self.entries.insert(what.into(), input);
         Ok(())
+    }
+
+    /// Records the user added to the image.
+    pub fn add_user(&mut self, uid: u32, name: &str) {
+        self.add(USER_INPUT, format!("{uid}:{name}"));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -269,13 +361,45 @@ impl Inputs {
             return None;
         }
         let mut hasher = Sha256::new();
-        for (what, digest) in &self.entries {
+        for (what, input) in &self.entries {
             hasher.update(what.as_bytes());
             hasher.update(b"\0");
-            hasher.update(digest.as_bytes());
+            hasher.update(input.digest.as_bytes());
             hasher.update(b"\n");
         }
         Some(hex::encode(hasher.finalize()))
+    }
+
+    /// The value of [`INPUT_LIST_LABEL`]: every input as base64 of JSON (a label value needs
+    /// no quoting so), `None` when there are none.
+    pub fn list_label(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.entries.is_empty() {
+            return None;
+        }
+        let json = serde_json::to_vec(&self.entries).ok()?;
+        Some(base64::engine::general_purpose::STANDARD.encode(json))
+    }
+
+    /// The inputs an image recorded in [`INPUT_LIST_LABEL`], as they are now: each file hashed
+    /// again (a file that is gone gets a digest no file has), the user taken as the current
+    /// one, the rest as recorded. `None` when the image has no readable list.
+    pub fn recorded(labels: &std::collections::HashMap<String, String>) -> Option<Inputs> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(labels.get(INPUT_LIST_LABEL)?)
+            .ok()?;
+        let mut entries: BTreeMap<String, Input> = serde_json::from_slice(&bytes).ok()?;
+        for (what, input) in &mut entries {
+            if let Some(file) = &input.file {
+                input.digest = file_sha256(file).unwrap_or_else(|_| "gone".into());
+            } else if what == USER_INPUT {
+                input.digest = current_user()
+                    .map(|(uid, name)| format!("{uid}:{name}"))
+                    .unwrap_or_else(|_| "no user".into());
+            }
+        }
+        Some(Inputs { entries })
     }
 }
 
@@ -299,15 +423,34 @@ pub fn file_sha1(path: &Path) -> anyhow::Result<String> {
     file_digest::<Sha1>(path)
 }
 
-/// Whether an image's labels say it was built from this Dockerfile with these inputs. The
-/// inputs label is compared only when there are inputs (see the module comment).
-pub fn labels_match(
+/// Which inputs an image is judged against when it carries cibox's inputs label.
+#[derive(Debug, Clone, Copy)]
+pub enum Wanted<'a> {
+    /// The inputs label of the build being asked for (`None`: it has no other inputs).
+    Planned(Option<&'a str>),
+    /// The inputs the image recorded, as they are now ([`Inputs::recorded`]).
+    Recorded,
+}
+
+/// The up-to-date rule `build` and `check` share (see the module comment): the checksum label
+/// matches, and, on an image that carries cibox's inputs label, the inputs match too.
+pub fn up_to_date(
     labels: &std::collections::HashMap<String, String>,
     checksum: &str,
-    inputs: Option<&str>,
+    wanted: Wanted,
 ) -> bool {
-    labels.get(CHECKSUM_LABEL).map(String::as_str) == Some(checksum)
-        && inputs.is_none_or(|want| labels.get(INPUTS_LABEL).map(String::as_str) == Some(want))
+    if labels.get(CHECKSUM_LABEL).map(String::as_str) != Some(checksum) {
+        return false;
+    }
+    let Some(have) = labels.get(INPUTS_LABEL) else {
+        // Built by the original script: its own rule, the checksum alone.
+        return true;
+    };
+    let want = match wanted {
+        Wanted::Planned(label) => label.map(str::to_string),
+        Wanted::Recorded => Inputs::recorded(labels).and_then(|inputs| inputs.label()),
+    };
+    want.as_deref() == Some(have.as_str())
 }
 
 /// `FROM qemu/X` lines rewritten to `FROM PREFIX/qemu/X` (the registry, or `localhost` for
@@ -416,21 +559,84 @@ mod tests {
     }
 
     #[test]
+    fn repeated_bases_are_read_once_and_the_expansion_is_bounded() {
+        // l0 includes l1 twice, l1 includes l2 twice, ...: 2^28 copies of the leaf.
+        let dir = tempfile::tempdir().unwrap();
+        for level in 0..28 {
+            let next = level + 1;
+            std::fs::write(
+                dir.path().join(format!("l{level}.docker")),
+                format!("FROM qemu/l{next}\nRUN {level}\nFROM qemu/l{next}\n"),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("l28.docker"), "RUN leaf\n").unwrap();
+        let start = std::time::Instant::now();
+        let err = preprocess(
+            "FROM qemu/l0\n",
+            Path::new("top.docker"),
+            &search(dir.path()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("expand to more than 16 MiB"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        // A diamond within the bound works, each file read once.
+        let ok = preprocess(
+            "FROM qemu/l25\n",
+            Path::new("top.docker"),
+            &search(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(ok.lines().filter(|l| *l == "RUN leaf").count(), 8);
+    }
+
+    #[test]
     fn inputs_label_only_when_there_are_inputs() {
         let mut inputs = Inputs::default();
         assert_eq!(inputs.label(), None);
+        assert_eq!(inputs.list_label(), None);
         inputs.add("user", "0:root");
         let one = inputs.label().unwrap();
         inputs.add("build-arg:http_proxy", "http://p");
         assert_ne!(inputs.label().unwrap(), one);
+    }
+
+    #[test]
+    fn one_rule_for_original_and_cibox_images() {
         let mut labels = std::collections::HashMap::new();
         labels.insert(CHECKSUM_LABEL.to_string(), "abc".to_string());
-        assert!(labels_match(&labels, "abc", None));
-        assert!(!labels_match(&labels, "abc", Some("x")));
+        // No inputs label: the original's rule, whatever inputs are asked for.
+        assert!(up_to_date(&labels, "abc", Wanted::Planned(None)));
+        assert!(up_to_date(&labels, "abc", Wanted::Planned(Some("x"))));
+        assert!(up_to_date(&labels, "abc", Wanted::Recorded));
+        assert!(!up_to_date(&labels, "abd", Wanted::Planned(None)));
+        // With it: every input counts.
         labels.insert(INPUTS_LABEL.to_string(), "x".to_string());
-        assert!(labels_match(&labels, "abc", Some("x")));
-        assert!(labels_match(&labels, "abc", None));
-        assert!(!labels_match(&labels, "abd", None));
+        assert!(up_to_date(&labels, "abc", Wanted::Planned(Some("x"))));
+        assert!(!up_to_date(&labels, "abc", Wanted::Planned(Some("y"))));
+        assert!(!up_to_date(&labels, "abc", Wanted::Planned(None)));
+        // A label without its list cannot be recomputed: not up to date.
+        assert!(!up_to_date(&labels, "abc", Wanted::Recorded));
+    }
+
+    #[test]
+    fn recorded_inputs_follow_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("extra.txt");
+        std::fs::write(&file, "one").unwrap();
+        let mut inputs = Inputs::default();
+        inputs.add_file("extra-file:extra.txt", &file).unwrap();
+        inputs.add("build-arg:A", "B");
+        let mut labels = std::collections::HashMap::new();
+        labels.insert(CHECKSUM_LABEL.to_string(), "abc".to_string());
+        labels.insert(INPUTS_LABEL.to_string(), inputs.label().unwrap());
+        labels.insert(INPUT_LIST_LABEL.to_string(), inputs.list_label().unwrap());
+        assert!(up_to_date(&labels, "abc", Wanted::Recorded));
+        std::fs::write(&file, "two").unwrap();
+        assert!(!up_to_date(&labels, "abc", Wanted::Recorded));
+        std::fs::remove_file(&file).unwrap();
+        assert!(!up_to_date(&labels, "abc", Wanted::Recorded));
     }
 
     #[test]

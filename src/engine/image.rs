@@ -20,6 +20,9 @@ use super::exec::EngineError;
 /// What [`inspect`] learns about an image.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ImageInfo {
+    /// The image's id.
+    #[serde(rename = "Id", default)]
+    pub id: String,
     /// The creation time as the engine printed it.
     #[serde(rename = "Created", default)]
     pub created: String,
@@ -35,11 +38,11 @@ where
     Ok(Option::<HashMap<String, String>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The `--format` template: creation time and labels as one JSON object.
+/// The `--format` template: id, creation time and labels as one JSON object.
 pub const INSPECT_FORMAT: &str =
-    r#"{"Created":{{json .Created}},"Labels":{{json .Config.Labels}}}"#;
+    r#"{"Id":{{json .ID}},"Created":{{json .Created}},"Labels":{{json .Config.Labels}}}"#;
 
-/// The image's creation time and labels, or `None` when there is no such image.
+/// The image's id, creation time and labels, or `None` when there is no such image.
 pub fn inspect(engine: &Engine, name: &str) -> Result<Option<ImageInfo>, EngineError> {
     // `image inspect` rather than `inspect --type image`: podman answers it about 10% sooner.
     let Some(text) =

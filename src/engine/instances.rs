@@ -9,15 +9,23 @@
 //!
 //! A signal handler cannot run when cibox is SIGKILLed, so each such run also starts a
 //! reaper: cibox itself (`cibox --reap-instance ...`, in its own process group) holding the
-//! read end of a pipe. cibox says `done` on the pipe once the container is gone; if the pipe
-//! closes without it, cibox died, and the reaper removes the container.
+//! read end of a pipe. cibox tells it the engine client's pid, and says `done` once the
+//! container is gone; if the pipe closes without it, cibox died, and the reaper removes the
+//! container.
+//!
+//! Removing is done the same way by the signal handler and the reaper ([`reap_instance`]): the
+//! engine client is left to finish what it is doing (killing `podman run` while it creates a
+//! container leaves a container behind in podman's storage), every container with the
+//! instance's label is removed as soon as it shows, and the work ends only when the client has
+//! exited and a look after that finds no container: then none can appear any more. A client
+//! still running after [`SETTLE_LIMIT`] is killed.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -28,6 +36,12 @@ use super::exec::{status_code, EngineError};
 
 /// The label every container cibox starts carries.
 pub const INSTANCE_LABEL: &str = "com.qemu.instance.uuid";
+/// How long a stopped run's engine client may take to finish on its own before it is killed.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long the reaper keeps looking when cibox died without naming its engine client.
+const UNNAMED_CLIENT_GRACE: Duration = Duration::from_secs(3);
+/// How often [`reap_instance`] looks again.
+const REAP_POLL: Duration = Duration::from_millis(100);
 
 /// A fresh instance id: a v4 UUID as 32 hex digits, like the original helper's.
 pub fn new_instance_id() -> String {
@@ -114,6 +128,7 @@ pub fn run_container(
             .into());
         }
     };
+    tell_reaper(&reaper, &child.pids());
 
     let watcher = {
         let child = Arc::clone(&child);
@@ -124,10 +139,15 @@ pub fn run_container(
         let reaper = Arc::clone(&reaper);
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let _ = child.kill();
-                if !keep {
+                if keep {
+                    let _ = child.kill();
+                } else {
                     let engine = Engine::assume(engine_argv, kind);
-                    let _ = remove_labelled(&engine, Some(&id));
+                    let alive = || matches!(child.try_wait(), Ok(None));
+                    let kill = || {
+                        let _ = child.kill();
+                    };
+                    let _ = reap_instance(&engine, &id, &alive, &kill);
                 }
                 dismiss_reaper(&reaper);
                 std::process::exit(128 + signal);
@@ -174,6 +194,16 @@ fn start_reaper(engine: &Engine, id: &str) -> Option<ChildStdin> {
     child.stdin.take()
 }
 
+/// Tells the reaper the engine client's pids (`client PID` lines).
+fn tell_reaper(reaper: &Mutex<Option<ChildStdin>>, pids: &[u32]) {
+    if let Some(stdin) = reaper.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        for pid in pids {
+            let _ = writeln!(stdin, "client {pid}");
+        }
+        let _ = stdin.flush();
+    }
+}
+
 /// Tells the reaper the container is taken care of.
 fn dismiss_reaper(reaper: &Mutex<Option<ChildStdin>>) {
     if let Some(mut stdin) = reaper.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -181,8 +211,79 @@ fn dismiss_reaper(reaper: &Mutex<Option<ChildStdin>>) {
     }
 }
 
+/// Whether process `pid` still runs (exists and is not a zombie), from `/proc`.
+fn process_runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold anything.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Removes the containers of instance `id` and returns once they are known gone (see the
+/// module comment): `client_alive` says whether the engine client still runs, `kill_client`
+/// stops it when it is still running after [`SETTLE_LIMIT`]. Returns the ids removed.
+pub fn reap_instance(
+    engine: &Engine,
+    id: &str,
+    client_alive: &dyn Fn() -> bool,
+    kill_client: &dyn Fn(),
+) -> Result<Vec<String>, EngineError> {
+    let start = Instant::now();
+    let mut killed = false;
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        // Whether the client runs is asked before looking: a client gone before an empty
+        // look can no longer create anything.
+        let alive = !killed && client_alive();
+        let ids = match labelled(engine, Some(id)) {
+            Ok(ids) => ids,
+            // A busy engine may fail a listing now and then: ask again, within bounds.
+            Err(e) if start.elapsed() > 2 * SETTLE_LIMIT => return Err(e),
+            Err(_) => {
+                std::thread::sleep(REAP_POLL);
+                continue;
+            }
+        };
+        if ids.is_empty() && !alive {
+            return Ok(removed);
+        }
+        if !ids.is_empty() {
+            // A container still being set up may refuse removal for a moment: look again.
+            if remove(engine, &ids).is_ok() {
+                for container in ids {
+                    if !removed.contains(&container) {
+                        removed.push(container);
+                    }
+                }
+            }
+        }
+        if alive && start.elapsed() > SETTLE_LIMIT {
+            kill_client();
+            killed = true;
+        }
+        std::thread::sleep(REAP_POLL);
+    }
+}
+
+/// `ENGINE rm -f` the containers (podman: without its 10 s grace period).
+fn remove(engine: &Engine, ids: &[String]) -> Result<String, EngineError> {
+    let mut args = vec!["rm".to_string(), "-f".to_string()];
+    if engine.kind == EngineKind::Podman {
+        // podman's rm -f first waits 10 s for the container to honour SIGTERM; the
+        // container is being thrown away, so kill it at once as docker does.
+        args.push("--time=0".to_string());
+    }
+    args.extend(ids.iter().cloned());
+    engine.output(&args)
+}
+
 /// The reaper's body: waits for its parent to say `done`; when the pipe closes without it,
-/// removes the containers labelled `id`. Arguments: `ID KIND ENGINE-ARGV...`.
+/// removes the containers labelled `id` (see [`reap_instance`]), the engine client's pids
+/// being those the parent sent. Arguments: `ID KIND ENGINE-ARGV...`.
 pub fn reaper_main(args: &[OsString]) -> std::process::ExitCode {
     let text: Vec<String> = args
         .iter()
@@ -199,13 +300,38 @@ pub fn reaper_main(args: &[OsString]) -> std::process::ExitCode {
     if argv.is_empty() {
         return std::process::ExitCode::from(2);
     }
-    let mut said = String::new();
-    let _ = std::io::stdin().read_to_string(&mut said);
-    if said.starts_with("done") {
-        return std::process::ExitCode::SUCCESS;
+    let mut clients: Vec<u32> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line == "done" {
+            return std::process::ExitCode::SUCCESS;
+        }
+        if let Some(pid) = line.strip_prefix("client ").and_then(|p| p.parse().ok()) {
+            clients.push(pid);
+        }
     }
     let engine = Engine::assume(argv.to_vec(), kind);
-    match remove_labelled(&engine, Some(id)) {
+    // No client named: cibox died before it could say which one it had just started, if
+    // any; give such a client the time a start-up takes to show its container.
+    let unnamed_until = Instant::now() + UNNAMED_CLIENT_GRACE;
+    let alive = || {
+        if clients.is_empty() {
+            Instant::now() < unnamed_until
+        } else {
+            clients.iter().any(|&pid| process_runs(pid))
+        }
+    };
+    let kill = || {
+        for &pid in &clients {
+            if process_runs(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    };
+    match reap_instance(&engine, id, &alive, &kill) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(_) => std::process::ExitCode::from(1),
     }
@@ -237,14 +363,7 @@ pub fn remove_labelled(engine: &Engine, id: Option<&str>) -> Result<Vec<String>,
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
-        let mut args = vec!["rm".to_string(), "-f".to_string()];
-        if engine.kind == EngineKind::Podman {
-            // podman's rm -f first waits 10 s for the container to honour SIGTERM; the
-            // container is being thrown away, so kill it at once as docker does.
-            args.push("--time=0".to_string());
-        }
-        args.extend(ids.iter().cloned());
-        engine.output(&args)?;
+        remove(engine, &ids)?;
         removed.extend(ids);
     }
     Ok(removed)

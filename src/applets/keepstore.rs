@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
 use crate::arvados::signature::DEFAULT_TTL;
 use crate::arvados::volume::DEFAULT_MIN_FREE;
@@ -314,5 +314,13 @@ mod tests {
         assert!(parse_args(&["-volume=/a", "-max-buffers=0"]).is_err());
         // A bool flag does not swallow the next argument.
         assert!(parse_args(&["-enforce-permissions", "/a"]).is_err());
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "keepstore",
+        environment: &[&[]],
+        files: &[&[("VOLUME/XXX/LOCATOR", "blocks, in a directory named after the first three hex digits of their hash"), ("-pid FILE", "the pid file, locked while the server runs and removed on exit")]],
     }
 }

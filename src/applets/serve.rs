@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::serve::builder::DEFAULT_TEMPLATE;
 
 const AFTER_HELP: &str = "\
@@ -220,5 +220,13 @@ inventory::submit! {
         command: ServeArgs::command,
         run,
         passthrough: false,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "serve",
+        environment: &[&[("CROS_WORKON_SRCROOT", "with --board, images are looked for in $CROS_WORKON_SRCROOT/src/build/images (else ~/trunk/src/build/images)"), ("HOME", "see CROS_WORKON_SRCROOT")]],
+        files: &[&[("DATA/static/", "what is served under /static/ (DATA is --data_dir, default the current directory); the demo payload goes to DATA/static/update.gz"), ("DATA/devserver_access.log, DATA/devserver_error.log", "the access and error logs (or in --log-dir)"), ("DATA/static/cache/", "payloads generated from --image")]],
     }
 }

@@ -9,6 +9,7 @@ pub mod applets;
 pub mod args;
 pub mod arvados;
 pub mod engine;
+pub mod logging;
 pub mod manual;
 pub mod multicall;
 pub mod process;

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod manual;
 pub mod multicall;
 pub mod process;
+pub mod progress;
 pub mod serve;
 
 pub use applet::{Applet, Invocation};

@@ -33,9 +33,21 @@ pub const ENVIRONMENT: crate::applet::Entries = &[(
      directives such as cibox=debug (default info)",
 )];
 
+/// Whether [`init`] chose JSON: progress bars then stay off, so stderr stays JSON.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the log format is JSON.
+pub fn is_json() -> bool {
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Installs the process's subscriber. A second call (or one after another subscriber was
 /// installed) changes nothing.
 pub fn init(format: LogFormat) {
+    JSON.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_env(LEVEL_VARIABLE)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

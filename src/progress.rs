@@ -1,6 +1,6 @@
 //! Progress of long transfers (`fetch`, `serve`'s staging downloads): a bar with bytes, rate and
 //! ETA (indicatif) when stderr is a terminal; otherwise plain lines at most every
-//! [`PLAIN_INTERVAL`], so logs stay readable. A transfer that ends before the first plain line
+//! [`PLAIN_INTERVAL`] (or `$CIBOX_PROGRESS_INTERVAL` seconds), so logs stay readable. A transfer that ends before the first plain line
 //! is due leaves no line at all.
 //!
 //! Plain lines go to stderr prefixed with a label (`cibox fetch: ...`), or, for servers whose
@@ -13,6 +13,23 @@ use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 
 /// The shortest time between two plain progress lines.
 pub const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The variable that changes [`PLAIN_INTERVAL`] (seconds, fractions allowed).
+pub const INTERVAL_VARIABLE: &str = "CIBOX_PROGRESS_INTERVAL";
+
+/// The environment progress reporting reads, for the manual pages.
+pub const ENVIRONMENT: crate::applet::Entries = &[(
+    "CIBOX_PROGRESS_INTERVAL",
+    "seconds between two plain progress lines when stderr is not a terminal (default 5)",
+)];
+
+fn plain_interval() -> Duration {
+    std::env::var(INTERVAL_VARIABLE)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(PLAIN_INTERVAL)
+}
 
 /// Where progress goes when there is no terminal to draw a bar on.
 #[derive(Debug, Clone)]
@@ -49,7 +66,7 @@ impl Progress {
         if std::io::stderr().is_terminal() && !crate::logging::is_json() {
             Self::bar(what, total)
         } else {
-            Self::plain(what, total, sink, PLAIN_INTERVAL)
+            Self::plain(what, total, sink, plain_interval())
         }
     }
 

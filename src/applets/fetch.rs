@@ -2,7 +2,9 @@
 //!
 //! `cibox fetch TAG REGISTRY` pulls `REGISTRY/TAG` and tags it `TAG` (QEMU's Makefiles fetch
 //! toolchain images so: `fetch --quiet qemu/NAME $(DOCKER_REGISTRY)`). Unlike the original it
-//! fails, with the engine's reason, when the pull fails.
+//! fails, with the engine's reason, when the pull fails. With `--quiet` the engine's output is
+//! replaced by cibox's own progress (`engine::pull`): bytes, rate and ETA on a terminal, a
+//! plain line every few seconds otherwise.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -10,12 +12,15 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation, Manual};
+use crate::engine::pull::pull_with_progress;
 use crate::engine::EngineArgs;
 
 /// Pull REGISTRY/TAG and tag it as TAG
 #[derive(Debug, Parser)]
 #[command(after_help = "\
 Any option not listed here is passed to `ENGINE pull` (for example --tls-verify=false).
+With --quiet the engine's output is hidden and cibox shows the pull's progress on stderr
+(a bar with bytes, rate and ETA on a terminal; a plain line every few seconds otherwise).
 
 Exit status:
   0  pulled and tagged
@@ -35,12 +40,14 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     let engine = args.common.engine(&invocation)?;
     let remote = format!("{}/{}", args.registry.trim_end_matches('/'), args.tag);
     let mut pull: Vec<OsString> = vec!["pull".into()];
-    if args.common.quiet {
-        pull.push("--quiet".into());
-    }
     pull.extend(engine_args);
     pull.push(remote.clone().into());
-    engine.stream(&pull, args.common.quiet, &[], None)?;
+    if args.common.quiet {
+        // The engine's output hidden, cibox's own progress on stderr instead.
+        pull_with_progress(&engine, &pull, &remote, "cibox fetch")?;
+    } else {
+        engine.stream(&pull, false, &[], None)?;
+    }
     engine.output(&["tag", remote.as_str(), args.tag.as_str()])?;
     Ok(ExitCode::SUCCESS)
 }
@@ -59,7 +66,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "fetch",
-        environment: &[crate::engine::ENVIRONMENT],
+        environment: &[crate::progress::ENVIRONMENT, crate::engine::ENVIRONMENT],
         files: &[crate::engine::FILES],
     }
 }

@@ -2,7 +2,7 @@
 //! report its failures ([`exec`]), the containers a call starts ([`instances`]), and the image
 //! lifecycle: one image's build ([`build`]), Dockerfiles and their inputs ([`dockerfile`]), executables put into images
 //! ([`binfmt`]), build contexts ([`context`]) and questions about one image ([`image`]);
-//! [`cache`] remembers a detection for the next calls of a build.
+//! [`cache`] remembers a detection for the next calls of a build; [`pull`] pulls with progress.
 //! Every container applet goes through it; none calls an engine on its own.
 
 pub mod binfmt;
@@ -14,6 +14,7 @@ pub mod dockerfile;
 pub mod exec;
 pub mod image;
 pub mod instances;
+pub mod pull;
 
 pub use detect::{detect, engine, remember, Engine, EngineChoice, EngineKind};
 pub use exec::EngineError;

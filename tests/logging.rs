@@ -43,6 +43,12 @@ fn serve(data: &std::path::Path, format: &str) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let url = listening_url(&mut child);
+    (child, url)
+}
+
+/// The base URL a server prints on its first stdout line.
+fn listening_url(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -55,7 +61,7 @@ fn serve(data: &std::path::Path, format: &str) -> (Child, String) {
         .trim_end_matches('/')
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    (child, url)
+    url
 }
 
 fn update_check(url: &str) {
@@ -99,6 +105,58 @@ fn serve_logs_json_one_object_a_line_with_request_fields() {
     // The access log file keeps its own format.
     let access = std::fs::read_to_string(data.path().join("devserver_access.log")).unwrap();
     assert!(access.contains("\"POST /update HTTP/1.1\" 200"), "{access}");
+}
+
+#[test]
+fn serve_logs_staging_download_progress() {
+    // One server hosts a build, a second stages it from there over HTTP.
+    let origin_data = tempfile::tempdir().unwrap();
+    let build = origin_data.path().join("static/board-release/R1-1.0.0");
+    std::fs::create_dir_all(&build).unwrap();
+    let payload = vec![42u8; 3 << 20];
+    std::fs::write(build.join("update.gz"), &payload).unwrap();
+    let (origin, origin_url) = serve(origin_data.path(), "text");
+
+    let data = tempfile::tempdir().unwrap();
+    // A line per read: more than a pipe holds, so stderr goes to a file.
+    let log = data.path().join("stderr.log");
+    let mut child = cibox()
+        .env("CIBOX_PROGRESS_INTERVAL", "0")
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args(["--log-format", "json", "--data_dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let url = listening_url(&mut child);
+    let archive = format!("{origin_url}/static/board-release/R1-1.0.0");
+    let answer = ureq::get(&format!("{url}/download?archive_url={archive}"))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(answer, "Success\n");
+    let staged = data.path().join("static/board-release/R1-1.0.0/update.gz");
+    assert_eq!(std::fs::read(staged).unwrap(), payload);
+    stop(child);
+    stop(origin);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let progress: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|r| r["message"].as_str().map(str::to_string))
+        .filter(|m| m.starts_with(&format!("downloading {archive}/update.gz: ")))
+        .collect();
+    assert!(
+        progress.iter().any(|m| m.contains(" of 3.00 MiB (")),
+        "{text}"
+    );
+    assert!(
+        progress.iter().any(|m| m.contains("3.00 MiB in ")),
+        "no summary: {text}"
+    );
 }
 
 #[test]

@@ -47,7 +47,15 @@ pub fn pages() -> Result<Vec<Page>, ManualError> {
     let applets = applet::all();
     let mut pages = Vec::with_capacity(applets.len() + 1);
 
-    let top = crate::multicall::top_command();
+    // `completions` has no page of its own: it is described in the notes instead.
+    let top = crate::multicall::top_command().mut_subcommand("completions", |c| c.hide(true));
+    let top_help = format!(
+        "{}\n\ncibox completions bash|zsh|fish prints completions for that shell; the \
+         package installs them where each shell looks.\n\n{TOP_EXIT_STATUS}",
+        top.get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    );
     let see_also: Vec<String> = applets
         .iter()
         .map(|a| format!("cibox-{}", a.name))
@@ -55,7 +63,7 @@ pub fn pages() -> Result<Vec<Page>, ManualError> {
     pages.push(render(
         top,
         "cibox",
-        TOP_EXIT_STATUS,
+        &top_help,
         &Manual {
             applet: "cibox",
             environment: &[TOP_ENVIRONMENT],

@@ -268,7 +268,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__keepstore)
-            opts="-h --volume --volumes --listen --pid --blob-signing-key-file --permission-key-file --enforce-permissions --blob-signature-ttl --permission-ttl --data-manager-token-file --management-token --never-delete --readonly --serialize --max-buffers --trash-lifetime --trash-check-interval --min-free-space --header-timeout --body-timeout --idle-timeout --max-connections --help"
+            opts="-h --volume --volumes --listen --pid --blob-signing-key-file --permission-key-file --enforce-permissions --blob-signature-ttl --permission-ttl --data-manager-token-file --management-token --never-delete --readonly --serialize --max-buffers --trash-lifetime --trash-check-interval --min-free-space --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -362,6 +362,14 @@ _cibox() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log_format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -406,7 +414,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__serve)
-            opts="-p -u -t -l -h --port --host --data-dir --data_dir --archive-dir --archive_dir --clear-cache --clear_cache --exit --payload --image --src-image --src_image --board --for-vm --for_vm --private-key --private_key --pregenerate-update --pregenerate_update --urlbase --proxy-port --proxy_port --critical-update --critical_update --factory-config --factory_config --validate-factory-config --validate_factory_config --production --logging --client-prefix --client_prefix --log_dir --log-dir --builder --images-dir --images_dir --no_demo --no-demo --help"
+            opts="-p -u -t -l -h --port --host --data-dir --data_dir --archive-dir --archive_dir --clear-cache --clear_cache --exit --payload --image --src-image --src_image --board --for-vm --for_vm --private-key --private_key --pregenerate-update --pregenerate_update --urlbase --proxy-port --proxy_port --critical-update --critical_update --factory-config --factory_config --validate-factory-config --validate_factory_config --production --logging --client-prefix --client_prefix --log_dir --log-dir --builder --images-dir --images_dir --no_demo --no-demo --log_format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -514,6 +522,14 @@ _cibox() {
                     ;;
                 --images-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log_format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

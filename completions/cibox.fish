@@ -114,7 +114,9 @@ complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l header-timeout
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled PUT gets 408 and gives its buffer back' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-connections -d 'Connections served at once; more are answered 503 and closed' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
+json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand probe" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
@@ -144,6 +146,8 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l client_prefix -l c
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-dir -l log_dir -d 'Directory for devserver_access.log and devserver_error.log [default: data dir]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builder command for /build; {board} and {pkg} are replaced' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
+json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l clear_cache -l clear-cache -d 'Empty the payload cache (static/cache) at start-up'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l exit -d 'Do the start-up work (cache, pre-generation, links), then exit without serving'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l for_vm -l for-vm -d 'The update is for a VM image (no kernel patching; uses the qemu image with --board)'
@@ -154,7 +158,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l validate_factory_c
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l production -d 'Production mode: access lines go to the log file only, not to stderr'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'Keep a log of update requests per host (/api/hostlog)'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-servers -d 'How many servers to start' -r
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l blob-signing-key -d 'Sign locators with the key in FILE' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l run-dir -d 'Directory for pid, port, volume, key and token files [default: $TMPDIR/cibox]' -r -F

@@ -5,6 +5,10 @@
 //! [`all`] collects them (sorted by name), [`find`] looks one up by name or alias, and
 //! [`Invocation`] is what an applet's `run` receives: its own arguments plus the global options
 //! given before the applet name.
+//!
+//! Beside its `Applet`, each applet file submits a [`Manual`]: the environment variables and
+//! files it uses, for its manual page (`crate::manual`). Its exit codes come from the
+//! `Exit status:` block of its `--help`, so they are written once.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -32,6 +36,29 @@ pub struct Applet {
 }
 
 inventory::collect!(Applet);
+
+/// Named things an applet's manual page lists: `(name, what cibox does with it)`.
+pub type Entries = &'static [(&'static str, &'static str)];
+
+/// What an applet's manual page says beyond its command line and exit codes. Lists of
+/// several groups so shared groups (e.g. [`crate::engine::ENVIRONMENT`]) are written once.
+pub struct Manual {
+    /// The applet this is about ([`Applet::name`]).
+    pub applet: &'static str,
+    /// Environment variables it reads.
+    pub environment: &'static [Entries],
+    /// Files and directories it reads or writes.
+    pub files: &'static [Entries],
+}
+
+inventory::collect!(Manual);
+
+/// The manual facts submitted for the applet called `name`.
+pub fn manual(name: &str) -> Option<&'static Manual> {
+    inventory::iter::<Manual>
+        .into_iter()
+        .find(|m| m.applet == name)
+}
 
 /// Every registered applet, sorted by name.
 pub fn all() -> Vec<&'static Applet> {

@@ -10,8 +10,11 @@ pub mod args;
 pub mod arvados;
 pub mod engine;
 pub mod httpd;
+pub mod logging;
+pub mod manual;
 pub mod multicall;
 pub mod process;
+pub mod progress;
 pub mod pystub;
 pub mod serve;
 

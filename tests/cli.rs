@@ -231,13 +231,75 @@ fn completions_are_generated_and_current() {
         let committed = std::fs::read(&path).unwrap_or_default();
         assert!(
             committed == out.stdout,
-            "completions/{file} is stale: regenerate with \
-             CIBOX_UPDATE_COMPLETIONS=1 cargo test --test cli completions"
+            "completions/{file} is stale: regenerate with {REGENERATE}"
         );
     }
     let out = output(cibox().args(["completions", "tcsh"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn man_pages_are_generated_and_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let pages = cibox::manual::pages().unwrap_or_else(|e| panic!("{e}"));
+    let update = std::env::var_os("CIBOX_UPDATE_MANPAGES").is_some();
+    if update {
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "1") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+    let mut expected: Vec<String> = Vec::new();
+    for page in &pages {
+        assert!(
+            page.text.contains(".SH \"EXIT STATUS\""),
+            "{}",
+            page.file_name
+        );
+        assert!(page.text.contains(".SH SYNOPSIS"), "{}", page.file_name);
+        let path = dir.join(&page.file_name);
+        if update {
+            std::fs::write(&path, &page.text).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == page.text,
+            "man/{} is stale: regenerate with {REGENERATE}",
+            page.file_name
+        );
+        expected.push(page.file_name.clone());
+    }
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".1"))
+        .collect();
+    present.sort();
+    expected.sort();
+    assert_eq!(
+        present, expected,
+        "man/ holds pages of no applet: {REGENERATE}"
+    );
+    // One page per applet, plus cibox(1).
+    let applets = stdout(&output(cibox().arg("--list"))).lines().count();
+    assert_eq!(pages.len(), applets + 1);
+    let serve = pages
+        .iter()
+        .find(|p| p.file_name == "cibox-serve.1")
+        .unwrap();
+    assert!(
+        serve.text.contains("devserver_access.log"),
+        "{}",
+        serve.text
+    );
+}
+
+/// The one command that rewrites completions/ and man/ after a command line changes.
+const REGENERATE: &str = "CIBOX_UPDATE_COMPLETIONS=1 CIBOX_UPDATE_MANPAGES=1 \
+    cargo nextest run --test cli -E 'test(/generated_and_current/)'";
 
 /// A directory with stand-in engines: each `(name, script body)` becomes an executable.
 fn fake_engines(engines: &[(&str, &str)]) -> tempfile::TempDir {

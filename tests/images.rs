@@ -334,17 +334,22 @@ fn from_qemu_inlining_rebuilds_when_the_base_file_changes(engine: &str) {
     s.assert_tmp_empty();
 }
 
-/// The original docker.py, runnable; `None` (test skipped) when it is not there.
+/// The original docker.py, runnable, from `$CIBOX_REFERENCE_DOCKER_PY`; `None` (the test is
+/// skipped, saying why) when the variable is unset or names no file.
 fn reference_script() -> Option<PathBuf> {
-    let path = std::env::var_os("CIBOX_REFERENCE_DOCKER_PY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/docker.py")
-        });
+    let Some(path) = std::env::var_os("CIBOX_REFERENCE_DOCKER_PY").map(PathBuf::from) else {
+        eprintln!(
+            "skipped: set CIBOX_REFERENCE_DOCKER_PY to the original docker.py to compare with it"
+        );
+        return None;
+    };
     if path.is_file() {
         Some(path)
     } else {
-        eprintln!("skipped: no reference docker.py at {}", path.display());
+        eprintln!(
+            "skipped: CIBOX_REFERENCE_DOCKER_PY={} is not a file",
+            path.display()
+        );
         None
     }
 }

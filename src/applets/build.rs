@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::build::{self, BuildRequest, Outcome};
 use crate::engine::dockerfile::Dockerfile;
 use crate::engine::{image, EngineArgs};
@@ -129,5 +129,13 @@ inventory::submit! {
         command: BuildArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "build",
+        environment: &[crate::engine::ENVIRONMENT, crate::engine::DOCKERFILE_ENVIRONMENT, &[("http_proxy, https_proxy, ftp_proxy (either case)", "passed to the build as --build-args")], &[("DOCKER_BUILDKIT", "0 or 1: overrides whether docker builds with BuildKit (default: when the buildx plugin answers)")], &[("CIBOX_BINFMT_MISC", "the binfmt_misc directory read instead of /proc/sys/fs/binfmt_misc (for tests)")]],
+        files: &[crate::engine::FILES, crate::engine::DOCKERFILE_FILES, &[("/proc/sys/fs/binfmt_misc/NAME", "where an executable given with --include-executable goes, and whether only its libraries are needed")], &[("$TMPDIR/cibox-build.XXXXXX/", "the temporary build context, removed on success, skip, failure and signals")]],
     }
 }

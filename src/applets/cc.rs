@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::instances::{run_container, RunOptions};
 use crate::engine::{image, EngineArgs};
 
@@ -105,5 +105,13 @@ inventory::submit! {
         command: CcArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "cc",
+        environment: &[crate::engine::ENVIRONMENT],
+        files: &[crate::engine::FILES],
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::dockerfile::{self, Dockerfile, Wanted};
 use crate::engine::{image, EngineArgs};
 
@@ -125,5 +125,13 @@ inventory::submit! {
         command: CheckArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "check",
+        environment: &[crate::engine::ENVIRONMENT, crate::engine::DOCKERFILE_ENVIRONMENT],
+        files: &[crate::engine::FILES, crate::engine::DOCKERFILE_FILES],
     }
 }

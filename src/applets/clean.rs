@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::instances::remove_labelled;
 use crate::engine::EngineArgs;
 
@@ -44,5 +44,13 @@ inventory::submit! {
         command: CleanArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "clean",
+        environment: &[crate::engine::ENVIRONMENT],
+        files: &[crate::engine::FILES],
     }
 }

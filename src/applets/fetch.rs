@@ -3,21 +3,26 @@
 //! `cibox fetch TAG REGISTRY` pulls `REGISTRY/TAG` and tags it `TAG` (QEMU's Makefiles fetch
 //! toolchain images so: `fetch --quiet qemu/NAME $(DOCKER_REGISTRY)`). Unlike the original it
 //! fails, with the engine's reason, when the pull fails. Extra arguments are ignored, as the
-//! original does (QEMU's `debian-toolchain-run` rule depends on it).
+//! original does (QEMU's `debian-toolchain-run` rule depends on it). With `--quiet` the
+//! engine's output is replaced by cibox's own progress (`engine::pull`): bytes, rate and ETA on
+//! a terminal, a plain line every few seconds otherwise.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
+use crate::engine::pull::pull_with_progress;
 use crate::engine::EngineArgs;
 
 /// Pull REGISTRY/TAG and tag it as TAG
 #[derive(Debug, Parser)]
 #[command(after_help = "\
 Extra arguments are ignored, as QEMU's docker.py ignores them (one line on stderr names them, \
-unless --quiet). With --quiet the engine's progress is hidden and a failure is one line.
+unless --quiet). With --quiet the engine's output is hidden, cibox shows the pull's progress on \
+stderr (a bar with bytes, rate and ETA on a terminal; a plain line every few seconds otherwise) \
+and a failure is one line.
 
 Exit status:
   0  pulled and tagged
@@ -39,8 +44,9 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     let remote = format!("{}/{}", args.registry.trim_end_matches('/'), args.tag);
     let pull: [OsString; 2] = ["pull".into(), remote.clone().into()];
     if args.common.quiet {
-        // Quiet: the engine's stderr only in the one-line error, never shown twice.
-        engine.output(&pull)?;
+        // The engine's output hidden, cibox's own progress on stderr instead; its stderr only
+        // in the one-line error, never shown twice.
+        pull_with_progress(&engine, &pull, &remote, "cibox fetch")?;
     } else {
         engine.stream(&pull, false, &[], None)?;
     }
@@ -56,5 +62,13 @@ inventory::submit! {
         command: FetchArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "fetch",
+        environment: &[crate::progress::ENVIRONMENT, crate::engine::ENVIRONMENT],
+        files: &[crate::engine::FILES],
     }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::EngineArgs;
 
 /// List images: `ENGINE images ARGS`
@@ -38,5 +38,13 @@ inventory::submit! {
         command: ImagesArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "images",
+        environment: &[crate::engine::ENVIRONMENT],
+        files: &[crate::engine::FILES],
     }
 }

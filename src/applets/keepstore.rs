@@ -13,11 +13,12 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
 use crate::arvados::signature::DEFAULT_TTL;
 use crate::arvados::volume::DEFAULT_MIN_FREE;
 use crate::httpd;
+use crate::logging::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,6 +107,9 @@ struct KeepstoreArgs {
     /// Connections served at once; more are answered 503 and closed
     #[arg(long, value_name = "N", default_value = "512", value_parser = httpd::parse_connection_cap)]
     max_connections: usize,
+
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
 }
 
 /// Rewrites Go's single-dash long flags (`-volume=x`) as clap's `--volume=x`. Short `-h`,
@@ -229,25 +233,19 @@ fn config_from(matches: &ArgMatches, args: KeepstoreArgs) -> anyhow::Result<Conf
     })
 }
 
-fn parse(inv: &Invocation) -> anyhow::Result<Config> {
+fn parse(inv: &Invocation) -> anyhow::Result<(Config, LogFormat)> {
     let argv =
         std::iter::once(OsString::from(inv.applet.name)).chain(normalize_go_flags(&inv.args));
     let matches = inv.command().try_get_matches_from(argv)?;
     let args =
         KeepstoreArgs::from_arg_matches(&matches).map_err(|e| e.format(&mut inv.command()))?;
-    config_from(&matches, args)
+    let log_format = args.log.log_format;
+    Ok((config_from(&matches, args)?, log_format))
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
-    let config = parse(&inv)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    let (config, log_format) = parse(&inv)?;
+    crate::logging::init(log_format);
     server::run(config)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -341,5 +339,13 @@ mod tests {
         assert!(parse_args(&["-volume=/a", "-max-buffers=0"]).is_err());
         // A bool flag does not swallow the next argument.
         assert!(parse_args(&["-enforce-permissions", "/a"]).is_err());
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "keepstore",
+        environment: &[crate::logging::ENVIRONMENT],
+        files: &[&[("VOLUME/XXX/LOCATOR", "blocks, in a directory named after the first three hex digits of their hash"), ("-pid FILE", "the pid file, locked while the server runs and removed on exit")]],
     }
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::{detect, engine, remember, EngineArgs};
 
 /// Tell which container engine works: podman, docker, sudo docker or no
@@ -65,5 +65,13 @@ inventory::submit! {
         command: ProbeArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "probe",
+        environment: &[crate::engine::ENVIRONMENT],
+        files: &[crate::engine::FILES],
     }
 }

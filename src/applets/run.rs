@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::instances::{run_container, RunOptions};
 use crate::engine::EngineArgs;
 
@@ -54,5 +54,13 @@ inventory::submit! {
         command: RunArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "run",
+        environment: &[crate::engine::ENVIRONMENT],
+        files: &[crate::engine::FILES],
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::serve::builder::DEFAULT_TEMPLATE;
 
 const AFTER_HELP: &str = "\
@@ -177,10 +177,14 @@ struct ServeArgs {
     /// Don't write the demo payload when nothing is configured
     #[arg(long = "no-demo", visible_alias = "no_demo")]
     no_demo: bool,
+
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<ServeArgs>()?;
+    crate::logging::init(args.log.log_format);
     let config = crate::serve::Config {
         host: args.host,
         port: args.port,
@@ -220,5 +224,13 @@ inventory::submit! {
         command: ServeArgs::command,
         run,
         passthrough: false,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "serve",
+        environment: &[crate::progress::ENVIRONMENT, crate::logging::ENVIRONMENT, &[("CROS_WORKON_SRCROOT", "with --board, images are looked for in $CROS_WORKON_SRCROOT/src/build/images (else ~/trunk/src/build/images)"), ("HOME", "see CROS_WORKON_SRCROOT")]],
+        files: &[&[("DATA/static/", "what is served under /static/ (DATA is --data_dir, default the current directory); the demo payload goes to DATA/static/update.gz"), ("DATA/devserver_access.log, DATA/devserver_error.log", "the access and error logs (or in --log-dir)"), ("DATA/static/cache/", "payloads generated from --image")]],
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::arvados::launcher::{self, StartOptions, Started};
 use crate::process::Interrupted;
 
@@ -149,5 +149,13 @@ mod tests {
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
         assert_eq!(sh_quote(""), "''");
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "start_keep",
+        environment: &[&[("TMPDIR", "the default run directory is $TMPDIR/cibox")]],
+        files: &[&[("RUN_DIR/keepN.pid, keepN.port, keepN.volume", "one set per server (RUN_DIR is --run-dir, default $TMPDIR/cibox)"), ("RUN_DIR/keep.data_manager_token, RUN_DIR/keep.blob_signing_key", "the data manager token and, when signing, the key")]],
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::arvados::launcher;
 
 #[derive(Parser, Debug)]
@@ -45,5 +45,13 @@ inventory::submit! {
         command: StopKeepArgs::command,
         run,
         passthrough: false,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "stop_keep",
+        environment: &[&[("TMPDIR", "the default run directory is $TMPDIR/cibox")]],
+        files: &[&[("RUN_DIR/keepN.pid, keepN.port, keepN.volume, keep.*", "read to find the servers, then removed with the volumes")]],
     }
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::applet::{Applet, Invocation};
+use crate::applet::{Applet, Invocation, Manual};
 use crate::engine::binfmt::{self, Placement};
 use crate::engine::context::write_tar;
 use crate::engine::dockerfile;
@@ -96,5 +96,13 @@ inventory::submit! {
         command: UpdateArgs::command,
         run,
         passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "update",
+        environment: &[crate::engine::ENVIRONMENT, &[("CIBOX_BINFMT_MISC", "the binfmt_misc directory read instead of /proc/sys/fs/binfmt_misc (for tests)")], &[("DOCKER_BUILDKIT", "0 or 1: overrides whether docker builds with BuildKit (default: when the buildx plugin answers)")]],
+        files: &[crate::engine::FILES, &[("/proc/sys/fs/binfmt_misc/NAME", "where an executable given with --include-executable goes, and whether only its libraries are needed")]],
     }
 }

@@ -7,7 +7,7 @@
 //! its tail for that message; `quiet` sends the engine's stdout to /dev/null.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStdin, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,6 +63,19 @@ pub fn tail(stderr: &str) -> String {
         format!("...{}", joined.chars().skip(skip).collect::<String>())
     } else {
         joined
+    }
+}
+
+/// Appends `text` to the stderr kept for an error message, dropping the oldest part when it
+/// grows past a few tails' worth.
+fn keep_tail(kept: &mut String, text: &str) {
+    kept.push_str(text);
+    if kept.len() > 8 * TAIL_CHARS {
+        let cut = kept.len() - 4 * TAIL_CHARS;
+        let cut = (cut..kept.len())
+            .find(|i| kept.is_char_boundary(*i))
+            .unwrap_or(kept.len());
+        kept.drain(..cut);
     }
 }
 
@@ -214,14 +227,7 @@ impl Engine {
             let mut err_out = io::stderr();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
                 let _ = err_out.write_all(&line);
-                kept.push_str(&String::from_utf8_lossy(&line));
-                if kept.len() > 8 * TAIL_CHARS {
-                    let cut = kept.len() - 4 * TAIL_CHARS;
-                    let cut = (cut..kept.len())
-                        .find(|i| kept.is_char_boundary(*i))
-                        .unwrap_or(kept.len());
-                    kept.drain(..cut);
-                }
+                keep_tail(&mut kept, &String::from_utf8_lossy(&line));
                 line.clear();
             }
         }
@@ -243,6 +249,74 @@ impl Engine {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+impl Engine {
+    /// Runs the engine with its stdout and stderr captured, handing `on_line` every line of
+    /// both as it comes (for progress), and fails with the tail of its stderr when it exits
+    /// non-zero. Its stdin is `/dev/null`.
+    pub fn stream_lines<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        mut on_line: impl FnMut(&str),
+    ) -> Result<(), EngineError> {
+        let mut command = self.command(args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let spawn_error = |source| EngineError::Spawn {
+            command: self.describe(args),
+            source,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        set_foreground(Some(child.id()));
+        let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+        let readers: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, reader)| reader.map(|r| (i == 1, r)))
+        .map(|(is_stderr, reader)| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(reader).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((is_stderr, line)).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+        drop(tx);
+        let mut kept = String::new();
+        for (is_stderr, line) in rx {
+            on_line(&line);
+            if is_stderr {
+                keep_tail(&mut kept, &line);
+                kept.push('\n');
+            }
+        }
+        for reader in readers {
+            let _ = reader.join();
+        }
+        let status = child.wait();
+        set_foreground(None);
+        let status = status.map_err(spawn_error)?;
+        if !status.success() {
+            return Err(self.failure(args, status, &kept));
+        }
+        Ok(())
     }
 }
 

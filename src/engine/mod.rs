@@ -2,7 +2,7 @@
 //! report its failures ([`exec`]), the containers a call starts ([`instances`]), and the image
 //! lifecycle: one image's build ([`build`]), Dockerfiles and their inputs ([`dockerfile`]), executables put into images
 //! ([`binfmt`]), build contexts ([`context`]) and questions about one image ([`image`]);
-//! [`cache`] remembers a detection for the next calls of a build.
+//! [`cache`] remembers a detection for the next calls of a build; [`pull`] pulls with progress.
 //! Every container applet goes through it; none calls an engine on its own.
 
 pub mod binfmt;
@@ -14,6 +14,7 @@ pub mod dockerfile;
 pub mod exec;
 pub mod image;
 pub mod instances;
+pub mod pull;
 
 pub use detect::{detect, engine, remember, Engine, EngineChoice, EngineKind};
 pub use exec::EngineError;
@@ -36,3 +37,42 @@ impl EngineArgs {
         engine(invocation.engine_choice(self.engine)?)
     }
 }
+
+/// The environment every container applet reads, for the manual pages.
+pub const ENVIRONMENT: crate::applet::Entries = &[
+    (
+        "CIBOX_ENGINE",
+        "auto, docker or podman: the engine when --engine is not given (default auto)",
+    ),
+    (
+        "CIBOX_ENGINE_CACHE_SECONDS",
+        "how long a detected engine is remembered (default 600; 0 turns the cache off)",
+    ),
+    (
+        "PATH",
+        "where podman, docker and sudo are looked for; part of the cache key",
+    ),
+    (
+        "DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, CONTAINER_HOST, ...",
+        "passed to the engine unchanged; part of the cache key",
+    ),
+];
+
+/// The files every container applet uses, for the manual pages.
+pub const FILES: crate::applet::Entries = &[(
+    "$XDG_RUNTIME_DIR/cibox/, else $XDG_CACHE_HOME/cibox/ or ~/.cache/cibox/, else $TMPDIR/cibox-UID/",
+    "the engine-detection cache: one small file per set of conditions, readable only by the user",
+)];
+
+/// The variables and files Dockerfile handling reads (build and check), for the manual pages.
+pub const DOCKERFILE_ENVIRONMENT: crate::applet::Entries = &[(
+    "CIBOX_DOCKERFILES",
+    "colon-separated directories searched for NAME.docker when a Dockerfile says FROM qemu/NAME, \
+     after the Dockerfile's own directory",
+)];
+
+/// Where the installed Dockerfiles are looked for, for the manual pages.
+pub const DOCKERFILE_FILES: crate::applet::Entries = &[(
+    "/usr/share/cibox/dockerfiles/ (PREFIX/share/cibox/dockerfiles/ beside the binary's directory)",
+    "installed Dockerfiles, searched last for NAME.docker",
+)];

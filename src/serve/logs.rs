@@ -1,6 +1,6 @@
 //! The devserver's access and error logs (`devserver_access.log`, `devserver_error.log`, and
-//! stderr), written by one background thread so that request handling never waits on disk or
-//! terminal I/O: records go through a bounded channel (dropped and counted when it is full)
+//! stderr through `tracing`, see `crate::logging`), written by one background thread so that
+//! request handling never waits on disk or terminal I/O: records go through a bounded channel (dropped and counted when it is full)
 //! and are formatted and written buffered, flushed whenever the channel runs empty.
 
 use std::fs::{File, OpenOptions};
@@ -146,11 +146,24 @@ fn format_access(r: &AccessRecord) -> String {
     )
 }
 
-struct Sinks<'a> {
+struct Sinks {
     access: BufWriter<File>,
     error: BufWriter<File>,
-    stderr: BufWriter<std::io::StderrLock<'a>>,
     access_to_stderr: bool,
+}
+
+/// A served request on stderr, through `tracing` (`--log-format`), with its parts as fields.
+fn access_event(r: &AccessRecord) {
+    tracing::info!(
+        client = %r.client,
+        method = %r.method,
+        uri = %r.uri,
+        version = r.version,
+        status = r.status,
+        length = r.length,
+        user_agent = %r.user_agent,
+        "request"
+    );
 }
 
 /// What handling one message asks of the loop.
@@ -160,14 +173,14 @@ enum Then {
     Stop,
 }
 
-impl Sinks<'_> {
+impl Sinks {
     fn handle(&mut self, msg: Msg) -> Then {
         match msg {
             Msg::Access(r) => {
                 let line = format_access(&r);
                 let _ = self.access.write_all(line.as_bytes());
                 if self.access_to_stderr {
-                    let _ = self.stderr.write_all(line.as_bytes());
+                    access_event(&r);
                 }
                 Then::Continue
             }
@@ -175,7 +188,7 @@ impl Sinks<'_> {
                 let t: chrono::DateTime<chrono::Local> = time.into();
                 let line = format!("[{}] DEVSERVER {}\n", t.format("%d/%b/%Y:%H:%M:%S"), text);
                 let _ = self.error.write_all(line.as_bytes());
-                let _ = self.stderr.write_all(line.as_bytes());
+                tracing::info!("{text}");
                 Then::Continue
             }
             Msg::Flush(done) => Then::Ack(done),
@@ -186,7 +199,6 @@ impl Sinks<'_> {
     fn flush(&mut self) {
         let _ = self.access.flush();
         let _ = self.error.flush();
-        let _ = self.stderr.flush();
     }
 }
 
@@ -196,11 +208,9 @@ fn writer(
     error: BufWriter<File>,
     access_to_stderr: bool,
 ) {
-    let stderr = std::io::stderr();
     let mut sinks = Sinks {
         access,
         error,
-        stderr: BufWriter::new(stderr.lock()),
         access_to_stderr,
     };
     let mut stop = false;

@@ -1,6 +1,6 @@
 //! The devserver behind the `serve` applet: a ChromiumOS-style server that hosts images and
 //! payloads under `DATA/static` and answers Omaha update checks (see
-//! `shared/protocols/omaha.md`). [`run`] does the start-up work (static directory, archive
+//! `docs/omaha.md`). [`run`] does the start-up work (static directory, archive
 //! link, cache pruning, factory config, payload generation or copy, demo payload), then
 //! serves HTTP with tokio + axum until SIGINT/SIGTERM.
 //!

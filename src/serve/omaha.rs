@@ -1,6 +1,6 @@
 //! The Omaha update protocol as devserver speaks it: parsing requests (protocol 2.0, with the
 //! `o:` namespace prefix, and 3.0) and rendering responses (update, noupdate, event ack),
-//! both with quick-xml. Knows nothing about payloads or HTTP; see `protocols/omaha.md`.
+//! both with quick-xml. Knows nothing about payloads or HTTP; see `docs/omaha.md`.
 
 use std::borrow::Cow;
 

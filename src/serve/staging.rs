@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use super::paths::is_plain_name;
+use crate::progress::{Progress, Sink};
 
 /// Artifacts fetched when present (besides the required payload).
 const OPTIONAL: &[&str] = &[
@@ -293,7 +294,8 @@ impl<'a> Fetcher<'a> {
                     .header("Content-Length")
                     .and_then(|v| v.parse().ok());
                 let mut file = std::fs::File::create(dest).map_err(local)?;
-                let mut reader = response.into_reader();
+                let progress = Progress::new(format!("downloading {src}"), expected, Sink::Log);
+                let mut reader = progress.reader(response.into_reader());
                 let n = std::io::copy(&mut reader, &mut file)
                     .map_err(|e| fetch_err(format!("download interrupted: {e}")))?;
                 if expected.is_some_and(|len| len != n) {

@@ -140,6 +140,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l client_prefix -l c
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-dir -l log_dir -d 'Directory for devserver_access.log and devserver_error.log [default: data dir]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builder command for /build; {board} and {pkg} are replaced' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled (idle keep-alive, or a client that stops reading); past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l clear_cache -l clear-cache -d 'Empty the payload cache (static/cache) at start-up'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l exit -d 'Do the start-up work (cache, pre-generation, links), then exit without serving'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l for_vm -l for-vm -d 'The update is for a VM image (no kernel patching; uses the qemu image with --board)'

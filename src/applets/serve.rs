@@ -5,10 +5,12 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
+use crate::httpd;
 use crate::serve::builder::DEFAULT_TEMPLATE;
 
 const AFTER_HELP: &str = "\
@@ -177,6 +179,27 @@ struct ServeArgs {
     /// Don't write the demo payload when nothing is configured
     #[arg(long = "no-demo", visible_alias = "no_demo")]
     no_demo: bool,
+
+    /// Seconds a client has to send a whole request head; past it the connection closes
+    #[arg(long = "header-timeout", value_name = "SECS", default_value = "10",
+          value_parser = httpd::parse_seconds)]
+    header_timeout: Duration,
+
+    /// Seconds each piece of a request body may take to arrive; past it: 408 and close
+    #[arg(long = "body-timeout", value_name = "SECS", default_value = "30",
+          value_parser = httpd::parse_seconds)]
+    body_timeout: Duration,
+
+    /// Seconds a connection may move no byte while no request is being handled
+    /// (idle keep-alive, or a client that stops reading); past it the connection closes
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value = "60",
+          value_parser = httpd::parse_seconds)]
+    idle_timeout: Duration,
+
+    /// Connections served at once; more are answered 503 and closed at once
+    #[arg(long = "max-connections", value_name = "N", default_value = "512",
+          value_parser = httpd::parse_connection_cap)]
+    max_connections: usize,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -208,6 +231,13 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         builder: args.builder,
         images_dir: args.images_dir,
         no_demo: args.no_demo,
+        limits: httpd::Limits {
+            header_read_timeout: args.header_timeout,
+            body_read_timeout: args.body_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+            ..httpd::Limits::default()
+        },
     };
     crate::serve::run(config)
 }
@@ -220,5 +250,37 @@ inventory::submit! {
         command: ServeArgs::command,
         run,
         passthrough: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_default_to_the_documented_ones() {
+        let args = ServeArgs::try_parse_from(["serve"]).unwrap();
+        let defaults = httpd::Limits::default();
+        assert_eq!(args.header_timeout, defaults.header_read_timeout);
+        assert_eq!(args.body_timeout, defaults.body_read_timeout);
+        assert_eq!(args.idle_timeout, defaults.idle_timeout);
+        assert_eq!(args.max_connections, defaults.max_connections);
+    }
+
+    #[test]
+    fn bad_connection_limits_are_usage_errors() {
+        for bad in [
+            ["serve", "--header-timeout", "0", "--port=8080"],
+            ["serve", "--body-timeout", "soon", "--port=8080"],
+            ["serve", "--idle-timeout=-1", "--port", "8080"],
+            ["serve", "--max-connections", "0", "--port=8080"],
+        ] {
+            let err = ServeArgs::try_parse_from(bad).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+        }
     }
 }

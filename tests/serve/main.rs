@@ -3,6 +3,7 @@
 
 mod support;
 
+mod attacks;
 mod ops;
 mod setup;
 mod statics;

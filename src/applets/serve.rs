@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser};
 use crate::applet::{Applet, Invocation};
 use crate::httpd;
 use crate::serve::builder::DEFAULT_TEMPLATE;
+use crate::serve::staging::StageLimits;
 
 const AFTER_HELP: &str = "\
 Endpoints:
@@ -200,6 +201,16 @@ struct ServeArgs {
     #[arg(long = "max-connections", value_name = "N", default_value = "512",
           value_parser = httpd::parse_connection_cap)]
     max_connections: usize,
+
+    /// Seconds one artifact of /download may take (HTTP, or gsutil stat + cp)
+    #[arg(long = "download-timeout", value_name = "SECS", default_value = "1800",
+          value_parser = httpd::parse_seconds)]
+    download_timeout: Duration,
+
+    /// Largest artifact /download accepts, downloaded or unpacked, in bytes [16 GiB]
+    #[arg(long = "download-max-bytes", value_name = "BYTES", default_value = "17179869184",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    download_max_bytes: u64,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -238,6 +249,10 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
             max_connections: args.max_connections,
             ..httpd::Limits::default()
         },
+        stage_limits: StageLimits {
+            download_timeout: args.download_timeout,
+            max_bytes: args.download_max_bytes,
+        },
     };
     crate::serve::run(config)
 }
@@ -265,6 +280,9 @@ mod tests {
         assert_eq!(args.body_timeout, defaults.body_read_timeout);
         assert_eq!(args.idle_timeout, defaults.idle_timeout);
         assert_eq!(args.max_connections, defaults.max_connections);
+        let staging = StageLimits::default();
+        assert_eq!(args.download_timeout, staging.download_timeout);
+        assert_eq!(args.download_max_bytes, staging.max_bytes);
     }
 
     #[test]

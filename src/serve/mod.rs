@@ -99,6 +99,8 @@ pub struct Config {
     /// Connection bounds (`--header-timeout`, `--body-timeout`, `--idle-timeout`,
     /// `--max-connections`).
     pub limits: crate::httpd::Limits,
+    /// Staging bounds (`--download-timeout`, `--download-max-bytes`).
+    pub stage_limits: staging::StageLimits,
 }
 
 /// Where `--board` looks for images: `--images_dir`, else the ChromiumOS SDK's
@@ -384,7 +386,10 @@ async fn setup_and_serve(
         hosts: hosts::Hosts::new(config.logging),
         logs: logs.clone(),
         stats: router::Stats::default(),
-        stager: Arc::new(staging::Stager::new(static_root.clone())),
+        stager: Arc::new(staging::Stager::new(
+            static_root.clone(),
+            config.stage_limits.clone(),
+        )),
         builder: builder::Builder::new(&config.builder),
         started: Instant::now(),
     });

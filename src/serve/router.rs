@@ -23,7 +23,7 @@ use super::controlfiles::{self, ControlError};
 use super::digests::DigestCache;
 use super::hosts::Hosts;
 use super::logs::{AccessRecord, Logs};
-use super::paths::{is_plain_name, percent_decode};
+use super::paths::{is_plain_name, percent_decode, resolve_within, PathError};
 use super::payload::Selector;
 use super::staging::{ArchiveUrl, StageError, Stager};
 use super::statics::{self, path_error_response, StaticRoots};
@@ -360,6 +360,8 @@ async fn stage_handler(s: S, Query(q): Query<HashMap<String, String>>) -> Respon
             let status = match e {
                 StageError::BadUrl(_) => StatusCode::BAD_REQUEST,
                 StageError::Fetch(_) => StatusCode::BAD_GATEWAY,
+                StageError::Forbidden(_) => StatusCode::FORBIDDEN,
+                StageError::BadArchive(_) => StatusCode::BAD_GATEWAY,
                 StageError::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             text(status, format!("Failed to stage {base}: {e}"))
@@ -398,8 +400,23 @@ async fn latestbuild(s: S, Query(q): Query<HashMap<String, String>>) -> Response
             format!("R{m}-")
         }
     });
-    let dir = s.static_root.join(target);
-    match versions::newest_dir(&dir, prefix.as_deref()) {
+    // The target directory and every build in it must resolve inside the static root.
+    let dir = match resolve_within(&s.static_root, target) {
+        Ok(dir) => dir,
+        Err(PathError::Escapes) => {
+            return text(
+                StatusCode::FORBIDDEN,
+                format!("Forbidden: target {target} leads out of the static directory"),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("No builds found for target {target}"),
+            )
+        }
+    };
+    match versions::newest_dir_within(&s.static_root, &dir, prefix.as_deref()) {
         Ok(Some(name)) => text(StatusCode::OK, name),
         Ok(None) => text(
             StatusCode::NOT_FOUND,

@@ -48,6 +48,8 @@ fn help_documents_the_connection_limits() {
         ("--body-timeout", "[default: 30]"),
         ("--idle-timeout", "[default: 60]"),
         ("--max-connections", "[default: 512]"),
+        ("--download-timeout", "[default: 1800]"),
+        ("--download-max-bytes", "[default: 17179869184]"),
     ] {
         let at = help
             .find(option)

@@ -4,6 +4,7 @@
 mod support;
 
 mod attacks;
+mod hostile_staging;
 mod ops;
 mod setup;
 mod statics;

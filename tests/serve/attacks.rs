@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -92,4 +93,34 @@ fn slow_headers_and_stalled_bodies_are_cut_off() {
     let (status, _) = stall(server.port, b"", limit);
     assert_eq!(status, 0, "a silent connection is closed");
     assert_eq!(server.get("/").status, 200);
+}
+
+#[test]
+fn hostile_factory_configs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.py");
+    std::fs::write(
+        &deep,
+        format!("config = {}1{}", "[".repeat(20_000), "]".repeat(20_000)),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    for (config, expected) in [
+        (deep.as_path(), "nested deeper than"),
+        (Path::new("/dev/zero"), "larger than"),
+    ] {
+        let out = run_serve(
+            &data,
+            &[
+                "--factory_config",
+                config.to_str().unwrap(),
+                "--validate_factory_config",
+            ],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config:?}: {stderr}");
+        assert!(stderr.contains(expected), "{config:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

@@ -124,3 +124,140 @@ fn hostile_factory_configs_are_clear_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Resident memory of a process, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// What an attack may get: these statuses, or the connection closed without an answer.
+fn answered_or_closed(status: u16, allowed: &[u16]) -> bool {
+    status == 0 || allowed.contains(&status)
+}
+
+/// The server's memory bound after the whole attack list (the release build stays far
+/// below; this is the debug build the tests run).
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+#[test]
+fn attack_list_is_answered_in_time_and_the_server_survives() {
+    let server = Server::start(&[
+        "--header-timeout",
+        "1",
+        "--body-timeout",
+        "1",
+        "--idle-timeout",
+        "2",
+        "--max-connections",
+        "64",
+    ]);
+    let port = server.port;
+    let limit = Duration::from_secs(5);
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let long_uri = format!(
+        "GET /static/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a/".repeat(50_000)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..500)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect::<String>()
+    );
+    const CLIENT_ERROR: &[u16] = &[400, 403, 404, 405, 408, 413, 414, 416, 431];
+    let attacks: Vec<(&str, Vec<u8>, &[u16])> = vec![
+        ("dot-dot", b"GET /static/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("encoded dot-dot", b"GET /static/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("encoded slash", b"GET /static/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("double slash", b"GET /static//etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("backslash", b"GET /static/..%5c..%5cetc%5cpasswd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("NUL", b"GET /static/update.gz%00.txt HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("bad escape", b"GET /static/%zz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("invalid UTF-8", b"GET /static/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("absolute URI", b"GET http://evil/static/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("fileinfo dot-dot", b"GET /api/fileinfo/../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("fileinfo encoded", b"GET /api/fileinfo/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("controlfiles build", b"GET /controlfiles?build=../../etc HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("controlfiles path", b"GET /controlfiles?build=t/b&control_path=/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("latestbuild", b"GET /latestbuild?target=.. HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("download dot-dot", b"GET /download?archive_url=file:///etc/../.. HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("download scheme", b"GET /download?archive_url=ftp://x/t/b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("huge header", big_header.into_bytes(), CLIENT_ERROR),
+        ("long URI", long_uri.into_bytes(), CLIENT_ERROR),
+        ("many headers", many_headers.into_bytes(), CLIENT_ERROR),
+        ("huge declared body", b"POST /update HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n<request".to_vec(), CLIENT_ERROR),
+        ("stalled body", b"POST /update HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab".to_vec(), CLIENT_ERROR),
+        ("slow headers", b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec(), CLIENT_ERROR),
+        ("silence", Vec::new(), CLIENT_ERROR),
+        ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("bad version", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(), &[400, 505]),
+        ("no colon", b"GET / HTTP/1.1\r\nHost x\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("bad chunk", b"POST /update HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("CL and TE", b"POST /update HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /static/../../etc/passwd HTTP/1.1\r\n\r\n".to_vec(), CLIENT_ERROR),
+        ("two lengths", b"POST /update HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd".to_vec(), CLIENT_ERROR),
+        ("bad XML", b"POST /update HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n<request>".to_vec(), CLIENT_ERROR),
+        ("bad range", b"GET /static/update.gz HTTP/1.1\r\nHost: x\r\nRange: bytes=99999-\r\n\r\n".to_vec(), CLIENT_ERROR),
+    ];
+    // All at once, each on its own connection: every one must be settled within the limit.
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = attacks
+            .iter()
+            .map(|(name, request, allowed)| {
+                scope.spawn(move || (*name, *allowed, stall(port, request, limit)))
+            })
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (name, allowed, (status, took)) in results {
+        // The list with its answers, for the record (shown with --no-capture).
+        eprintln!("attack {name:>20}: {status:3} in {took:.2?}");
+        assert!(
+            answered_or_closed(status, allowed),
+            "{name}: answered {status} after {took:?}"
+        );
+        assert!(took < limit, "{name}: took {took:?}");
+    }
+
+    // Many connections at once: the cap refuses the excess promptly, then frees up.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            held.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, took) = stall(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", limit);
+    assert!(status == 0 || status == 503, "past the cap: {status}");
+    assert!(took < Duration::from_secs(2), "past the cap took {took:?}");
+    drop(held);
+
+    // Still serving, with bounded memory.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = raw(
+            port,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if status == 200 {
+            assert!(!text.is_empty());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no normal answer after the attacks: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rss = rss_kib(server.pid());
+    eprintln!("RSS after the attack list: {rss} KiB");
+    assert!(rss < RSS_BOUND_KIB, "RSS {rss} KiB after the attack list");
+    assert_eq!(server.get("/static/update.gz").body, VECTOR);
+}

@@ -406,7 +406,7 @@ async fn setup_and_serve(
 
     let app = router::router(state);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::httpd::serve(
+    let mut server = tokio::spawn(crate::httpd::serve(
         app,
         vec![listener],
         config.limits.clone(),
@@ -416,7 +416,7 @@ async fn setup_and_serve(
     ));
     tokio::select! {
         () = signals.recv() => {}
-        result = server => {
+        result = &mut server => {
             // The server only ends on its own if it cannot serve at all.
             result
                 .context("the HTTP server failed")?
@@ -426,6 +426,8 @@ async fn setup_and_serve(
     }
     logs.error("shutting down");
     let _ = stop_tx.send(());
+    // Requests in progress get the shutdown grace; the server returns once it is over.
+    let _ = tokio::time::timeout(config.limits.shutdown_grace * 2, server).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -261,3 +261,26 @@ fn attack_list_is_answered_in_time_and_the_server_survives() {
     assert!(rss < RSS_BOUND_KIB, "RSS {rss} KiB after the attack list");
     assert_eq!(server.get("/static/update.gz").body, VECTOR);
 }
+
+#[test]
+fn sigterm_lets_a_request_in_progress_finish() {
+    let base = "/a/tgt/R7";
+    let mut routes = std::collections::HashMap::new();
+    routes.insert(
+        format!("{base}/update.gz"),
+        Reply::Body(VECTOR.to_vec(), Duration::from_millis(1200)),
+    );
+    let origin = Origin::start(routes);
+    let server = Server::start(&[]);
+    let url = server.url(&format!(
+        "/download?archive_url=http://127.0.0.1:{}{base}",
+        origin.port
+    ));
+    let in_progress = std::thread::spawn(move || get_with(&url, &[]));
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, dir) = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let r = in_progress.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(dir.path().join("static/tgt/R7/update.gz").is_file());
+}

@@ -75,63 +75,49 @@ fn assert_nothing_staged(s: &Server, name: &str) {
     }
 }
 
+/// The two archives of the attack: the first plants `autotest/esc -> victim`, the second
+/// (bzip2, as the system tar used to unpack it) writes `autotest/esc/p` through it.
+fn plant_and_write(victim: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let plant = hostile_tar(&[Entry::Symlink("autotest/esc", victim.to_str().unwrap())]);
+    let write = bzip2(&hostile_tar(&[Entry::File("autotest/esc/p", b"owned\n")]));
+    vec![("autotest.tar", plant), ("autotest.tar.bz2", write)]
+}
+
+/// Stages `url` and checks the attack failed: 502 naming the archive, no file written
+/// through the link, nothing staged.
+fn assert_refused_planted_link(s: &Server, url: &str, victim: &Path, build: &str) {
+    let r = s.get(&format!("/download?archive_url={url}"));
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("autotest.tar"), "{}", r.text());
+    assert!(!victim.join("p").exists(), "written through the link");
+    assert_nothing_staged(s, build);
+}
+
 #[test]
 fn archive_cannot_write_through_a_planted_link() {
     let victim = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let plant = hostile_tar(&[Entry::Symlink(
-        "autotest/esc",
-        victim.path().to_str().unwrap(),
-    )]);
-    let write = bzip2(&hostile_tar(&[Entry::File("autotest/esc/p", b"owned\n")]));
-    let url = build_source(
-        src.path(),
-        "R1",
-        &[("autotest.tar", plant), ("autotest.tar.bz2", write)],
-    );
+    let url = build_source(src.path(), "R1", &plant_and_write(victim.path()));
     let s = Server::start(&[]);
-    let r = s.get(&format!("/download?archive_url={url}"));
-    assert_eq!(r.status, 502, "{}", r.text());
-    assert!(r.text().contains("autotest.tar"), "{}", r.text());
-    assert!(
-        !victim.path().join("p").exists(),
-        "written through the link"
-    );
-    assert_nothing_staged(&s, "R1");
+    assert_refused_planted_link(&s, &url, victim.path(), "R1");
 }
 
 #[test]
 fn archive_over_http_cannot_write_through_a_planted_link() {
     let victim = tempfile::tempdir().unwrap();
-    let plant = hostile_tar(&[Entry::Symlink(
-        "autotest/esc",
-        victim.path().to_str().unwrap(),
-    )]);
-    let write = bzip2(&hostile_tar(&[Entry::File("autotest/esc/p", b"owned\n")]));
     let base = "/a/tgt/R2";
     let mut routes = HashMap::new();
     routes.insert(
         format!("{base}/update.gz"),
         Reply::Body(VECTOR.to_vec(), Duration::ZERO),
     );
-    routes.insert(
-        format!("{base}/autotest.tar"),
-        Reply::Body(plant, Duration::ZERO),
-    );
-    routes.insert(
-        format!("{base}/autotest.tar.bz2"),
-        Reply::Body(write, Duration::ZERO),
-    );
+    for (name, data) in plant_and_write(victim.path()) {
+        routes.insert(format!("{base}/{name}"), Reply::Body(data, Duration::ZERO));
+    }
     let origin = Origin::start(routes);
     let s = Server::start(&[]);
     let url = format!("http://127.0.0.1:{}{base}", origin.port);
-    let r = s.get(&format!("/download?archive_url={url}"));
-    assert_eq!(r.status, 502, "{}", r.text());
-    assert!(
-        !victim.path().join("p").exists(),
-        "written through the link"
-    );
-    assert_nothing_staged(&s, "R2");
+    assert_refused_planted_link(&s, &url, victim.path(), "R2");
 }
 
 #[test]

@@ -212,8 +212,9 @@ impl Stager {
             .is_ok_and(|dir| dir.join(PAYLOAD).is_file())
     }
 
-    /// Stages a build (nothing to do when it already is); concurrent calls for one build
-    /// share the same download and its result.
+    /// Stages a build (nothing to do when it already is); concurrent calls for one archive
+    /// URL share the same download and its result. When two URLs with the same
+    /// `TARGET/BUILD` tail finish, the first one staged stays.
     pub async fn stage(self: &Arc<Self>, url: ArchiveUrl) -> Result<(), StageError> {
         if self.is_staged(&url) {
             return Ok(());

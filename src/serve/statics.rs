@@ -220,22 +220,18 @@ mod tests {
 
     #[test]
     fn byte_ranges_are_settled() {
-        assert_eq!(
-            single_byte_range("bytes=-100", 36).as_deref(),
-            Some("bytes=0-")
-        );
-        assert_eq!(
-            single_byte_range("bytes=-10", 36).as_deref(),
-            Some("bytes=-10")
-        );
-        assert_eq!(
-            single_byte_range("BYTES = 2-", 36).as_deref(),
-            Some("bytes=2-")
-        );
-        assert_eq!(
-            single_byte_range("bytes=2-5", 36).as_deref(),
-            Some("bytes=2-5")
-        );
+        for (range, settled) in [
+            ("bytes=-100", "bytes=0-"),
+            ("bytes=-10", "bytes=-10"),
+            ("BYTES = 2-", "bytes=2-"),
+            ("bytes=2-5", "bytes=2-5"),
+        ] {
+            assert_eq!(
+                single_byte_range(range, 36).as_deref(),
+                Some(settled),
+                "{range}"
+            );
+        }
         for ignored in [
             "bytes=0-1,3-4",
             "items=0-1",

@@ -414,7 +414,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__serve)
-            opts="-p -u -t -l -h --port --host --data-dir --data_dir --archive-dir --archive_dir --clear-cache --clear_cache --exit --payload --image --src-image --src_image --board --for-vm --for_vm --private-key --private_key --pregenerate-update --pregenerate_update --urlbase --proxy-port --proxy_port --critical-update --critical_update --factory-config --factory_config --validate-factory-config --validate_factory_config --production --logging --client-prefix --client_prefix --log_dir --log-dir --builder --images-dir --images_dir --no_demo --no-demo --log_format --log-format --help"
+            opts="-p -u -t -l -h --port --host --data-dir --data_dir --archive-dir --archive_dir --clear-cache --clear_cache --exit --payload --image --src-image --src_image --board --for-vm --for_vm --private-key --private_key --pregenerate-update --pregenerate_update --urlbase --proxy-port --proxy_port --critical-update --critical_update --factory-config --factory_config --validate-factory-config --validate_factory_config --production --logging --client-prefix --client_prefix --log_dir --log-dir --builder --images-dir --images_dir --no_demo --no-demo --log_format --log-format --header-timeout --body-timeout --idle-timeout --max-connections --download-timeout --download-max-bytes --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -530,6 +530,30 @@ _cibox() {
                     ;;
                 --log_format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --download-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --download-max-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

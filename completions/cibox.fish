@@ -148,6 +148,12 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builde
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled (idle keep-alive, or a client that stops reading); past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l download-timeout -d 'Seconds one artifact of /download may take (HTTP, or gsutil stat + cp)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l download-max-bytes -d 'Largest artifact /download accepts, downloaded or unpacked, in bytes [16 GiB]' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l clear_cache -l clear-cache -d 'Empty the payload cache (static/cache) at start-up'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l exit -d 'Do the start-up work (cache, pre-generation, links), then exit without serving'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l for_vm -l for-vm -d 'The update is for a VM image (no kernel patching; uses the qemu image with --board)'

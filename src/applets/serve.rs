@@ -5,11 +5,14 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation, Manual};
+use crate::httpd;
 use crate::serve::builder::DEFAULT_TEMPLATE;
+use crate::serve::staging::StageLimits;
 
 const AFTER_HELP: &str = "\
 Endpoints:
@@ -180,6 +183,36 @@ struct ServeArgs {
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
+    /// Seconds a client has to send a whole request head; past it the connection closes
+    #[arg(long = "header-timeout", value_name = "SECS", default_value = "10",
+          value_parser = httpd::parse_seconds)]
+    header_timeout: Duration,
+
+    /// Seconds each piece of a request body may take to arrive; past it: 408 and close
+    #[arg(long = "body-timeout", value_name = "SECS", default_value = "30",
+          value_parser = httpd::parse_seconds)]
+    body_timeout: Duration,
+
+    /// Seconds a connection may move no byte while no request is being handled
+    /// (idle keep-alive, or a client that stops reading); past it the connection closes
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value = "60",
+          value_parser = httpd::parse_seconds)]
+    idle_timeout: Duration,
+
+    /// Connections served at once; more are answered 503 and closed at once
+    #[arg(long = "max-connections", value_name = "N", default_value = "512",
+          value_parser = httpd::parse_connection_cap)]
+    max_connections: usize,
+
+    /// Seconds one artifact of /download may take (HTTP, or gsutil stat + cp)
+    #[arg(long = "download-timeout", value_name = "SECS", default_value = "1800",
+          value_parser = httpd::parse_seconds)]
+    download_timeout: Duration,
+
+    /// Largest artifact /download accepts, downloaded or unpacked, in bytes [16 GiB]
+    #[arg(long = "download-max-bytes", value_name = "BYTES", default_value = "17179869184",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    download_max_bytes: u64,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -212,6 +245,17 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         builder: args.builder,
         images_dir: args.images_dir,
         no_demo: args.no_demo,
+        limits: httpd::Limits {
+            header_read_timeout: args.header_timeout,
+            body_read_timeout: args.body_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+            ..httpd::Limits::default()
+        },
+        stage_limits: StageLimits {
+            download_timeout: args.download_timeout,
+            max_bytes: args.download_max_bytes,
+        },
     };
     crate::serve::run(config)
 }
@@ -232,5 +276,40 @@ inventory::submit! {
         applet: "serve",
         environment: &[crate::progress::ENVIRONMENT, crate::logging::ENVIRONMENT, &[("CROS_WORKON_SRCROOT", "with --board, images are looked for in $CROS_WORKON_SRCROOT/src/build/images (else ~/trunk/src/build/images)"), ("HOME", "see CROS_WORKON_SRCROOT")]],
         files: &[&[("DATA/static/", "what is served under /static/ (DATA is --data_dir, default the current directory); the demo payload goes to DATA/static/update.gz"), ("DATA/devserver_access.log, DATA/devserver_error.log", "the access and error logs (or in --log-dir)"), ("DATA/static/cache/", "payloads generated from --image")]],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_default_to_the_documented_ones() {
+        let args = ServeArgs::try_parse_from(["serve"]).unwrap();
+        let defaults = httpd::Limits::default();
+        assert_eq!(args.header_timeout, defaults.header_read_timeout);
+        assert_eq!(args.body_timeout, defaults.body_read_timeout);
+        assert_eq!(args.idle_timeout, defaults.idle_timeout);
+        assert_eq!(args.max_connections, defaults.max_connections);
+        let staging = StageLimits::default();
+        assert_eq!(args.download_timeout, staging.download_timeout);
+        assert_eq!(args.download_max_bytes, staging.max_bytes);
+    }
+
+    #[test]
+    fn bad_connection_limits_are_usage_errors() {
+        for bad in [
+            ["serve", "--header-timeout", "0", "--port=8080"],
+            ["serve", "--body-timeout", "soon", "--port=8080"],
+            ["serve", "--idle-timeout=-1", "--port", "8080"],
+            ["serve", "--max-connections", "0", "--port=8080"],
+        ] {
+            let err = ServeArgs::try_parse_from(bad).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+        }
     }
 }

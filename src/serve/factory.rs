@@ -13,6 +13,9 @@ use super::digests::sha1_b64_of;
 use super::paths::{resolve_within, PathError};
 use super::pylit::read_assignment;
 
+/// The largest factory config read (a real one is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// One image named by a stanza.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FactoryImage {
@@ -49,8 +52,19 @@ fn text_of(v: &Value) -> Option<String> {
 impl FactoryConfig {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        use std::io::Read as _;
+        let file = std::fs::File::open(path)
             .with_context(|| format!("cannot read factory config {}", path.display()))?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read factory config {}", path.display()))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            anyhow::bail!(
+                "factory config {} is larger than {MAX_CONFIG_BYTES} bytes",
+                path.display()
+            );
+        }
         Self::parse(&text).with_context(|| format!("factory config {}", path.display()))
     }
 

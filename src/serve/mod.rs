@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
@@ -96,6 +96,11 @@ pub struct Config {
     pub images_dir: Option<PathBuf>,
     /// `--no-demo`: don't write the demo payload.
     pub no_demo: bool,
+    /// Connection bounds (`--header-timeout`, `--body-timeout`, `--idle-timeout`,
+    /// `--max-connections`).
+    pub limits: crate::httpd::Limits,
+    /// Staging bounds (`--download-timeout`, `--download-max-bytes`).
+    pub stage_limits: staging::StageLimits,
 }
 
 /// Where `--board` looks for images: `--images_dir`, else the ChromiumOS SDK's
@@ -381,7 +386,10 @@ async fn setup_and_serve(
         hosts: hosts::Hosts::new(config.logging),
         logs: logs.clone(),
         stats: router::Stats::default(),
-        stager: Arc::new(staging::Stager::new(static_root.clone())),
+        stager: Arc::new(staging::Stager::new(
+            static_root.clone(),
+            config.stage_limits.clone(),
+        )),
         builder: builder::Builder::new(&config.builder),
         started: Instant::now(),
     });
@@ -396,19 +404,30 @@ async fn setup_and_serve(
     logs.error(format!("listening on http://{addr}/"));
     println!("cibox serve: listening on http://{addr}/");
 
-    let app = router::router(state).into_make_service_with_connect_info::<router::ConnInfo>();
-    let listener = router::NoDelayListener(listener);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|stop| *stop).await;
-    });
-    let server = tokio::spawn(async move { server.await });
-    signals.recv().await;
+    let app = router::router(state);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(crate::httpd::serve(
+        app,
+        vec![listener],
+        config.limits.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    tokio::select! {
+        () = signals.recv() => {}
+        result = &mut server => {
+            // The server only ends on its own if it cannot serve at all.
+            result
+                .context("the HTTP server failed")?
+                .context("the HTTP server failed")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     logs.error("shutting down");
-    let _ = stop_tx.send(true);
-    // Keep-alive connections may hold the graceful shutdown: give them a moment only.
-    let _ = tokio::time::timeout(Duration::from_secs(3), server).await;
+    let _ = stop_tx.send(());
+    // Requests in progress get the shutdown grace; the server returns once it is over.
+    let _ = tokio::time::timeout(config.limits.shutdown_grace * 2, server).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,10 @@
 
 use serde_json::{Map, Number, Value};
 
+/// How deeply lists, tuples, dicts and sets may nest (a factory config needs 3 or 4); deeper
+/// input is an error rather than a stack overflow.
+pub const MAX_DEPTH: usize = 64;
+
 /// A syntax error, with the line it was found on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("line {line}: {message}")]
@@ -19,6 +23,7 @@ pub struct LiteralError {
 struct Parser<'a> {
     src: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
 type R<T> = Result<T, LiteralError>;
@@ -90,6 +95,16 @@ impl<'a> Parser<'a> {
     }
 
     fn value(&mut self) -> R<Value> {
+        if self.depth >= MAX_DEPTH {
+            return self.err(format!("values nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let value = self.value_here();
+        self.depth -= 1;
+        value
+    }
+
+    fn value_here(&mut self) -> R<Value> {
         match self.peek() {
             None => self.err("unexpected end of file"),
             Some(b'[') => {
@@ -363,6 +378,7 @@ pub fn read_assignment(text: &str, name: &str) -> Result<Value, LiteralError> {
     let mut p = Parser {
         src: text.as_bytes(),
         pos: 0,
+        depth: 0,
     };
     if matches!(p.peek(), Some(b'[' | b'{')) {
         let v = p.value()?;
@@ -443,5 +459,20 @@ other = {'a': u'\u00e9\n'}
         assert!(e.message.contains("not literal data"), "{e}");
         let e = read_assignment("config = [\n'unterminated", "config").unwrap_err();
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        for (open, close) in [("[", "]"), ("(", ",)"), ("{'k': ", "}"), ("set([", "])")] {
+            let deep = format!("config = {}1{}", open.repeat(20_000), close.repeat(20_000));
+            let e = read_assignment(&deep, "config").unwrap_err();
+            assert!(e.message.contains("nested deeper"), "{open}: {e}");
+        }
+        let fine = format!(
+            "config = {}1{}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(read_assignment(&fine, "config").is_ok());
     }
 }

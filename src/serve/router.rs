@@ -3,14 +3,13 @@
 //! Protocol and file-system work lives in the sibling modules.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::connect_info::Connected;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
@@ -24,7 +23,7 @@ use super::controlfiles::{self, ControlError};
 use super::digests::DigestCache;
 use super::hosts::Hosts;
 use super::logs::{AccessRecord, Logs};
-use super::paths::{is_plain_name, percent_decode};
+use super::paths::{is_plain_name, percent_decode, resolve_within, PathError};
 use super::payload::Selector;
 use super::staging::{ArchiveUrl, StageError, Stager};
 use super::statics::{self, path_error_response, StaticRoots};
@@ -83,51 +82,8 @@ pub struct State {
 
 type S = axum::extract::State<Arc<State>>;
 
-/// The two ends of a connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    /// The client.
-    pub remote: SocketAddr,
-    /// Our end (for URLs when the request names no host).
-    pub local: SocketAddr,
-}
-
-impl ConnInfo {
-    /// The client's IP, IPv4-mapped addresses shown as IPv4.
-    pub fn client_ip(&self) -> IpAddr {
-        self.remote.ip().to_canonical()
-    }
-}
-
-/// The listening socket; accepted connections get TCP_NODELAY.
-pub struct NoDelayListener(pub tokio::net::TcpListener);
-
-impl axum::serve::Listener for NoDelayListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        let _ = io.set_nodelay(true);
-        (io, addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
-impl Connected<axum::serve::IncomingStream<'_, NoDelayListener>> for ConnInfo {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, NoDelayListener>) -> Self {
-        let remote = *stream.remote_addr();
-        let local = stream
-            .io()
-            .local_addr()
-            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        ConnInfo { remote, local }
-    }
-}
+/// The two ends of a connection, as the shared HTTP front end hands them to handlers.
+pub use crate::httpd::Peer as ConnInfo;
 
 /// A plain-text answer.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
@@ -404,6 +360,8 @@ async fn stage_handler(s: S, Query(q): Query<HashMap<String, String>>) -> Respon
             let status = match e {
                 StageError::BadUrl(_) => StatusCode::BAD_REQUEST,
                 StageError::Fetch(_) => StatusCode::BAD_GATEWAY,
+                StageError::Forbidden(_) => StatusCode::FORBIDDEN,
+                StageError::BadArchive(_) => StatusCode::BAD_GATEWAY,
                 StageError::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             text(status, format!("Failed to stage {base}: {e}"))
@@ -442,8 +400,23 @@ async fn latestbuild(s: S, Query(q): Query<HashMap<String, String>>) -> Response
             format!("R{m}-")
         }
     });
-    let dir = s.static_root.join(target);
-    match versions::newest_dir(&dir, prefix.as_deref()) {
+    // The target directory and every build in it must resolve inside the static root.
+    let dir = match resolve_within(&s.static_root, target) {
+        Ok(dir) => dir,
+        Err(PathError::Escapes) => {
+            return text(
+                StatusCode::FORBIDDEN,
+                format!("Forbidden: target {target} leads out of the static directory"),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("No builds found for target {target}"),
+            )
+        }
+    };
+    match versions::newest_dir_within(&s.static_root, &dir, prefix.as_deref()) {
         Ok(Some(name)) => text(StatusCode::OK, name),
         Ok(None) => text(
             StatusCode::NOT_FOUND,

@@ -2,6 +2,11 @@
 //! archive directory for `/static/archive/...`), with ranges, conditional requests
 //! (If-Modified-Since and ETag / If-None-Match) and HEAD through tower-http's `ServeFile`,
 //! after the path has been resolved and checked to stay inside its root.
+//!
+//! The `Range` header is settled first, as RFC 9110 wants: only one `bytes` range is taken
+//! (several ranges, other units or bad syntax are ignored: the whole file, 200), a suffix
+//! longer than the file means the whole file (206), and an `If-Range` that does not match the
+//! current version (strong ETag, or the exact Last-Modified date) drops the range.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -108,6 +113,8 @@ pub async fn serve_file(file: &Path, req: Request<Body>) -> Response<Body> {
         }
         return r;
     }
+    let mut req = req;
+    settle_range(&mut req, &meta, &etag);
     let service = ServeFile::new(file).with_buf_chunk_size(CHUNK);
     let mut response = match service.oneshot(req).await {
         Ok(r) => r.map(Body::new),
@@ -119,4 +126,121 @@ pub async fn serve_file(file: &Path, req: Request<Body>) -> Response<Body> {
         }
     }
     response
+}
+
+/// Leaves a `Range` header that `ServeFile` should answer, rewritten where RFC 9110 asks for
+/// it, and removes any other (see the module documentation).
+fn settle_range(req: &mut Request<Body>, meta: &std::fs::Metadata, etag: &str) {
+    let Some(range) = req.headers().get(header::RANGE) else {
+        return;
+    };
+    let last_modified = meta.modified().ok().map(http_date);
+    let settled = range
+        .to_str()
+        .ok()
+        .filter(|_| if_range_allows(req.headers(), etag, last_modified.as_deref()))
+        .and_then(|r| single_byte_range(r, meta.len()))
+        .and_then(|r| HeaderValue::from_str(&r).ok());
+    match settled {
+        Some(value) => {
+            req.headers_mut().insert(header::RANGE, value);
+        }
+        None => {
+            req.headers_mut().remove(header::RANGE);
+        }
+    }
+}
+
+/// An HTTP date (IMF-fixdate), as `Last-Modified` carries it.
+fn http_date(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// Whether `If-Range` (if any) names the current version: a strong ETag equal to ours, or a
+/// date equal to our Last-Modified.
+fn if_range_allows(
+    headers: &axum::http::HeaderMap,
+    etag: &str,
+    last_modified: Option<&str>,
+) -> bool {
+    let Some(value) = headers.get(header::IF_RANGE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let value = value.trim();
+    if value.starts_with('"') {
+        value == etag
+    } else if value.starts_with("W/") {
+        false
+    } else {
+        last_modified == Some(value)
+    }
+}
+
+/// One `bytes` range, normalised for a file of `len` bytes; `None` when the header is to be
+/// ignored (another unit, several ranges, bad syntax, last before first).
+fn single_byte_range(range: &str, len: u64) -> Option<String> {
+    let digits = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (unit, spec) = range.split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.trim().split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        let suffix = digits(last)?;
+        if suffix >= len && len > 0 {
+            return Some("bytes=0-".to_string());
+        }
+        return Some(format!("bytes=-{suffix}"));
+    }
+    let first = digits(first)?;
+    if last.is_empty() {
+        return Some(format!("bytes={first}-"));
+    }
+    let last = digits(last)?;
+    if last < first {
+        return None;
+    }
+    Some(format!("bytes={first}-{last}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges_are_settled() {
+        for (range, settled) in [
+            ("bytes=-100", "bytes=0-"),
+            ("bytes=-10", "bytes=-10"),
+            ("BYTES = 2-", "bytes=2-"),
+            ("bytes=2-5", "bytes=2-5"),
+        ] {
+            assert_eq!(
+                single_byte_range(range, 36).as_deref(),
+                Some(settled),
+                "{range}"
+            );
+        }
+        for ignored in [
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=5-2",
+            "bytes=+1-2",
+            "bytes=x",
+            "bytes",
+        ] {
+            assert_eq!(single_byte_range(ignored, 36), None, "{ignored}");
+        }
+    }
 }

@@ -58,6 +58,24 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// The newest subdirectory name of `dir` (version-sorted), optionally only those starting
 /// with `prefix`. Hidden entries (staging leftovers) are ignored.
 pub fn newest_dir(dir: &Path, prefix: Option<&str>) -> std::io::Result<Option<String>> {
+    newest(dir, prefix, None)
+}
+
+/// Like [`newest_dir`] for a directory under a served root (canonical): an entry that is a
+/// symbolic link resolving outside `root` is not a candidate.
+pub fn newest_dir_within(
+    root: &Path,
+    dir: &Path,
+    prefix: Option<&str>,
+) -> std::io::Result<Option<String>> {
+    newest(dir, prefix, Some(root))
+}
+
+fn newest(
+    dir: &Path,
+    prefix: Option<&str>,
+    root: Option<&Path>,
+) -> std::io::Result<Option<String>> {
     let mut best: Option<String> = None;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -69,6 +87,12 @@ pub fn newest_dir(dir: &Path, prefix: Option<&str>) -> std::io::Result<Option<St
         }
         if prefix.is_some_and(|p| !name.starts_with(p)) {
             continue;
+        }
+        if let Some(root) = root {
+            let inside = std::fs::canonicalize(entry.path()).is_ok_and(|p| p.starts_with(root));
+            if !inside {
+                continue;
+            }
         }
         if best
             .as_deref()

@@ -3,7 +3,10 @@
 
 mod support;
 
+mod attacks;
+mod hostile_staging;
 mod ops;
+mod ranges;
 mod setup;
 mod statics;
 mod update;

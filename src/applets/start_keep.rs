@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::launcher::{self, StartOptions, Started};
+use crate::arvados::launcher::{self, sh_quote, StartOptions, Started};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,19 +54,6 @@ struct StartKeepArgs {
     /// More keepstore flags (after `--`), e.g. `-- -max-buffers=8`
     #[arg(last = true, value_name = "KEEPSTORE FLAGS")]
     keepstore_flags: Vec<OsString>,
-}
-
-/// `value` quoted for a POSIX shell.
-fn sh_quote(value: &str) -> String {
-    if !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b))
-    {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', "'\\''"))
-    }
 }
 
 fn env_lines(started: &Started) -> String {

@@ -105,6 +105,19 @@ fn file(run_dir: &Path, n: usize, kind: &str) -> PathBuf {
     run_dir.join(format!("keep{n}.{kind}"))
 }
 
+/// `value` quoted for a POSIX shell.
+pub fn sh_quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b))
+    {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
 fn random_hex() -> String {
     format!(
         "{}{}",

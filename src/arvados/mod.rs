@@ -7,9 +7,11 @@
 //! * [`keepstore`]: the Keep block server behind the `keepstore` applet.
 //! * [`launcher`]: starting and stopping servers for a test run (`start_keep`, `stop_keep`).
 
+pub mod api;
 pub mod digest;
 pub mod keepstore;
 pub mod launcher;
 pub mod locator;
 pub mod signature;
+pub mod tls;
 pub mod volume;

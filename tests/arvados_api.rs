@@ -1,0 +1,468 @@
+//! The built-in Arvados API server through the binary (`start_api`/`stop_api`, the
+//! `run_test_server.py` link), over real HTTPS on loopback, trusting the certificate it wrote.
+
+mod keep_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keep_support::*;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "4axaw8zxe0qm22wa6urpp5nskcne8z88cvbupv653y1njyi05h";
+const ACTIVE: &str = "3kg6k6lzmp9kj5cpkcoxie963cmvjahbt2fod9zru30k1jqdmi";
+const SPECTATOR: &str = "zw2f4gwx8hw8cjre7yp6v1zylhrhn3m5gvjq73rtpwhmknrybu";
+const EXPIRED: &str = "2ym314ysp27sk7h943q6vtc378srb06se3pq6ghurylyf3pdmx";
+const INACTIVE: &str = "5s29oj2hzmcmpq80hx9cta0rl5wuf3xfd6r7disusaptz7h9m0";
+
+/// One test's run directory and TMPDIR; stops the servers it started when dropped.
+struct Stack {
+    tmp: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        Stack {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.tmp.path().join("run")
+    }
+
+    fn cibox_as(&self, program: &Path, args: &[&str]) -> Output {
+        let run_dir = self.run_dir();
+        let mut all = args.to_vec();
+        if !args.contains(&"--help") {
+            all.push("--run-dir");
+            all.push(run_dir.to_str().unwrap());
+        }
+        run_cibox(
+            program,
+            &all,
+            &self.tmp.path().join("stderr.log"),
+            &[("TMPDIR", self.tmp.path())],
+        )
+    }
+
+    fn cibox(&self, args: &[&str]) -> Output {
+        self.cibox_as(Path::new(CIBOX), args)
+    }
+
+    /// `start_api`: the host it printed.
+    fn start(&self) -> String {
+        let out = self.cibox(&["start_api"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn api(&self, host: &str) -> Api {
+        let tls = cibox::arvados::tls::client_config_trusting(
+            &self.run_dir().join(cibox::arvados::tls::CERT_FILE),
+        )
+        .unwrap();
+        Api {
+            agent: ureq::AgentBuilder::new()
+                .tls_config(Arc::new(tls))
+                .timeout(Duration::from_secs(20))
+                .build(),
+            host: host.to_string(),
+        }
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn pid(&self) -> u32 {
+        std::fs::read_to_string(self.run_dir().join("api.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.cibox(&["stop_keep"]);
+        let _ = self.cibox(&["stop_api"]);
+    }
+}
+
+struct Api {
+    agent: ureq::Agent,
+    host: String,
+}
+
+impl Api {
+    /// `(status, JSON body)` of `METHOD path` with `token` and an optional raw body.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .agent
+            .request(method, &format!("https://{}{path}", self.host));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("OAuth2 {t}"));
+        }
+        let result = match body {
+            Some(b) => req.set("Content-Type", "application/json").send_string(b),
+            None => req.call(),
+        };
+        let (status, response) = match result {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(s, r)) => (s, r),
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let text = response.into_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+
+    fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, Some(token), None)
+    }
+
+    fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.call("POST", path, Some(token), Some(&body.to_string()))
+    }
+}
+
+fn uuids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|i| i["uuid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn start_serves_fixture_tokens_keep_services_and_repositories_then_stop() {
+    let stack = Stack::new();
+    let host = stack.start();
+    assert!(host.starts_with("127.0.0.1:"), "{host}");
+    assert_eq!(
+        stack.files(),
+        [
+            "api.pid",
+            "api.port",
+            "api.state.json",
+            "self-signed.key",
+            "self-signed.pem"
+        ]
+    );
+    let api = stack.api(&host);
+
+    let (status, me) = api.get("/arvados/v1/users/current", ADMIN);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["uuid"], "zzzzz-tpzed-d9tiejq69daie8f");
+    assert_eq!(me["is_admin"], true);
+    let (_, me) = api.get("/arvados/v1/users/current", ACTIVE);
+    assert_eq!(me["uuid"], "zzzzz-tpzed-xurymjxw79nv3jz");
+    assert_eq!(me["is_admin"], false);
+    let (status, token) = api.get("/arvados/v1/api_client_authorizations/current", SPECTATOR);
+    assert_eq!(status, 200);
+    assert_eq!(token["api_token"], SPECTATOR);
+    assert_eq!(token["owner_uuid"], "zzzzz-tpzed-l1s2piq4t4mps8r");
+
+    // keep_services: admin registers, everyone lists, only admin deletes.
+    let service = json!({"keep_service": {
+        "uuid": "zzzzz-bi6l4-keepdisk0000000",
+        "service_host": "127.0.0.1", "service_port": 25107,
+        "service_type": "disk", "service_ssl_flag": false,
+    }});
+    let (status, body) = api.post("/arvados/v1/keep_services", ACTIVE, &service);
+    assert_eq!(status, 403, "{body}");
+    let (status, created) = api.post("/arvados/v1/keep_services", ADMIN, &service);
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["kind"], "arvados#keepService");
+    let proxy = json!({"keep_service": {"service_host": "127.0.0.1", "service_port": 25100, "service_type": "proxy"}});
+    let (status, proxy) = api.post("/arvados/v1/keep_services", ADMIN, &proxy);
+    assert_eq!(status, 200, "{proxy}");
+    let (_, all) = api.get("/arvados/v1/keep_services", ACTIVE);
+    assert_eq!(all["items_available"], 2);
+    let (_, accessible) = api.get("/arvados/v1/keep_services/accessible", ACTIVE);
+    assert_eq!(uuids(&accessible), ["zzzzz-bi6l4-keepdisk0000000"]);
+    // A client outside the cluster (X-External-Client: 1) is given the proxy.
+    let external = api
+        .agent
+        .get(&format!(
+            "https://{host}/arvados/v1/keep_services/accessible"
+        ))
+        .set("Authorization", &format!("OAuth2 {ACTIVE}"))
+        .set("X-External-Client", "1")
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let external: Value = serde_json::from_str(&external).unwrap();
+    assert_eq!(uuids(&external), [proxy["uuid"].as_str().unwrap()]);
+    let path = format!(
+        "/arvados/v1/keep_services/{}",
+        proxy["uuid"].as_str().unwrap()
+    );
+    assert_eq!(api.call("DELETE", &path, Some(ACTIVE), None).0, 403);
+    assert_eq!(api.call("DELETE", &path, Some(ADMIN), None).0, 200);
+    assert_eq!(api.call("DELETE", &path, Some(ADMIN), None).0, 404);
+
+    // repositories, filtered by name, as the git server looks them up.
+    let filters = "%5B%5B%22name%22%2C%22%3D%22%2C%22active%2Ffoo%22%5D%5D";
+    let (status, repos) = api.get(
+        &format!("/arvados/v1/repositories?filters={filters}"),
+        ACTIVE,
+    );
+    assert_eq!(status, 200, "{repos}");
+    assert_eq!(uuids(&repos), ["zzzzz-s0uqq-382brsig8rp3666"]);
+    assert_eq!(
+        repos["items"][0]["writable_by"][0],
+        "zzzzz-tpzed-xurymjxw79nv3jz"
+    );
+    let (_, repos) = api.get("/arvados/v1/repositories", SPECTATOR);
+    assert_eq!(
+        uuids(&repos),
+        ["zzzzz-s0uqq-382brsig8rp3666"],
+        "spectator reads active/foo only"
+    );
+
+    let pid = stack.pid();
+    let out = stack.cibox(&["stop_api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert!(stack.files().is_empty(), "{:?}", stack.files());
+    let out = stack.cibox(&["stop_api"]);
+    assert!(out.status.success(), "stopping twice is fine");
+}
+
+/// `(method, path, token, body, expected status, a word the error names)`
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    u16,
+    &'static str,
+);
+
+#[test]
+fn bad_tokens_resources_bodies_and_filters_are_clear_4xx() {
+    let stack = Stack::new();
+    let host = stack.start();
+    let api = stack.api(&host);
+    let cases: Vec<Case> = vec![
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            None,
+            None,
+            401,
+            "no API token",
+        ),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some("forgedtoken0123456789abcdefghijklmnopqrstuvwxyz01"),
+            None,
+            401,
+            "not valid",
+        ),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some(EXPIRED),
+            None,
+            401,
+            "expired",
+        ),
+        (
+            "GET",
+            "/arvados/v1/collections",
+            Some(INACTIVE),
+            None,
+            403,
+            "not active",
+        ),
+        (
+            "GET",
+            "/arvados/v1/no_such_things",
+            Some(ADMIN),
+            None,
+            404,
+            "no_such_things",
+        ),
+        (
+            "GET",
+            "/arvados/v1/groups",
+            Some(ADMIN),
+            None,
+            501,
+            "groups",
+        ),
+        (
+            "GET",
+            "/arvados/v1/collections/zzzzz-4zz18-doesnotexist000",
+            Some(ADMIN),
+            None,
+            404,
+            "not found",
+        ),
+        (
+            "POST",
+            "/arvados/v1/collections",
+            Some(ACTIVE),
+            Some("{\"collection\": "),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/arvados/v1/collections",
+            Some(ACTIVE),
+            Some("{\"collection\": {\"colour\": \"red\"}}"),
+            422,
+            "colour",
+        ),
+        (
+            "POST",
+            "/arvados/v1/keep_services",
+            Some(ADMIN),
+            Some("{\"keep_service\": {\"service_port\": \"eighty\"}}"),
+            422,
+            "service_port",
+        ),
+        (
+            "GET",
+            "/arvados/v1/repositories?filters=%5B%5B%22nosuch%22%2C%22%3D%22%2C1%5D%5D",
+            Some(ACTIVE),
+            None,
+            422,
+            "nosuch",
+        ),
+        (
+            "GET",
+            "/arvados/v1/repositories?filters=%5B%5B%22name%22%2C%22%3D%22",
+            Some(ACTIVE),
+            None,
+            422,
+            "filters",
+        ),
+        (
+            "GET",
+            "/arvados/v1/repositories?filters=%5B%5B%22name%22%2C%22%3D~%22%2C%22x%22%5D%5D",
+            Some(ACTIVE),
+            None,
+            422,
+            "operator",
+        ),
+        ("POST", "/database/reset", Some(ACTIVE), None, 403, "admin"),
+    ];
+    for (method, path, token, body, status, word) in cases {
+        let (got, answer) = api.call(method, path, token, body);
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        let message = answer["errors"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(message.contains(word), "{method} {path}: {message}");
+    }
+    assert!(!stack.files().is_empty());
+}
+
+#[test]
+fn auth_prints_the_seed_exports_and_an_unknown_fixture_starts_nothing() {
+    let stack = Stack::new();
+    let out = stack.cibox(&["start_api", "--auth", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosuch") && err.contains("admin"), "{err}");
+    assert!(stack.files().is_empty());
+
+    let out = stack.cibox(&["start_api", "--auth", "admin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], format!("export ARVADOS_API_TOKEN={ADMIN}"));
+    let host = lines[1].strip_prefix("export ARVADOS_API_HOST=").unwrap();
+    assert_eq!(lines[2], "export ARVADOS_API_HOST_INSECURE=true");
+    let (status, me) = stack.api(host).get("/arvados/v1/users/current", ADMIN);
+    assert_eq!((status, me["is_admin"].clone()), (200, json!(true)));
+}
+
+#[test]
+fn run_test_server_py_link_takes_the_seed_actions() {
+    let stack = Stack::new();
+    let link = stack.tmp.path().join("run_test_server.py");
+    std::os::unix::fs::symlink(CIBOX, &link).unwrap();
+    let out = stack.cibox_as(&link, &["start"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let pid = stack.pid();
+    assert_eq!(
+        stack.api(&host).get("/arvados/v1/users/current", ACTIVE).0,
+        200
+    );
+    let out = stack.cibox_as(&link, &["stop"]);
+    assert!(out.status.success());
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+
+    // Every seed action runs its applet (here: its --help) or says it is not available.
+    for action in [
+        "start",
+        "stop",
+        "start_keep",
+        "stop_keep",
+        "start_keep_proxy",
+        "stop_keep_proxy",
+        "start_arv-git-httpd",
+        "stop_arv-git-httpd",
+        "start_nginx",
+        "stop_nginx",
+        "stop_all",
+    ] {
+        let out = stack.cibox_as(&link, &[action, "--help"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => assert!(!out.stdout.is_empty(), "{action}"),
+            Some(1) => assert!(
+                err.contains(&format!("action '{action}' is not available")),
+                "{action}: {err}"
+            ),
+            other => panic!("{action}: exit {other:?}: {err}"),
+        }
+    }
+    let out = stack.cibox_as(&link, &["probe"]);
+    assert_eq!(out.status.code(), Some(2), "not a seed action");
+}

@@ -22,6 +22,9 @@ every one accepts connections. The servers keep running after start_keep exits, 
 going to its standard error prefixed [keepN] (so a pipe on that standard error stays open while they run: capture standard output only); stop them with stop_keep. The run directory holds \
 keepN.pid, keepN.port, keepN.volume, keep.data_manager_token and, when signing, \
 keep.blob_signing_key.\n\n\
+When an API server runs in the same run directory (start_api), or ARVADOS_TEST_API_HOST names \
+one, the servers are registered with it as its keep services (zzzzz-bi6l4-keepdiskNNNNNNN) and \
+keep disks, replacing the old ones, so SDK clients find them.\n\n\
 The servers are `cibox keepstore` unless --keepstore names another program (a path, or a name \
 looked up in PATH); a keepstore found in PATH is not used unless asked for.\n\n\
 Exit status:\n  0  every server accepts connections\n  1  a server failed to start (all \

@@ -175,6 +175,10 @@ fn schemas() -> Map<String, Value> {
             }),
         );
     }
+    s.insert(
+        "Config".into(),
+        json!({"id": "Config", "type": "object", "description": "Cluster configuration"}),
+    );
     s
 }
 
@@ -197,6 +201,7 @@ pub fn document(host: &str) -> Value {
             "httpMethod": "GET",
             "description": "The exported cluster configuration",
             "parameters": {},
+            "response": {"$ref": "Config"},
         }}}),
     );
     let root = format!("https://{host}/");

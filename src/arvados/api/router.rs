@@ -123,8 +123,11 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
     if path == "/arvados/v1/config" && req.method == "GET" {
         return Ok(resources::config());
     }
-    let segments: Vec<&str> = match path.strip_prefix("/arvados/v1/") {
-        Some(rest) => rest.split('/').collect(),
+    let decoded: Vec<String> = match path.strip_prefix("/arvados/v1/") {
+        Some(rest) => rest
+            .split('/')
+            .map(super::query::percent_decode_path)
+            .collect(),
         None if path == "/database/reset" => vec![],
         None => {
             return Err(ApiError::new(
@@ -136,6 +139,7 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
             ))
         }
     };
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     if let Some(res) = segments.first() {
         if resources::resource(res).is_none() {
             return Err(if resources::NOT_IMPLEMENTED.contains(res) {

@@ -4,7 +4,7 @@
 mod arvados_support;
 mod keep_support;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arvados_support::*;
 use keep_support::*;
@@ -317,4 +317,162 @@ fn run_test_server_py_link_takes_the_seed_actions() {
     }
     let out = stack.cibox_as(&link, &["probe"]);
     assert_eq!(out.status.code(), Some(2), "not a seed action");
+}
+
+#[test]
+fn collections_signed_manifests_filters_updates_and_deletes() {
+    use cibox::arvados::signature::{sign_locator, DEFAULT_TTL};
+    let stack = Stack::new();
+    let host = stack.start();
+    let api = stack.api(&host);
+    // The signing key the keepstores would share.
+    let key = "k3y-for-this-test";
+    std::fs::write(stack.run_dir().join("keep.blob_signing_key"), key).unwrap();
+    let expiry = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let foo = "acbd18db4cc2f85cedef654fccc4a4d8+3";
+    let signed = |token: &str| sign_locator(foo, key.as_bytes(), token, expiry, DEFAULT_TTL);
+    let manifest = |loc: &str| format!(". {loc} 0:3:foo.txt\n");
+    let body = |loc: &str, name: &str| json!({"collection": {"manifest_text": manifest(loc), "name": name}});
+
+    let (status, created) = api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &body(&signed(ACTIVE), "one"),
+    );
+    assert_eq!(status, 200, "{created}");
+    let unsigned = manifest(foo);
+    assert_eq!(
+        created["portable_data_hash"],
+        format!("{}+{}", md5_hex(unsigned.as_bytes()), unsigned.len())
+    );
+    let uuid = created["uuid"].as_str().unwrap().to_string();
+    assert!(created["manifest_text"].as_str().unwrap().contains("+A"));
+    assert_eq!(created["unsigned_manifest_text"], manifest(foo));
+
+    // Signed for someone else, forged, or unsigned (not admin): refused.
+    for (loc, word) in [
+        (signed(SPECTATOR), "does not match"),
+        (
+            format!("{foo}+A{}@{expiry:08x}", "0".repeat(40)),
+            "does not match",
+        ),
+        (foo.to_string(), "not signed"),
+    ] {
+        let (status, answer) = api.post("/arvados/v1/collections", ACTIVE, &body(&loc, "bad"));
+        assert_eq!(status, 403, "{loc}: {answer}");
+        assert!(
+            answer["errors"][0].as_str().unwrap().contains(word),
+            "{answer}"
+        );
+    }
+    let (status, answer) = api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &body(&format!("{foo} x"), "bad"),
+    );
+    assert_eq!(status, 422, "{answer}");
+
+    // Names are unique per owner unless asked to make them so.
+    let (status, _) = api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &body(&signed(ACTIVE), "one"),
+    );
+    assert_eq!(status, 422);
+    let (status, renamed) = api.post(
+        "/arvados/v1/collections?ensure_unique_name=true",
+        ACTIVE,
+        &body(&signed(ACTIVE), "one"),
+    );
+    assert_eq!(status, 200, "{renamed}");
+    assert!(
+        renamed["name"].as_str().unwrap().starts_with("one ("),
+        "{renamed}"
+    );
+
+    // Others do not see it; filters find it; update and delete.
+    assert_eq!(
+        api.get(&format!("/arvados/v1/collections/{uuid}"), SPECTATOR)
+            .0,
+        404
+    );
+    let (_, list) = api.get(
+        "/arvados/v1/collections?filters=%5B%5B%22name%22%2C%22%3D%22%2C%22one%22%5D%5D",
+        ACTIVE,
+    );
+    assert_eq!(uuids(&list), [uuid.clone()]);
+    let (status, updated) = api.call(
+        "PUT",
+        &format!("/arvados/v1/collections/{uuid}"),
+        Some(ACTIVE),
+        Some(&json!({"collection": {"name": "renamed"}}).to_string()),
+    );
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["name"], "renamed");
+    assert_eq!(updated["portable_data_hash"], created["portable_data_hash"]);
+    let (_, by_hash) = api.get(
+        &format!(
+            "/arvados/v1/collections/{}",
+            created["portable_data_hash"]
+                .as_str()
+                .unwrap()
+                .replace('+', "%2B")
+        ),
+        ACTIVE,
+    );
+    assert_eq!(by_hash["unsigned_manifest_text"], manifest(foo));
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/arvados/v1/collections/{uuid}"),
+            Some(ACTIVE),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        api.get(&format!("/arvados/v1/collections/{uuid}"), ACTIVE)
+            .0,
+        404
+    );
+}
+
+#[test]
+fn with_arvados_test_api_host_the_given_server_is_only_reset() {
+    let owner = Stack::new();
+    let host = owner.start();
+    let api = owner.api(&host);
+    let (status, _) = api.post(
+        "/arvados/v1/collections",
+        ADMIN,
+        &json!({"collection": {"manifest_text": "", "name": "left over"}}),
+    );
+    assert_eq!(status, 200);
+    let pid = owner.pid();
+
+    let user = Stack::new();
+    let env = [("ARVADOS_TEST_API_HOST", host.as_str())];
+    let out = user.cibox_env(&["start_api"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), host);
+    assert!(
+        user.files().is_empty(),
+        "nothing started here: {:?}",
+        user.files()
+    );
+    let (_, list) = api.get("/arvados/v1/collections", ADMIN);
+    assert_eq!(list["items_available"], 0, "the given server was reset");
+    let out = user.cibox_env(&["stop_api"], &env);
+    assert!(out.status.success());
+    assert!(alive(pid), "stop leaves a given server alone");
+    assert_eq!(api.get("/arvados/v1/users/current", ADMIN).0, 200);
 }

@@ -254,3 +254,21 @@ impl Stack {
         String::from_utf8(out.stdout).unwrap()
     }
 }
+
+impl Stack {
+    /// Runs `cibox ARGS --run-dir RUN` with more environment.
+    pub fn cibox_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let run_dir = self.run_dir();
+        let mut all = args.to_vec();
+        all.push("--run-dir");
+        all.push(run_dir.to_str().unwrap());
+        let mut vars: Vec<(&str, &Path)> = vec![("TMPDIR", self.tmp.path())];
+        vars.extend(env.iter().map(|(k, v)| (*k, Path::new(*v))));
+        run_cibox(
+            Path::new(CIBOX),
+            &all,
+            &self.tmp.path().join("stderr.log"),
+            &vars,
+        )
+    }
+}

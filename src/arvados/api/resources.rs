@@ -655,6 +655,8 @@ fn prepare_collection(
             record["manifest_text"]
         )));
     };
+    // The shape first, so a malformed manifest is named as such before any signature.
+    let stored = manifest::strip_signatures(&text).map_err(manifest_error)?;
     let changed = old.is_none_or(|o| o["manifest_text"] != record["manifest_text"]);
     if changed {
         if let Some(key) = &call.key {
@@ -668,7 +670,6 @@ fn prepare_collection(
             .map_err(manifest_error)?;
         }
     }
-    let stored = manifest::strip_signatures(&text).map_err(manifest_error)?;
     let pdh = manifest::portable_data_hash(&stored).map_err(manifest_error)?;
     if let Some(given) = record["portable_data_hash"].as_str() {
         if old.is_none_or(|o| o["portable_data_hash"] != given) && given != pdh {

@@ -404,7 +404,7 @@ fn collections_signed_manifests_filters_updates_and_deletes() {
         "/arvados/v1/collections?filters=%5B%5B%22name%22%2C%22%3D%22%2C%22one%22%5D%5D",
         ACTIVE,
     );
-    assert_eq!(uuids(&list), [uuid.clone()]);
+    assert_eq!(uuids(&list), std::slice::from_ref(&uuid));
     let (status, updated) = api.call(
         "PUT",
         &format!("/arvados/v1/collections/{uuid}"),

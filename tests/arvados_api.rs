@@ -476,3 +476,54 @@ fn with_arvados_test_api_host_the_given_server_is_only_reset() {
     assert!(alive(pid), "stop leaves a given server alone");
     assert_eq!(api.get("/arvados/v1/users/current", ADMIN).0, 200);
 }
+
+#[test]
+fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+    let out = std::process::Command::new(CIBOX)
+        .args(["apiserver", "-listen=127.0.0.1:1"])
+        .arg(format!("-tls-cert={}", cert.display()))
+        .arg(format!("-tls-key={}", key.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c.pem") && err.lines().count() == 1, "{err}");
+
+    cibox::arvados::tls::write_self_signed(&cert, &key).unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(CIBOX)
+        .args([
+            "apiserver",
+            &format!("-listen=127.0.0.1:{port}"),
+            "-read-timeout=0.3",
+        ])
+        .arg(format!("-tls-cert={}", cert.display()))
+        .arg(format!("-tls-key={}", key.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    cibox::process::wait_for_port::<std::io::Error>(addr, Duration::from_secs(10), || Ok(()))
+        .unwrap();
+    // A client that connects and says nothing is disconnected after the read timeout.
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = silent
+        .read(&mut buf)
+        .expect("the server closes, not the 5 s read timeout");
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

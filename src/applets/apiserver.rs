@@ -65,14 +65,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let matches = inv.command().try_get_matches_from(argv)?;
     let args =
         ApiServerArgs::from_arg_matches(&matches).map_err(|e| e.format(&mut inv.command()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    crate::arvados::log_to_stderr();
     api::run(Config {
         listen: args.listen,
         pid_file: args.pid,

@@ -527,3 +527,50 @@ fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn start_keep_registers_its_servers_replacing_the_old_ones() {
+    let stack = Stack::new();
+    let host = stack.start();
+    let api = stack.api(&host);
+    let out = stack.cibox(&["start_keep", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = stack.cibox(&["start_keep", "--json", "--num-keep-servers", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ports: Vec<u64> = started["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    let (_, services) = api.get("/arvados/v1/keep_services/accessible", ACTIVE);
+    let mut registered: Vec<u64> = services["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service_port"].as_u64().unwrap())
+        .collect();
+    registered.sort_unstable();
+    assert_eq!(registered, ports, "{services}");
+    assert_eq!(services["items"][0]["service_host"], "127.0.0.1");
+    let (_, disks) = api.get("/arvados/v1/keep_disks", ADMIN);
+    assert_eq!(disks["items_available"], 3, "{disks}");
+    // Without an API server start_keep works as before.
+    assert!(stack.cibox(&["stop_api"]).status.success());
+    let out = stack.cibox(&["start_keep"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

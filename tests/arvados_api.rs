@@ -38,6 +38,27 @@ fn start_serves_fixture_tokens_keep_services_and_repositories_then_stop() {
     assert_eq!(status, 200);
     assert_eq!(token["api_token"], SPECTATOR);
     assert_eq!(token["owner_uuid"], "zzzzz-tpzed-l1s2piq4t4mps8r");
+    // The same token in its v2 form.
+    let v2 = format!("v2/{}/{SPECTATOR}", token["uuid"].as_str().unwrap());
+    assert_eq!(
+        api.get("/arvados/v1/users/current", &v2).1["uuid"],
+        "zzzzz-tpzed-l1s2piq4t4mps8r"
+    );
+    // A long query sent as a form under POST with X-Http-Method-Override, as the Google API
+    // client does.
+    let form = "filters=%5B%5B%22name%22%2C%22like%22%2C%22admin%2F%25%22%5D%5D";
+    let listed = api
+        .agent
+        .post(&format!("https://{host}/arvados/v1/repositories"))
+        .set("Authorization", &format!("OAuth2 {ADMIN}"))
+        .set("X-Http-Method-Override", "GET")
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(form)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["items_available"], 2, "{listed}");
 
     // keep_services: admin registers, everyone lists, only admin deletes.
     let service = json!({"keep_service": {
@@ -232,6 +253,24 @@ fn bad_tokens_resources_bodies_and_filters_are_clear_4xx() {
             "operator",
         ),
         ("POST", "/database/reset", Some(ACTIVE), None, 403, "admin"),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some("activenoscopeabcdefghijklmnopqrstuvwxyz12345678901"),
+            None,
+            403,
+            "scopes",
+        ),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some(
+                "v2/zzzzz-gj3su-000000000000000/3kg6k6lzmp9kj5cpkcoxie963cmvjahbt2fod9zru30k1jqdmi",
+            ),
+            None,
+            401,
+            "not valid",
+        ),
     ];
     for (method, path, token, body, status, word) in cases {
         let (got, answer) = api.call(method, path, token, body);

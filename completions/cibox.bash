@@ -16,6 +16,9 @@ _cibox() {
             ",$1")
                 cmd="cibox"
                 ;;
+            cibox,apiserver)
+                cmd="cibox__subcmd__apiserver"
+                ;;
             cibox,build)
                 cmd="cibox__subcmd__build"
                 ;;
@@ -49,8 +52,14 @@ _cibox() {
             cibox,serve)
                 cmd="cibox__subcmd__serve"
                 ;;
+            cibox,start_api)
+                cmd="cibox__subcmd__start_api"
+                ;;
             cibox,start_keep)
                 cmd="cibox__subcmd__start_keep"
+                ;;
+            cibox,stop_api)
+                cmd="cibox__subcmd__stop_api"
                 ;;
             cibox,stop_keep)
                 cmd="cibox__subcmd__stop_keep"
@@ -65,7 +74,7 @@ _cibox() {
 
     case "${cmd}" in
         cibox)
-            opts="-h -V --engine --list --install --force --help --version completions build cc check clean fetch images keepstore probe run serve start_keep stop_keep update"
+            opts="-h -V --engine --list --install --force --help --version completions apiserver build cc check clean fetch images keepstore probe run serve start_api start_keep stop_api stop_keep update"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -80,6 +89,56 @@ _cibox() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cibox__subcmd__apiserver)
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --read-timeout --log_format --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blob-signing-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log_format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -563,6 +622,28 @@ _cibox() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cibox__subcmd__start_api)
+            opts="-h --auth --run-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cibox__subcmd__start_keep)
             opts="-h --num-keep-servers --keep-enforce-permissions --blob-signing-key --run-dir --keepstore --env --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -583,6 +664,24 @@ _cibox() {
                     return 0
                     ;;
                 --keepstore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cibox__subcmd__stop_api)
+            opts="-h --run-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --run-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,7 @@ complete -c cibox -n "__fish_cibox_needs_command" -l force -d 'With --install: r
 complete -c cibox -n "__fish_cibox_needs_command" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_needs_command" -s V -l version -d 'Print version'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "completions" -d 'Print shell completions'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "apiserver" -d 'Arvados-compatible API server for test runs (HTTPS)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "build" -d 'Build an image from a Dockerfile unless it is up to date'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "cc" -d 'Run a compiler in an image on the current directory, as the current user'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "check" -d 'Check whether an image is up to date with its Dockerfile, or recent enough'
@@ -43,10 +44,22 @@ complete -c cibox -n "__fish_cibox_needs_command" -f -a "keepstore" -d 'Keep blo
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "probe" -d 'Tell which container engine works: podman, docker, sudo docker or no'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "run" -d 'Run a container with cleanup on exit; exit status is the command\'s'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "serve" -d 'Devserver: hosts images and payloads, answers Omaha update checks'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_api" -d 'Start the Arvados API server for a test run'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_keep" -d 'Start Keep storage servers for a test run'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_api" -d 'Stop the Arvados API server start_api started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_keep" -d 'Stop the Keep storage servers start_keep started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "update" -d 'Add an executable with its libraries, or the current user, to an image'
 complete -c cibox -n "__fish_cibox_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l listen -d 'Address to listen on' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-cert -d 'TLS certificate (PEM)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-key -d 'TLS private key (PEM)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l state -d 'Save the records here on every change (and start from it when it exists)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l blob-signing-key-file -d 'The keepstores\' blob signing key file: manifests are checked and signed with it when it exists' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l read-timeout -d 'Seconds a client has for the TLS handshake and then for each request head' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
+json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand build" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
@@ -165,6 +178,9 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l production -d 'Pro
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'Keep a log of update requests per host (/api/hostlog)'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l auth -d 'Print export lines for this token fixture (admin, active, spectator, ...)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l run-dir -d 'Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-servers -d 'How many servers to start' -r
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l blob-signing-key -d 'Sign locators with the key in FILE' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l run-dir -d 'Directory for pid, port, volume, key and token files [default: $TMPDIR/cibox]' -r -F
@@ -173,6 +189,8 @@ complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keep-enforce-
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l env -d 'Print `export VAR=value` lines for a shell to eval'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l json -d 'Print a JSON description of the servers'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -l run-dir -d 'Directory start_api used [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -l run-dir -d 'Directory start_keep used [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand update" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'

@@ -14,6 +14,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::applet::{Applet, Invocation, Manual};
+use crate::args::normalize_go_flags;
 use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
 use crate::arvados::signature::DEFAULT_TTL;
 use crate::arvados::volume::DEFAULT_MIN_FREE;
@@ -110,30 +111,6 @@ struct KeepstoreArgs {
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
-}
-
-/// Rewrites Go's single-dash long flags (`-volume=x`) as clap's `--volume=x`. Short `-h`,
-/// negative numbers and everything after `--` are left alone.
-fn normalize_go_flags(args: &[OsString]) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut rest = false;
-    for arg in args {
-        let text = arg.to_string_lossy();
-        if rest || text == "--" {
-            rest = true;
-            out.push(arg.clone());
-            continue;
-        }
-        let bytes = text.as_bytes();
-        if bytes.len() > 2 && bytes[0] == b'-' && bytes[1].is_ascii_alphabetic() {
-            let mut long = OsString::from("-");
-            long.push(arg);
-            out.push(long);
-        } else {
-            out.push(arg.clone());
-        }
-    }
-    out
 }
 
 /// The value of a per-volume modifier for each volume position: the last occurrence before

@@ -2,6 +2,7 @@
 //! function and ends with `inventory::submit!`; declaring the module here is all it takes to
 //! link it into the binary.
 
+mod apiserver;
 mod build;
 mod cc;
 mod check;
@@ -12,6 +13,8 @@ mod keepstore;
 mod probe;
 mod run;
 mod serve;
+mod start_api;
 mod start_keep;
+mod stop_api;
 mod stop_keep;
 mod update;

@@ -44,7 +44,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long `stop` waits for the pid file of a server whose start was cut short.
 const PID_FILE_WAIT: Duration = Duration::from_secs(1);
 /// How long a start or stop waits for another one in the same run directory to finish.
-const RUN_DIR_WAIT: Duration = Duration::from_secs(60);
+pub const RUN_DIR_WAIT: Duration = Duration::from_secs(60);
 /// Signing key file name in the run directory.
 pub const KEY_FILE: &str = "keep.blob_signing_key";
 /// Data manager token file name in the run directory.

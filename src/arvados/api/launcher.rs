@@ -20,7 +20,8 @@ use anyhow::{bail, Context};
 use super::client::{ApiClient, Trust};
 use super::fixtures;
 use crate::arvados::tls;
-use crate::process::{self, Daemon, DaemonSpec, Ending, WaitError};
+use crate::arvados::launcher::RUN_DIR_WAIT;
+use crate::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
 
 /// Pid file name.
 pub const PID_FILE: &str = "api.pid";
@@ -120,10 +121,11 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
             external: true,
         });
     }
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    stop(run_dir).context("stopping the API server left from an earlier start")?;
-    let run_dir = std::fs::canonicalize(run_dir)?;
+    // Checked (ours, not writable by others) and locked for the whole start.
+    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
+        .context("the run directory vanished")?;
+    stop_locked(lock.path()).context("stopping the API server left from an earlier start")?;
+    let run_dir = std::fs::canonicalize(lock.path())?;
     let cert = run_dir.join(tls::CERT_FILE);
     let key = run_dir.join(tls::KEY_FILE);
     if !(cert.exists() && key.exists()) {
@@ -197,9 +199,17 @@ fn remove_files(run_dir: &Path) {
 /// never signalled) and removes its files. Nothing running is not an error; with
 /// `ARVADOS_TEST_API_HOST` set nothing is done.
 pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
-    if external_host().is_some() || !run_dir.exists() {
+    if external_host().is_some() {
         return Ok(());
     }
+    match RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? {
+        Some(lock) => stop_locked(lock.path()),
+        None => Ok(()),
+    }
+}
+
+/// [`stop`] in a run directory the caller holds locked.
+fn stop_locked(run_dir: &Path) -> anyhow::Result<()> {
     match process::pid_file_owner(&run_dir.join(PID_FILE)) {
         Ok(Some(pid)) => match process::terminate(&[pid], STOP_GRACE).first() {
             Some(Ending::Survived) => bail!("the API server (pid {pid}) survived SIGKILL"),

@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
 use crate::serve::builder::DEFAULT_TEMPLATE;
+use crate::serve::omaha::Flavor;
 
 const AFTER_HELP: &str = "\
 Endpoints:
@@ -177,6 +178,30 @@ struct ServeArgs {
     /// Don't write the demo payload when nothing is configured
     #[arg(long = "no-demo", visible_alias = "no_demo")]
     no_demo: bool,
+
+    /// Directory of nebraska-style payload metadata (*.json beside each payload, per
+    /// appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/
+    #[arg(
+        long = "payload-metadata",
+        visible_alias = "payload_metadata",
+        value_name = "DIR"
+    )]
+    payload_metadata: Option<PathBuf>,
+
+    /// Response format: auto (decided from each request), chromeos or coreos
+    #[arg(long = "omaha-flavor", visible_alias = "omaha_flavor", value_enum, default_value_t = FlavorArg::Auto)]
+    omaha_flavor: FlavorArg,
+}
+
+/// `--omaha-flavor`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FlavorArg {
+    /// Decided from each request
+    Auto,
+    /// ChromiumOS update_engine
+    Chromeos,
+    /// CoreOS and Flatcar (go-omaha, Flatcar's update_engine)
+    Coreos,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -208,6 +233,12 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         builder: args.builder,
         images_dir: args.images_dir,
         no_demo: args.no_demo,
+        payload_metadata: args.payload_metadata,
+        omaha_flavor: match args.omaha_flavor {
+            FlavorArg::Auto => None,
+            FlavorArg::Chromeos => Some(Flavor::ChromeOs),
+            FlavorArg::Coreos => Some(Flavor::CoreOs),
+        },
     };
     crate::serve::run(config)
 }

@@ -1,10 +1,10 @@
 //! The devserver behind the `serve` applet: a ChromiumOS-style server that hosts images and
-//! payloads under `DATA/static` and answers Omaha update checks (see
-//! `shared/protocols/omaha.md`). [`run`] does the start-up work (static directory, archive
+//! payloads under `DATA/static` and answers Omaha update checks. [`run`] does the start-up work (static directory, archive
 //! link, cache pruning, factory config, payload generation or copy, demo payload), then
 //! serves HTTP with tokio + axum until SIGINT/SIGTERM.
 //!
 //! Modules: [`router`] (routes and small endpoints), [`update`] + [`omaha`] (the protocol),
+//! [`metadata`] (payloads described per appid),
 //! [`payload`] + [`generate`] + [`digests`] (which payload, its generation cache and hashes),
 //! [`statics`] + [`paths`] (safe static files), [`hosts`], [`staging`], [`controlfiles`],
 //! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`].
@@ -16,6 +16,7 @@ pub mod factory;
 pub mod generate;
 pub mod hosts;
 pub mod logs;
+pub mod metadata;
 pub mod omaha;
 pub mod paths;
 pub mod payload;
@@ -96,6 +97,10 @@ pub struct Config {
     pub images_dir: Option<PathBuf>,
     /// `--no-demo`: don't write the demo payload.
     pub no_demo: bool,
+    /// `--payload-metadata`: nebraska-style payload metadata, per appid.
+    pub payload_metadata: Option<PathBuf>,
+    /// `--omaha-flavor`: force the response format (else decided per request).
+    pub omaha_flavor: Option<omaha::Flavor>,
 }
 
 /// Where `--board` looks for images: `--images_dir`, else the ChromiumOS SDK's
@@ -352,6 +357,19 @@ async fn setup_and_serve(
         ));
     }
 
+    let payloads = match &config.payload_metadata {
+        Some(dir) => {
+            let index = metadata::PayloadIndex::load(dir)?;
+            logs.error(format!(
+                "{} payload(s) described in {}",
+                index.len(),
+                index.dir.display()
+            ));
+            Some(index)
+        }
+        None => None,
+    };
+
     if config.exit {
         logs.error("set-up done; exiting (--exit)");
         return Ok(ExitCode::SUCCESS);
@@ -366,7 +384,12 @@ async fn setup_and_serve(
         serve_only: archive.is_some(),
         urlbase: config.urlbase.clone(),
         proxy_port: config.proxy_port,
-        critical: config.critical_update,
+        flavor: config.omaha_flavor,
+        payloads,
+        steering: std::sync::RwLock::new(omaha::Steering {
+            critical_update: config.critical_update,
+            ..omaha::Steering::default()
+        }),
         selector: Selector {
             static_root: static_root.clone(),
             serve_only: archive.is_some(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
@@ -24,6 +24,8 @@ use super::controlfiles::{self, ControlError};
 use super::digests::DigestCache;
 use super::hosts::Hosts;
 use super::logs::{AccessRecord, Logs};
+use super::metadata::PayloadIndex;
+use super::omaha::{Flavor, Steering};
 use super::paths::{is_plain_name, percent_decode};
 use super::payload::Selector;
 use super::staging::{ArchiveUrl, StageError, Stager};
@@ -61,8 +63,12 @@ pub struct State {
     pub urlbase: Option<String>,
     /// `--proxy_port`.
     pub proxy_port: Option<u16>,
-    /// `--critical_update`.
-    pub critical: bool,
+    /// `--omaha-flavor`: the response format forced (else decided per request).
+    pub flavor: Option<Flavor>,
+    /// `--payload-metadata`: payloads described per appid.
+    pub payloads: Option<PayloadIndex>,
+    /// How answers are steered (`--critical_update`, then `/update_config`).
+    pub steering: RwLock<Steering>,
     /// Payload selection.
     pub selector: Selector,
     /// Payload digests.
@@ -79,6 +85,16 @@ pub struct State {
     pub builder: Builder,
     /// Start time.
     pub started: Instant,
+}
+
+impl State {
+    /// The current steering of answers.
+    pub fn steering(&self) -> Steering {
+        self.steering
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 type S = axum::extract::State<Arc<State>>;
@@ -163,6 +179,11 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/update", post(update_handler))
         .route("/update/", post(update_handler))
         .route("/update/{*label}", post(update_handler))
+        .route("/v1/update", post(update_handler))
+        .route("/v1/update/", post(update_handler))
+        .route("/v1/update/{*label}", post(update_handler))
+        .route("/update_config", get(update_config).post(update_config))
+        .route("/payloads/{*path}", get(payload_file))
         .route("/api/hostinfo", get(hostinfo))
         .route("/api/hostinfo/{*ip}", get(hostinfo))
         .route("/api/hostlog", get(hostlog))
@@ -250,6 +271,51 @@ async fn static_file(s: S, req: Request) -> Response<Body> {
     statics::serve(&s.roots, &relative, req).await
 }
 
+async fn payload_file(s: S, req: Request) -> Response<Body> {
+    let Some(index) = &s.payloads else {
+        return text(StatusCode::NOT_FOUND, "Not found (no --payload-metadata)");
+    };
+    let relative = req
+        .uri()
+        .path()
+        .strip_prefix("/payloads/")
+        .unwrap_or("")
+        .to_string();
+    let roots = StaticRoots {
+        data_static: index.dir.clone(),
+        archive: None,
+    };
+    statics::serve(&roots, &relative, req).await
+}
+
+/// `GET /update_config`: the steering as JSON; `POST` with a JSON object of some fields
+/// changes them for the next answers (unknown fields are refused).
+async fn update_config(s: S, method: Method, body: Bytes) -> Response<Body> {
+    if method == Method::POST {
+        let mut current = serde_json::to_value(s.steering()).unwrap_or_default();
+        let change: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(serde_json::Value::Object(map)) => serde_json::Value::Object(map),
+            Ok(_) => return text(StatusCode::BAD_REQUEST, "Expected a JSON object."),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}")),
+        };
+        if let (Some(cur), Some(change)) = (current.as_object_mut(), change.as_object()) {
+            for (k, v) in change {
+                cur.insert(k.clone(), v.clone());
+            }
+        }
+        match serde_json::from_value::<Steering>(current) {
+            Ok(new) => *s.steering.write().unwrap_or_else(|e| e.into_inner()) = new,
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid configuration: {e}"),
+                )
+            }
+        }
+    }
+    json_response(serde_json::to_value(s.steering()).unwrap_or_default())
+}
+
 async fn update_handler(
     s: S,
     ConnectInfo(conn): ConnectInfo<ConnInfo>,
@@ -268,7 +334,13 @@ fn ip_param(uri: &Uri, prefix: &str, query: &HashMap<String, String>) -> Option<
     } else {
         tail
     };
-    if ip.is_empty() {
+    // A host key is an address or a host name: bounded, no odd characters.
+    if ip.is_empty()
+        || ip.len() > 255
+        || !ip
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:-_%[]".contains(&b))
+    {
         return None;
     }
     Some(match ip.parse::<IpAddr>() {
@@ -303,16 +375,26 @@ async fn setnextupdate(
     let Ok(body) = body else {
         return text(StatusCode::BAD_REQUEST, "Cannot read the label.");
     };
-    let label = String::from_utf8_lossy(&body).trim().to_string();
+    if body.len() > update::MAX_LABEL + 64 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid label: longer than {} bytes.", update::MAX_LABEL),
+        );
+    }
+    let Ok(label) = std::str::from_utf8(&body) else {
+        return text(StatusCode::BAD_REQUEST, "Invalid label: not UTF-8.");
+    };
+    let label = label.trim();
     if label.is_empty() {
         return text(StatusCode::BAD_REQUEST, "No label provided.");
     }
-    match update::label_of(&format!("/update/{label}")) {
+    match update::check_label(label) {
         Ok(clean) if !clean.is_empty() => {
             s.hosts.set_next_update(&ip, &clean);
             text(StatusCode::OK, "")
         }
-        _ => text(StatusCode::BAD_REQUEST, format!("Invalid label {label:?}.")),
+        Ok(_) => text(StatusCode::BAD_REQUEST, "No label provided."),
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("Invalid label: {e}.")),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod omaha;
 mod ops;
 mod setup;
 mod statics;

@@ -140,6 +140,14 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l client_prefix -l c
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-dir -l log_dir -d 'Directory for devserver_access.log and devserver_error.log [default: data dir]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builder command for /build; {board} and {pkg} are replaced' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l payload-metadata -l payload_metadata -d 'Directory of nebraska-style payload metadata (*.json beside each payload, per appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l static_dir -l static-dir -d 'The static directory itself [default: DATA/static]; also the data dir when --data_dir is not given' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l pidfile -d 'Write our pid here once listening (removed on exit)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l portfile -d 'Write the bound port here once listening (removed on exit; with --port 0)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l logfile -d 'Write the access and error logs to this one file' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l omaha-flavor -l omaha_flavor -d 'Response format: auto (decided from each request), chromeos or coreos' -r -f -a "auto\t'Decided from each request'
+chromeos\t'ChromiumOS update_engine'
+coreos\t'CoreOS and Flatcar (go-omaha, Flatcar\'s update_engine)'"
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l clear_cache -l clear-cache -d 'Empty the payload cache (static/cache) at start-up'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l exit -d 'Do the start-up work (cache, pre-generation, links), then exit without serving'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l for_vm -l for-vm -d 'The update is for a VM image (no kernel patching; uses the qemu image with --board)'
@@ -150,7 +158,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l validate_factory_c
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l production -d 'Production mode: access lines go to the log file only, not to stderr'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'Keep a log of update requests per host (/api/hostlog)'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-servers -d 'How many servers to start' -r
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l blob-signing-key -d 'Sign locators with the key in FILE' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l run-dir -d 'Directory for pid, port, volume, key and token files [default: $TMPDIR/cibox]' -r -F

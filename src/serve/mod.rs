@@ -4,7 +4,7 @@
 //! serves HTTP with tokio + axum until SIGINT/SIGTERM.
 //!
 //! Modules: [`router`] (routes and small endpoints), [`update`] + [`omaha`] (the protocol),
-//! [`metadata`] (payloads described per appid),
+//! [`metadata`] (payloads described per appid), [`xbuddy`] (artifact names), [`runfiles`],
 //! [`payload`] + [`generate`] + [`digests`] (which payload, its generation cache and hashes),
 //! [`statics`] + [`paths`] (safe static files), [`hosts`], [`staging`], [`controlfiles`],
 //! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`].
@@ -22,10 +22,12 @@ pub mod paths;
 pub mod payload;
 pub mod pylit;
 pub mod router;
+pub mod runfiles;
 pub mod staging;
 pub mod statics;
 pub mod update;
 pub mod versions;
+pub mod xbuddy;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -101,6 +103,14 @@ pub struct Config {
     pub payload_metadata: Option<PathBuf>,
     /// `--omaha-flavor`: force the response format (else decided per request).
     pub omaha_flavor: Option<omaha::Flavor>,
+    /// `--static_dir`: the static directory itself (default: DATA/static).
+    pub static_dir: Option<PathBuf>,
+    /// `--pidfile`: our pid, written once listening, removed on exit.
+    pub pidfile: Option<PathBuf>,
+    /// `--portfile`: the bound port, written once listening, removed on exit.
+    pub portfile: Option<PathBuf>,
+    /// `--logfile`: one file for the access and error logs.
+    pub logfile: Option<PathBuf>,
 }
 
 /// Where `--board` looks for images: `--images_dir`, else the ChromiumOS SDK's
@@ -190,7 +200,10 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 
 async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     let data_dir = if config.data_dir.as_os_str().is_empty() {
-        std::env::current_dir().context("cannot find the current directory")?
+        match &config.static_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("cannot find the current directory")?,
+        }
     } else {
         config.data_dir.clone()
     };
@@ -198,13 +211,19 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&data_dir)
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
-    let static_dir = data_dir.join("static");
+    let static_dir = config
+        .static_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("static"));
     std::fs::create_dir_all(&static_dir)
         .with_context(|| format!("cannot create {}", static_dir.display()))?;
     let static_dir = std::fs::canonicalize(&static_dir)
         .with_context(|| format!("cannot resolve {}", static_dir.display()))?;
     let log_dir = config.log_dir.clone().unwrap_or_else(|| data_dir.clone());
-    let logs = Logs::open(&log_dir, !config.production)?;
+    let logs = match &config.logfile {
+        Some(file) => Logs::open_files(file, file, !config.production)?,
+        None => Logs::open(&log_dir, !config.production)?,
+    };
     let result = setup_and_serve(&config, &data_dir, &static_dir, &logs).await;
     if let Err(e) = &result {
         logs.error(format!("{e:#}"));
@@ -416,6 +435,11 @@ async fn setup_and_serve(
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    let _run_files = runfiles::RunFiles::write(
+        config.pidfile.as_deref(),
+        config.portfile.as_deref(),
+        addr.port(),
+    )?;
     logs.error(format!("listening on http://{addr}/"));
     println!("cibox serve: listening on http://{addr}/");
 

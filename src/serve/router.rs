@@ -184,6 +184,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/update/{*label}", post(update_handler))
         .route("/update_config", get(update_config).post(update_config))
         .route("/payloads/{*path}", get(payload_file))
+        .route("/xbuddy/{*path}", get(xbuddy_handler))
         .route("/api/hostinfo", get(hostinfo))
         .route("/api/hostinfo/{*ip}", get(hostinfo))
         .route("/api/hostlog", get(hostlog))
@@ -269,6 +270,56 @@ async fn static_file(s: S, req: Request) -> Response<Body> {
         return path_error_response(&super::paths::PathError::Escapes);
     }
     statics::serve(&s.roots, &relative, req).await
+}
+
+/// `/xbuddy/PATH[?return_dir=true|relative_path=true|for_update=true]`.
+async fn xbuddy_handler(
+    s: S,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response<Body> {
+    use super::xbuddy::XbuddyError;
+    let raw = req.uri().path().strip_prefix("/xbuddy/").unwrap_or("");
+    let path = match percent_decode(raw) {
+        Ok(p) => p,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad xbuddy path: {e}")),
+    };
+    let root = s.static_root.clone();
+    let resolved = tokio::task::spawn_blocking(move || super::xbuddy::resolve(&root, &path)).await;
+    let resolved = match resolved {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let status = match e {
+                XbuddyError::BadPath(_) => StatusCode::BAD_REQUEST,
+                XbuddyError::Remote => StatusCode::NOT_IMPLEMENTED,
+                XbuddyError::NotFound(_) => StatusCode::NOT_FOUND,
+                XbuddyError::Escapes => StatusCode::FORBIDDEN,
+            };
+            return text(status, e.to_string());
+        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let flag = |name: &str| q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // Answered as the devserver does: the bare string, no newline.
+    let bare = |body: String| {
+        let mut r = text(StatusCode::OK, "");
+        *r.body_mut() = Body::from(body);
+        r
+    };
+    let headers = req.headers().clone();
+    if flag("for_update") {
+        let base = update::site_base(&s, &headers, &conn);
+        return bare(format!("{base}/update/{}", resolved.build));
+    }
+    if flag("return_dir") {
+        let base = update::static_base(&s, &headers, &conn);
+        return bare(format!("{base}/{}", resolved.build));
+    }
+    if flag("relative_path") {
+        return bare(format!("{}/{}", resolved.build, resolved.file_name));
+    }
+    statics::serve_file(&resolved.file, req).await
 }
 
 async fn payload_file(s: S, req: Request) -> Response<Body> {

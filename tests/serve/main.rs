@@ -3,6 +3,7 @@
 
 mod support;
 
+mod devserver;
 mod omaha;
 mod ops;
 mod setup;

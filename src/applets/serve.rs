@@ -39,6 +39,8 @@ Endpoints:
   GET  /latestbuild?target=T[&milestone=M]      newest build directory of a target
   GET  /build?board=B&pkg=P[&use=..&features=..] run the builder command
   GET  /check_health              free disk space and counters (JSON)
+  GET  /metrics                   Prometheus metrics (OpenMetrics text): update checks by
+                                  answer, events by result, requests, bytes, latency
 
 Each app of a request is answered on its own: an app whose appid has payloads in
 --payload-metadata gets one of them (a delta from its version when it accepts

@@ -7,7 +7,8 @@
 //! block transfers run at once; further ones wait.
 //!
 //! Routing is by hand, not with axum's router, so that anything unknown (including a known
-//! path with another method) is answered 400 as keepstore does.
+//! path with another method) is answered 400 as keepstore does; `GET /metrics` is the one
+//! routed path (Prometheus metrics, [`crate::metrics`]).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -881,9 +882,19 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             }
         });
     }
+    let metrics = Arc::new(crate::metrics::HttpMetrics::new("cibox_keepstore"));
+    let exposed = metrics.clone();
     let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { exposed.response() }).fallback(handle),
+        )
         .fallback(handle)
         .layer(axum::middleware::from_fn(log_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .with_state(keep);
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {

@@ -17,6 +17,7 @@ pub mod generate;
 pub mod hosts;
 pub mod logs;
 pub mod metadata;
+pub mod metrics;
 pub mod omaha;
 pub mod paths;
 pub mod payload;
@@ -423,6 +424,7 @@ async fn setup_and_serve(
         hosts: hosts::Hosts::new(config.logging),
         logs: logs.clone(),
         stats: router::Stats::default(),
+        metrics: metrics::ServeMetrics::default(),
         stager: Arc::new(staging::Stager::new(static_root.clone())),
         builder: builder::Builder::new(&config.builder),
         started: Instant::now(),

@@ -79,6 +79,8 @@ pub struct State {
     pub logs: Arc<Logs>,
     /// Counters.
     pub stats: Stats,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: super::metrics::ServeMetrics,
     /// Staging.
     pub stager: Arc<Stager>,
     /// Builder.
@@ -199,11 +201,19 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/latestbuild", get(latestbuild))
         .route("/build", any(build_handler))
         .route("/check_health", get(check_health))
+        .route(
+            "/metrics",
+            get(|s: S| async move { s.metrics.http.response() }),
+        )
         .fallback(|| async { text(StatusCode::NOT_FOUND, "Not found") })
         .layer(DefaultBodyLimit::max(update::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access_log,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.http.clone(),
+            crate::metrics::track,
         ))
         .with_state(state)
 }

@@ -349,6 +349,9 @@ pub async fn handle(
         ip: conn.client_ip().to_string(),
     };
     let forced = state.hosts.record(&ctx.ip, &request);
+    for event in request.apps.iter().flat_map(|a| &a.events) {
+        state.metrics.event(event.event_result);
+    }
     if !request.has_update_check() {
         stats.event_acks.fetch_add(1, Ordering::Relaxed);
     }
@@ -384,6 +387,7 @@ pub async fn handle(
             Answer::Update(_) => stats.updates.fetch_add(1, Ordering::Relaxed),
             Answer::NoUpdate => stats.noupdates.fetch_add(1, Ordering::Relaxed),
         };
+        state.metrics.check(matches!(answer, Answer::Update(_)));
         answers.push(Some(answer));
     }
     xml(

@@ -489,3 +489,63 @@ fn setnextupdate_validates_labels_and_bounds_memory() {
         serde_json::from_slice(&s.get("/api/hostinfo/10.0.0.1").body).unwrap();
     assert_eq!(info["forced_update_label"], "later/R99-1.0.0");
 }
+
+#[test]
+fn metrics_count_checks_by_answer_events_by_result_and_bytes() {
+    let (s, _payloads) = fleet_server(&[]);
+    let body = request_of(&[
+        (PLATFORM, "1.0.0", "<updatecheck/>"),
+        (DLC1, "2.0.0", "<updatecheck/>"),
+        (DLC2, "1.0.0", "<updatecheck/>"),
+        (
+            DLC3,
+            "1.0.0",
+            r#"<updatecheck/><event eventtype="3" eventresult="0" errorcode="7"/>"#,
+        ),
+    ]);
+    s.omaha("/update", &body, &[]);
+    s.omaha(
+        "/update",
+        &request_of(&[(
+            PLATFORM,
+            "1.0.0",
+            r#"<event eventtype="3" eventresult="2"/>"#,
+        )]),
+        &[],
+    );
+    assert_eq!(s.get("/static/update.gz").body, VECTOR);
+    assert_eq!(s.get("/nothing-here").status, 404);
+    let r = s.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("application/openmetrics-text"));
+    let text = r.text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    // Platform and DLC2 updated; DLC1 is current, DLC3 unknown.
+    assert_eq!(
+        value("cibox_serve_update_checks_total{answer=\"update\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("cibox_serve_update_checks_total{answer=\"noupdate\"}"),
+        2.0
+    );
+    assert_eq!(value("cibox_serve_events_total{result=\"error\"}"), 1.0);
+    assert_eq!(
+        value("cibox_serve_events_total{result=\"success_reboot\"}"),
+        1.0
+    );
+    assert_eq!(value("cibox_serve_http_requests_total{code=\"2xx\"}"), 3.0);
+    assert_eq!(value("cibox_serve_http_requests_total{code=\"4xx\"}"), 1.0);
+    assert!(value("cibox_serve_http_response_bytes_total") >= VECTOR.len() as f64);
+    assert_eq!(
+        value("cibox_serve_http_request_duration_seconds_count"),
+        4.0
+    );
+}

@@ -28,6 +28,9 @@ Endpoints:
                                   latest; ARTIFACT: test dev base recovery signed
                                   factory_shim full_payload stateful autotest test_suites
                                   firmware; default test)
+  GET  /hosts                     fleet page (HTML, refreshes itself): every device seen,
+                                  board, version per app, last check and event, forced update
+  GET  /api/hosts                 the same as JSON, newest first
   GET  /api/hostinfo/IP           last event, version and forced label of a host (JSON)
   GET  /api/hostlog/IP|all        update requests of a host, kept with -l (JSON, bounded)
   POST /api/setnextupdate/IP      body = label the host's next update check uses (once);

@@ -4,7 +4,7 @@
 //! serves HTTP with tokio + axum until SIGINT/SIGTERM.
 //!
 //! Modules: [`router`] (routes and small endpoints), [`update`] + [`omaha`] (the protocol),
-//! [`metadata`] (payloads described per appid), [`xbuddy`] (artifact names), [`runfiles`],
+//! [`metadata`] (payloads described per appid), [`fleet`] (the fleet page), [`metrics`], [`xbuddy`] (artifact names), [`runfiles`],
 //! [`payload`] + [`generate`] + [`digests`] (which payload, its generation cache and hashes),
 //! [`statics`] + [`paths`] (safe static files), [`hosts`], [`staging`], [`controlfiles`],
 //! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`].
@@ -13,6 +13,7 @@ pub mod builder;
 pub mod controlfiles;
 pub mod digests;
 pub mod factory;
+pub mod fleet;
 pub mod generate;
 pub mod hosts;
 pub mod logs;

@@ -187,6 +187,11 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/update_config", get(update_config).post(update_config))
         .route("/payloads/{*path}", get(payload_file))
         .route("/xbuddy/{*path}", get(xbuddy_handler))
+        .route("/hosts", get(|| async { super::fleet::page() }))
+        .route(
+            "/api/hosts",
+            get(|s: S| async move { json_response(super::fleet::hosts_json(&s.hosts)) }),
+        )
         .route("/api/hostinfo", get(hostinfo))
         .route("/api/hostinfo/{*ip}", get(hostinfo))
         .route("/api/hostlog", get(hostlog))

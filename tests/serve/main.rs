@@ -4,6 +4,7 @@
 mod support;
 
 mod devserver;
+mod fleet;
 mod omaha;
 mod ops;
 mod setup;

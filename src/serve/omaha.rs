@@ -185,27 +185,42 @@ fn malformed(e: impl std::fmt::Display) -> OmahaError {
     OmahaError::Malformed(e.to_string())
 }
 
-/// The attributes of an element, unescaped; duplicates refused in linear time (quick-xml's
-/// own duplicate check compares every pair), and at most [`MAX_ATTRIBUTES`].
-fn attrs(e: &BytesStart<'_>, name: &str) -> Result<Vec<(String, String)>, OmahaError> {
+/// The attributes of an element, unescaped when `keep` (else only counted and checked):
+/// duplicates refused in linear time (quick-xml's own duplicate check compares every pair),
+/// and at most [`MAX_ATTRIBUTES`].
+fn attrs(e: &BytesStart<'_>, name: &str, keep: bool) -> Result<Vec<(String, String)>, OmahaError> {
+    // Small elements compare keys in a short list; larger ones switch to a set.
+    const LIST: usize = 16;
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut set: Option<HashSet<&[u8]>> = None;
     let mut iter = e.attributes();
     iter.with_checks(false);
     for attr in iter {
         let attr = attr.map_err(malformed)?;
-        if out.len() == MAX_ATTRIBUTES {
+        if keys.len() == MAX_ATTRIBUTES {
             return Err(OmahaError::TooManyAttributes(name.to_string()));
         }
-        if !seen.insert(attr.key.as_ref().to_vec()) {
+        let key = attr.key.into_inner();
+        let duplicate = match &mut set {
+            Some(set) => !set.insert(key),
+            None => keys.contains(&key),
+        };
+        if duplicate {
             return Err(OmahaError::Malformed(format!(
                 "duplicate attribute {:?} on <{name}>",
-                String::from_utf8_lossy(attr.key.as_ref())
+                String::from_utf8_lossy(key)
             )));
         }
-        let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
-        let value = attr.unescape_value().map_err(malformed)?.into_owned();
-        out.push((key, value));
+        keys.push(key);
+        if keys.len() == LIST && set.is_none() {
+            set = Some(keys.iter().copied().collect());
+        }
+        if keep {
+            let local = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+            let value = attr.unescape_value().map_err(malformed)?.into_owned();
+            out.push((local, value));
+        }
     }
     Ok(out)
 }
@@ -269,8 +284,12 @@ pub fn parse_request(body: &[u8]) -> Result<UpdateRequest, OmahaError> {
         };
         if let Some(e) = start {
             let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-            // Every element's attributes are checked (count, duplicates, escapes).
-            let a = attrs(&e, &name)?;
+            // Every element's attributes are counted and checked for duplicates; those of
+            // the elements read are unescaped.
+            let read = depth == 0
+                || (depth == 1 && (name == "os" || name == "app"))
+                || (depth == 2 && in_app && name == "event");
+            let a = attrs(&e, &name, read)?;
             if depth == 0 {
                 if root_seen {
                     return Err(OmahaError::Malformed(
@@ -938,7 +957,7 @@ mod tests {
             match reader.read_event_into(&mut buf).unwrap() {
                 Event::Eof => break,
                 Event::Start(e) | Event::Empty(e) => {
-                    let a = attrs(&e, "x").unwrap();
+                    let a = attrs(&e, "x", true).unwrap();
                     match e.local_name().as_ref() {
                         b"app" => out.push((get(&a, "appid").unwrap(), false, 0, None)),
                         b"ping" => out.last_mut().unwrap().1 = true,

@@ -107,14 +107,23 @@ pub async fn track(
 ) -> Response<Body> {
     let started = Instant::now();
     let response = next.run(req).await;
-    let bytes = response
+    metrics.observe(
+        response.status().as_u16(),
+        body_length(&response),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The length of a response's body when known: its `Content-Length`, else the body's exact
+/// size.
+pub fn body_length(response: &Response<Body>) -> Option<u64> {
+    response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact());
-    metrics.observe(response.status().as_u16(), bytes, started.elapsed());
-    response
+        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact())
 }
 
 #[cfg(test)]

@@ -253,12 +253,7 @@ async fn access_log(s: S, req: Request, next: Next) -> Response<Body> {
     let referer = header_text(req.headers(), header::REFERER);
     let user_agent = header_text(req.headers(), header::USER_AGENT);
     let response = next.run(req).await;
-    let length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact());
+    let length = crate::metrics::body_length(&response);
     s.logs.access(AccessRecord {
         time,
         client,

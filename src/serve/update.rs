@@ -1,6 +1,6 @@
 //! `POST /update[/LABEL...]` (and go-omaha's `/v1/update/`): reads the Omaha request (at most
-//! 1 MiB, parsed off the async workers when large), records the host, answers every app,
-//! (payloads per appid from metadata, the platform from the selection of [`super::payload`]),
+//! 1 MiB, parsed off the async workers when large), records the host, answers every app
+//! (payloads per appid from metadata, the platform from the selection of [`super::payload`])
 //! and answers `text/xml`. Also owns the payload URL base: `--urlbase`,
 //! else the request's (X-Forwarded-)Host with `--proxy_port` applied.
 

@@ -423,4 +423,45 @@ mod tests {
         );
         assert!(check_label("a\\b").is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a client sends as a label, an accepted one stays under the root: no
+            /// absolute path, no `..`, no control character, bounded length.
+            #[test]
+            fn accepted_labels_stay_under_the_root(
+                parts in proptest::collection::vec(
+                    prop_oneof![
+                        Just("..".to_string()), Just(".".to_string()), Just(String::new()),
+                        Just("a\\b".to_string()), Just("x\ny".to_string()), Just("%2e%2e".to_string()),
+                        proptest::collection::vec(
+                            proptest::sample::select(vec!['a', 'Z', '0', ' ', '.', '_', '~', '-']),
+                            1..12,
+                        )
+                        .prop_map(|v| v.into_iter().collect::<String>()),
+                    ],
+                    0..8,
+                ),
+                leading in any::<bool>(),
+            ) {
+                let label = format!("{}{}", if leading { "/" } else { "" }, parts.join("/"));
+                if let Ok(clean) = check_label(&label) {
+                    prop_assert!(clean.len() <= MAX_LABEL);
+                    prop_assert!(!clean.starts_with('/'));
+                    prop_assert!(
+                        clean.is_empty()
+                            || clean.split('/').all(|c| c != ".." && c != "." && !c.is_empty())
+                    );
+                    prop_assert!(!clean.chars().any(|c| c.is_control() || c == '\\'));
+                    let root = std::path::Path::new("/srv/static");
+                    prop_assert!(root.join(&clean).starts_with(root));
+                } else {
+                    prop_assert!(parts.iter().any(|p| p == ".." || p.contains(['\\', '\n'])));
+                }
+            }
+        }
+    }
 }

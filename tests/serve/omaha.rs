@@ -199,6 +199,18 @@ fn multi_app_update_answers_every_app() {
     let post = &elements(&xml, "action")[1];
     assert_eq!(post["MetadataSize"], "42");
     assert_eq!(post["MetadataSignatureRsa"], "c2lnbmF0dXJl");
+    // /payloads/ serves only the metadata directory.
+    for path in [
+        "/payloads/%2e%2e/etc/passwd",
+        "/payloads//etc/passwd",
+        "/payloads/dlc1_full.bin.json/x",
+    ] {
+        let (status, text) = raw(
+            s.port,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!((400..500).contains(&status), "{path}: {text}");
+    }
     // Already at the target version: noupdate.
     let xml = s.omaha(
         "/update",

@@ -1067,7 +1067,11 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig {
+                cases: 64,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
 
             /// Arbitrary bytes never panic the parser.
             #[test]
@@ -1123,7 +1127,11 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig {
+                cases: 16,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
 
             /// Several thousand attributes or apps: parsed up to the bound, refused past it.
             #[test]

@@ -429,6 +429,11 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
             /// Whatever a client sends as a label, an accepted one stays under the root: no
             /// absolute path, no `..`, no control character, bounded length.
             #[test]

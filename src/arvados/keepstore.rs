@@ -7,8 +7,7 @@
 //! block transfers run at once; further ones wait.
 //!
 //! Routing is by hand, not with axum's router, so that anything unknown (including a known
-//! path with another method) is answered 400 as keepstore does; `GET /metrics` is the one
-//! routed path (Prometheus metrics, [`crate::metrics`]).
+//! path with another method) is answered 400 as keepstore does.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -882,6 +881,8 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             }
         });
     }
+    // `GET /metrics` is the one routed path: Prometheus metrics (crate::metrics); any other
+    // method on it goes to `handle` like every unknown request.
     let metrics = Arc::new(crate::metrics::HttpMetrics::new("cibox_keepstore"));
     let exposed = metrics.clone();
     let app = axum::Router::new()
@@ -890,11 +891,11 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             axum::routing::get(move || async move { exposed.response() }).fallback(handle),
         )
         .fallback(handle)
-        .layer(axum::middleware::from_fn(log_requests))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::metrics::track,
         ))
+        .layer(axum::middleware::from_fn(log_requests))
         .with_state(keep);
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {

@@ -9,8 +9,9 @@ pub mod applets;
 pub mod args;
 pub mod arvados;
 pub mod engine;
-pub mod metrics;
 pub mod multicall;
+// Shared by the HTTP servers (serve, keepstore).
+pub mod metrics;
 pub mod process;
 pub mod serve;
 

@@ -21,10 +21,10 @@ use crate::arvados::volume::DEFAULT_MIN_FREE;
 #[command(
     about = "Keep block storage server (Arvados keepstore compatible)",
     args_override_self = true,
-    after_help = "Flags may be spelled Go style: -flag=value, -flag value, --flag=value; boolean \
+    after_help = "GET /metrics answers Prometheus metrics (OpenMetrics text: requests by status \
+class, response bytes, latency histogram).\n\nFlags may be spelled Go style: -flag=value, -flag value, --flag=value; boolean \
 flags take -flag or -flag=true|false. -readonly and -serialize apply to the volumes given after \
-them (given after every volume, to all of them). GET /metrics answers Prometheus metrics \
-(OpenMetrics text: requests by status class, response bytes, latency histogram).\n\n\
+them (given after every volume, to all of them).\n\n\
 Exit status:\n  0  stopped by SIGTERM or SIGINT after finishing requests in flight\n  \
 1  cannot start (bad volume, pid file in use, cannot listen, unreadable key file)\n  2  usage error"
 )]

@@ -159,7 +159,8 @@ impl Hosts {
     /// Records an update request from `ip`; returns the forced label if the request is an
     /// update check and one was set (it is used once: cleared here).
     pub fn record(&self, ip: &str, request: &UpdateRequest) -> Option<String> {
-        let now = chrono::Local::now().to_rfc3339();
+        // Host fields in UTC (cheap); the log keeps the devserver's local time.
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let platform = request.platform();
         let events: Vec<EventRecord> = request
             .apps
@@ -185,7 +186,7 @@ impl Hosts {
                 .first()
                 .and_then(|e| e.previous_version.clone()),
             events: events.clone(),
-            timestamp: now.clone(),
+            timestamp: chrono::Local::now().to_rfc3339(),
         });
         let mut inner = self.lock();
         let info = inner.touch(ip, self.host_limit);

@@ -134,3 +134,35 @@ fn xbuddy_local_builds() {
     assert_eq!(status, 400, "{text}");
     assert_eq!(s.get("/xbuddy/nothing/latest/test").status, 404);
 }
+
+#[test]
+fn bad_payload_metadata_is_a_one_line_startup_error() {
+    let work = tempfile::tempdir().unwrap();
+    let meta = work.path().join("meta");
+    std::fs::create_dir(&meta).unwrap();
+    std::fs::write(
+        meta.join("evil.json"),
+        r#"{"appid":"dlc","name":"../../etc/passwd","target_version":"1"}"#,
+    )
+    .unwrap();
+    let portfile = work.path().join("port");
+    let out = run_serve(
+        &work.path().join("data"),
+        &[
+            "--payload-metadata",
+            meta.to_str().unwrap(),
+            "--portfile",
+            portfile.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim_end().lines().last().unwrap_or("");
+    assert!(
+        last.contains("evil.json") && last.contains("../../etc/passwd"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!portfile.exists());
+}

@@ -30,7 +30,7 @@ Endpoints:
                                   firmware; default test)
   GET  /hosts                     fleet page (HTML, refreshes itself): every device seen,
                                   board, version per app, last check and event, forced update
-  GET  /api/hosts                 the same as JSON, newest first
+  GET  /api/hosts[?limit=N]       the same as JSON, newest first (default: 1000 hosts)
   GET  /api/hostinfo/IP           last event, version and forced label of a host (JSON)
   GET  /api/hostlog/IP|all        update requests of a host, kept with -l (JSON, bounded)
   POST /api/setnextupdate/IP      body = label the host's next update check uses (once);

@@ -27,12 +27,16 @@ pub fn page() -> Response<Body> {
     r
 }
 
-/// `GET /api/hosts`.
-pub fn hosts_json(hosts: &Hosts) -> Value {
+/// Hosts `/api/hosts` lists unless `?limit=` asks for more (up to every host kept).
+pub const DEFAULT_LIMIT: usize = 1000;
+
+/// `GET /api/hosts[?limit=N]`: the `limit` most recently seen hosts.
+pub fn hosts_json(hosts: &Hosts, limit: usize) -> Value {
     Value::Array(
         hosts
             .all()
             .into_iter()
+            .take(limit)
             .map(|(ip, info)| {
                 let mut v = serde_json::to_value(info).unwrap_or_else(|_| json!({}));
                 if let Value::Object(map) = &mut v {

@@ -188,10 +188,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/payloads/{*path}", get(payload_file))
         .route("/xbuddy/{*path}", get(xbuddy_handler))
         .route("/hosts", get(|| async { super::fleet::page() }))
-        .route(
-            "/api/hosts",
-            get(|s: S| async move { json_response(super::fleet::hosts_json(&s.hosts)) }),
-        )
+        .route("/api/hosts", get(hosts_list))
         .route("/api/hostinfo", get(hostinfo))
         .route("/api/hostinfo/{*ip}", get(hostinfo))
         .route("/api/hostlog", get(hostlog))
@@ -408,6 +405,15 @@ fn ip_param(uri: &Uri, prefix: &str, query: &HashMap<String, String>) -> Option<
         Ok(addr) => addr.to_canonical().to_string(),
         Err(_) => ip,
     })
+}
+
+async fn hosts_list(s: S, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => super::fleet::DEFAULT_LIMIT,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "limit= must be a number"),
+    };
+    json_response(super::fleet::hosts_json(&s.hosts, limit))
 }
 
 async fn hostinfo(s: S, uri: Uri, Query(q): Query<HashMap<String, String>>) -> Response<Body> {

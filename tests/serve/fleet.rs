@@ -77,6 +77,10 @@ fn fleet_page_in_headless_chromium() {
     assert_eq!(hosts[0]["ip"], "10.1.2.3");
     assert_eq!(hosts[1]["ip"], "127.0.0.1");
     assert_eq!(hosts[1]["board"], "eve");
+    let newest: serde_json::Value =
+        serde_json::from_slice(&s.get("/api/hosts?limit=1").body).unwrap();
+    assert_eq!(newest.as_array().unwrap().len(), 1);
+    assert_eq!(s.get("/api/hosts?limit=x").status, 400);
 
     let page = s.get("/hosts");
     assert_eq!(page.status, 200);

@@ -377,6 +377,28 @@ fn go_omaha_request_is_answered_in_its_own_format() {
     let post = &elements(&xml, "action")[1];
     assert_eq!(post["IsDelta"], "false");
     assert!(!post.contains_key("IsDeltaPayload"));
+    // Flatcar's update_engine: its own updater name and platform, board and group sent.
+    let flatcar = r#"<?xml version="1.0" encoding="UTF-8"?>
+<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10" installsource="scheduler" ismachine="1">
+<os version="Chateau" platform="CoreOS" sp="3510.2.0_x86_64"></os>
+<app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="3510.2.0" track="stable" bootid="{b}" oem="qemu" oemversion="" alephversion="3510.2.0" machineid="m" lang="en-US" board="amd64-usr" hardware_class="" delta_okay="false">
+<ping active="1"></ping><updatecheck></updatecheck><event eventtype="3" eventresult="2" previousversion=""></event>
+</app></request>"#;
+    let xml = s.omaha("/v1/update/", flatcar, &[]);
+    let pkg = element(&xml, "package");
+    assert_eq!(pkg["hash_sha256"], VECTOR_SHA256_B64, "{xml}");
+    assert_eq!(pkg["hash"], VECTOR_SHA1);
+    assert_eq!(elements(&xml, "action")[1]["sha256"], VECTOR_SHA256_B64);
+    assert_eq!(
+        apps_of(&xml),
+        vec![app(
+            "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}",
+            true,
+            1,
+            Some("ok"),
+            Some("update.gz")
+        )]
+    );
     // A ping is acknowledged when sent.
     let xml = s.omaha("/v1/update", &go_omaha_request(true), &[]);
     assert!(apps_of(&xml)[0].ping);

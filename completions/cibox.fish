@@ -140,7 +140,8 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l client_prefix -l c
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-dir -l log_dir -d 'Directory for devserver_access.log and devserver_error.log [default: data dir]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builder command for /build; {board} and {pkg} are replaced' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -l payload-metadata -l payload_metadata -d 'Directory of nebraska-style payload metadata (*.json beside each payload, per appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l payload-metadata -l payload_metadata -l update-metadata -d 'Directory of nebraska-style payload metadata (*.json beside each payload, per appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l install-metadata -l install_metadata -d 'Payload metadata for installs, as nebraska keeps them apart (served under /install-payloads/) [default: --payload-metadata serves installs too]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l static_dir -l static-dir -d 'The static directory itself [default: DATA/static]; also the data dir when --data_dir is not given' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l pidfile -d 'Write our pid here once listening (removed on exit)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l portfile -d 'Write the bound port here once listening (removed on exit; with --port 0)' -r -F

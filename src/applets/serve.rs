@@ -23,6 +23,7 @@ Endpoints:
                                   disable_payload_backoff, eol_date, is_rollback,
                                   failures_per_url)
   GET  /payloads/PATH             payload files of --payload-metadata
+  GET  /install-payloads/PATH     payload files of --install-metadata
   GET  /xbuddy/[local/]BUILD/ARTIFACT[?return_dir|relative_path|for_update=true]
                                   artifacts of a build under static (BUILD may end in
                                   latest; ARTIFACT: test dev base recovery signed
@@ -48,7 +49,8 @@ Endpoints:
 Each app of a request is answered on its own: an app whose appid has payloads in
 --payload-metadata gets one of them (a delta from its version when it accepts
 deltas, else the full payload; the full one for an install, i.e. apps at
-0.0.0.0 while the platform app sends no update check); the first (platform) app
+0.0.0.0 while the platform app sends no update check, from --install-metadata
+when given); the first (platform) app
 otherwise gets the payload below; any other app noupdate. Pings and events are
 acknowledged only for the apps that sent them. The answer's format follows the
 client family (--omaha-flavor auto): CoreOS/Flatcar (updater go-omaha or
@@ -218,10 +220,19 @@ struct ServeArgs {
     /// appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/
     #[arg(
         long = "payload-metadata",
-        visible_alias = "payload_metadata",
+        visible_aliases = ["payload_metadata", "update-metadata"],
         value_name = "DIR"
     )]
     payload_metadata: Option<PathBuf>,
+
+    /// Payload metadata for installs, as nebraska keeps them apart (served under
+    /// /install-payloads/) [default: --payload-metadata serves installs too]
+    #[arg(
+        long = "install-metadata",
+        visible_alias = "install_metadata",
+        value_name = "DIR"
+    )]
+    install_metadata: Option<PathBuf>,
 
     /// The static directory itself [default: DATA/static]; also the data dir when
     /// --data_dir is not given
@@ -286,6 +297,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         images_dir: args.images_dir,
         no_demo: args.no_demo,
         payload_metadata: args.payload_metadata,
+        install_metadata: args.install_metadata,
         static_dir: args.static_dir,
         pidfile: args.pidfile,
         portfile: args.portfile,

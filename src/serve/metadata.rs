@@ -2,7 +2,8 @@
 //! one JSON file per payload (`*.json`, beside the payload it describes) naming the appid,
 //! the payload file, target and source version, delta or full, size, SHA-256 and the
 //! metadata size and signature update_engine checks. Loaded once at start-up; the payload
-//! files are served under `/payloads/`. Chooses the payload answering one app.
+//! files are served under `/payloads/` (`--install-metadata`, nebraska's separate
+//! directory for installs: `/install-payloads/`). Chooses the payload answering one app.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -66,32 +67,36 @@ pub struct PayloadMeta {
 /// Every payload of the metadata directory, by appid.
 #[derive(Debug, Default)]
 pub struct PayloadIndex {
-    /// The directory (canonical), served as `/payloads/`.
+    /// The directory (canonical), served under [`PayloadIndex::url_prefix`].
     pub dir: PathBuf,
+    /// The URL path the directory is served at (`payloads` or `install-payloads`).
+    pub url_prefix: &'static str,
     by_appid: HashMap<String, Vec<PayloadMeta>>,
 }
 
 impl PayloadIndex {
-    /// Reads every `*.json` of `dir` (not recursive). A file that is not valid metadata, or
-    /// names a payload outside `dir`, is an error naming the file.
-    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+    /// Reads every `*.json` of `dir` (not recursive), given by `option`, served at
+    /// `url_prefix`. A file that is not valid metadata, or names a payload outside `dir`, is
+    /// an error naming the file.
+    pub fn load(option: &str, dir: &Path, url_prefix: &'static str) -> anyhow::Result<Self> {
         let dir = std::fs::canonicalize(dir)
-            .with_context(|| format!("--payload-metadata {} must exist", dir.display()))?;
+            .with_context(|| format!("{option} {} must exist", dir.display()))?;
         let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .with_context(|| format!("cannot read --payload-metadata {}", dir.display()))?
+            .with_context(|| format!("cannot read {option} {}", dir.display()))?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         if names.len() > MAX_FILES {
             bail!(
-                "--payload-metadata {}: more than {MAX_FILES} metadata files",
+                "{option} {}: more than {MAX_FILES} metadata files",
                 dir.display()
             );
         }
         names.sort();
         let mut index = PayloadIndex {
             dir: dir.clone(),
+            url_prefix,
             by_appid: HashMap::new(),
         };
         for path in names {
@@ -206,7 +211,7 @@ mod tests {
             "delta.json",
             r#"{"appid":"dlc","name":"delta.bin","target_version":"2","source_version":"1","is_delta":true,"metadata_size":7,"metadata_signature":"c2ln"}"#,
         );
-        let index = PayloadIndex::load(dir.path()).unwrap();
+        let index = PayloadIndex::load("--payload-metadata", dir.path(), "payloads").unwrap();
         assert_eq!(index.len(), 2);
         let pick = |a: &AppRequest, install| index.choose(a, install).map(|m| m.url_path.clone());
         assert_eq!(
@@ -234,13 +239,19 @@ mod tests {
             r#"{"appid":"a","name":"../../etc/passwd","target_version":"1"}"#,
         )
         .unwrap();
-        let err = format!("{:#}", PayloadIndex::load(dir.path()).unwrap_err());
+        let err = format!(
+            "{:#}",
+            PayloadIndex::load("--payload-metadata", dir.path(), "payloads").unwrap_err()
+        );
         assert!(
             err.contains("x.json") && err.contains("../../etc/passwd"),
             "{err}"
         );
         std::fs::write(dir.path().join("x.json"), "{").unwrap();
-        let err = format!("{:#}", PayloadIndex::load(dir.path()).unwrap_err());
+        let err = format!(
+            "{:#}",
+            PayloadIndex::load("--payload-metadata", dir.path(), "payloads").unwrap_err()
+        );
         assert!(err.contains("not valid payload metadata"), "{err}");
     }
 }

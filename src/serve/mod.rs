@@ -1,10 +1,12 @@
 //! The devserver behind the `serve` applet: a ChromiumOS-style server that hosts images and
-//! payloads under `DATA/static` and answers Omaha update checks. [`run`] does the start-up work (static directory, archive
+//! payloads under `DATA/static` and answers Omaha update checks (see
+//! `docs/omaha.md`). [`run`] does the start-up work (static directory, archive
 //! link, cache pruning, factory config, payload generation or copy, demo payload), then
 //! serves HTTP with tokio + axum until SIGINT/SIGTERM.
 //!
 //! Modules: [`router`] (routes and small endpoints), [`update`] + [`omaha`] (the protocol),
-//! [`metadata`] (payloads described per appid), [`fleet`] (the fleet page), [`metrics`], [`xbuddy`] (artifact names), [`runfiles`],
+//! [`metadata`] (payloads described per appid), [`fleet`] (the fleet page), [`metrics`],
+//! [`xbuddy`] (artifact names), [`runfiles`] (pid and port files),
 //! [`payload`] + [`generate`] + [`digests`] (which payload, its generation cache and hashes),
 //! [`statics`] + [`paths`] (safe static files), [`hosts`], [`staging`], [`controlfiles`],
 //! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`].
@@ -103,6 +105,8 @@ pub struct Config {
     pub no_demo: bool,
     /// `--payload-metadata`: nebraska-style payload metadata, per appid.
     pub payload_metadata: Option<PathBuf>,
+    /// `--install-metadata`: the same for installs (else `--payload-metadata` serves them).
+    pub install_metadata: Option<PathBuf>,
     /// `--omaha-flavor`: force the response format (else decided per request).
     pub omaha_flavor: Option<omaha::Flavor>,
     /// `--static_dir`: the static directory itself (default: DATA/static).
@@ -378,18 +382,25 @@ async fn setup_and_serve(
         ));
     }
 
-    let payloads = match &config.payload_metadata {
-        Some(dir) => {
-            let index = metadata::PayloadIndex::load(dir)?;
-            logs.error(format!(
-                "{} payload(s) described in {}",
-                index.len(),
-                index.dir.display()
-            ));
-            Some(index)
-        }
-        None => None,
+    let load_index = |option: &str, dir: &Option<PathBuf>, prefix: &'static str| {
+        dir.as_ref()
+            .map(|dir| {
+                let index = metadata::PayloadIndex::load(option, dir, prefix)?;
+                logs.error(format!(
+                    "{} payload(s) described in {}",
+                    index.len(),
+                    index.dir.display()
+                ));
+                anyhow::Ok(index)
+            })
+            .transpose()
     };
+    let payloads = load_index("--payload-metadata", &config.payload_metadata, "payloads")?;
+    let install_payloads = load_index(
+        "--install-metadata",
+        &config.install_metadata,
+        "install-payloads",
+    )?;
 
     if config.exit {
         logs.error("set-up done; exiting (--exit)");
@@ -407,6 +418,7 @@ async fn setup_and_serve(
         proxy_port: config.proxy_port,
         flavor: config.omaha_flavor,
         payloads,
+        install_payloads,
         steering: std::sync::RwLock::new(omaha::Steering {
             critical_update: config.critical_update,
             ..omaha::Steering::default()

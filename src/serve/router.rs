@@ -67,6 +67,8 @@ pub struct State {
     pub flavor: Option<Flavor>,
     /// `--payload-metadata`: payloads described per appid.
     pub payloads: Option<PayloadIndex>,
+    /// `--install-metadata`: payloads for installs, described per appid.
+    pub install_payloads: Option<PayloadIndex>,
     /// How answers are steered (`--critical_update`, then `/update_config`).
     pub steering: RwLock<Steering>,
     /// Payload selection.
@@ -186,6 +188,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/update/{*label}", post(update_handler))
         .route("/update_config", get(update_config).post(update_config))
         .route("/payloads/{*path}", get(payload_file))
+        .route("/install-payloads/{*path}", get(payload_file))
         .route("/xbuddy/{*path}", get(xbuddy_handler))
         .route("/hosts", get(|| async { super::fleet::page() }))
         .route("/api/hosts", get(hosts_list))
@@ -329,16 +332,22 @@ async fn xbuddy_handler(
     statics::serve_file(&resolved.file, req).await
 }
 
+/// `/payloads/PATH` and `/install-payloads/PATH`: files of the metadata directories.
 async fn payload_file(s: S, req: Request) -> Response<Body> {
-    let Some(index) = &s.payloads else {
-        return text(StatusCode::NOT_FOUND, "Not found (no --payload-metadata)");
+    let path = req.uri().path();
+    let found = [&s.payloads, &s.install_payloads]
+        .into_iter()
+        .flatten()
+        .find_map(|index| {
+            path.strip_prefix(&format!("/{}/", index.url_prefix))
+                .map(|rel| (index, rel.to_string()))
+        });
+    let Some((index, relative)) = found else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "Not found (no such metadata directory)",
+        );
     };
-    let relative = req
-        .uri()
-        .path()
-        .strip_prefix("/payloads/")
-        .unwrap_or("")
-        .to_string();
     let roots = StaticRoots {
         data_static: index.dir.clone(),
         archive: None,

@@ -260,15 +260,16 @@ impl Ctx<'_> {
         Answer::Update(offer)
     }
 
-    /// An answer from a payload described by metadata.
-    async fn described(&self, meta: &PayloadMeta) -> Answer {
+    /// An answer from a payload described by metadata, served under `/url_prefix/`.
+    async fn described(&self, url_prefix: &str, meta: &PayloadMeta) -> Answer {
         let (dir, name) = match meta.url_path.rsplit_once('/') {
             Some((d, n)) => (format!("{}/", encode_path(d)), n),
             None => (String::new(), meta.url_path.as_str()),
         };
         let codebase = format!(
-            "{}/payloads/{dir}",
-            site_base(self.state, self.headers, self.conn)
+            "{}/{}/{dir}",
+            site_base(self.state, self.headers, self.conn),
+            url_prefix
         );
         let offer = if meta.file.is_file() {
             self.offer(
@@ -367,15 +368,21 @@ pub async fn handle(
             continue;
         }
         stats.update_checks.fetch_add(1, Ordering::Relaxed);
-        let described = state
-            .payloads
-            .as_ref()
-            .filter(|p| app.appid.as_deref().is_some_and(|id| p.knows(id)));
+        // Installs look in --install-metadata first, as nebraska does.
+        let indexes = if install {
+            [&state.install_payloads, &state.payloads]
+        } else {
+            [&state.payloads, &None]
+        };
+        let described = indexes
+            .into_iter()
+            .flatten()
+            .find(|p| app.appid.as_deref().is_some_and(|id| p.knows(id)));
         let answer = if steering.no_update {
             Answer::NoUpdate
         } else if let Some(index) = described {
             match index.choose(app, install) {
-                Some(meta) => ctx.described(meta).await,
+                Some(meta) => ctx.described(index.url_prefix, meta).await,
                 None => Answer::NoUpdate,
             }
         } else if i == 0 {

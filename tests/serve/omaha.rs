@@ -285,6 +285,50 @@ fn install_events_and_pings_are_answered_per_app() {
 }
 
 #[test]
+fn install_metadata_is_kept_apart_as_nebraska_does() {
+    let install = tempfile::tempdir().unwrap();
+    let payload = b"install image of dlc one\n";
+    std::fs::write(install.path().join("dlc1.install.bin"), payload).unwrap();
+    metadata(
+        install.path(),
+        "dlc1.install.json",
+        serde_json::json!({"appid": DLC1, "name": "dlc1.install.bin", "target_version": "2.0.0",
+            "size": payload.len(), "sha256_hex": sha256_hex(payload)}),
+    );
+    let (s, _payloads) = fleet_server(&["--install-metadata", install.path().to_str().unwrap()]);
+    // An install of DLC1 comes from the install directory; DLC2 (not there) from the update one.
+    let body = request_of(&[
+        (PLATFORM, "1.0.0", ""),
+        (DLC1, "0.0.0.0", "<updatecheck/>"),
+        (DLC2, "0.0.0.0", "<updatecheck/>"),
+    ]);
+    let xml = s.omaha("/update", &body, &[]);
+    assert_eq!(
+        apps_of(&xml),
+        vec![
+            app(PLATFORM, false, 0, Some("noupdate"), None),
+            app(DLC1, false, 0, Some("ok"), Some("dlc1.install.bin")),
+            app(DLC2, false, 0, Some("ok"), Some("dlc2%20full.bin")),
+        ],
+        "{xml}"
+    );
+    let urls = elements(&xml, "url");
+    assert_eq!(urls[0]["codebase"], s.url("/install-payloads/"));
+    assert_eq!(urls[1]["codebase"], s.url("/payloads/two/"));
+    assert_eq!(
+        get_with(&format!("{}dlc1.install.bin", urls[0]["codebase"]), &[]).body,
+        payload
+    );
+    // An update of DLC1 still comes from the update directory.
+    let xml = s.omaha(
+        "/update",
+        &request_of(&[(DLC1, "1.0.0", "<updatecheck/>")]),
+        &[],
+    );
+    assert_eq!(element(&xml, "package")["name"], "dlc1_delta.bin");
+}
+
+#[test]
 fn update_config_steers_the_next_answers() {
     let (s, _payloads) = fleet_server(&[]);
     let check = request_of(&[

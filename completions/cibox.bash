@@ -473,7 +473,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__serve)
-            opts="-p -u -t -l -h --port --host --data-dir --data_dir --archive-dir --archive_dir --clear-cache --clear_cache --exit --payload --image --src-image --src_image --board --for-vm --for_vm --private-key --private_key --pregenerate-update --pregenerate_update --urlbase --proxy-port --proxy_port --critical-update --critical_update --factory-config --factory_config --validate-factory-config --validate_factory_config --production --logging --client-prefix --client_prefix --log_dir --log-dir --builder --images-dir --images_dir --no_demo --no-demo --log_format --log-format --header-timeout --body-timeout --idle-timeout --max-connections --download-timeout --download-max-bytes --help"
+            opts="-p -u -t -l -h --port --host --data-dir --data_dir --archive-dir --archive_dir --clear-cache --clear_cache --exit --payload --image --src-image --src_image --board --for-vm --for_vm --private-key --private_key --pregenerate-update --pregenerate_update --urlbase --proxy-port --proxy_port --critical-update --critical_update --factory-config --factory_config --validate-factory-config --validate_factory_config --production --logging --client-prefix --client_prefix --log_dir --log-dir --builder --images-dir --images_dir --no_demo --no-demo --log_format --log-format --header-timeout --body-timeout --idle-timeout --max-connections --download-timeout --download-max-bytes --payload_metadata --update-metadata --payload-metadata --install_metadata --install-metadata --static-dir --static_dir --pidfile --portfile --logfile --omaha_flavor --omaha-flavor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -613,6 +613,54 @@ _cibox() {
                     ;;
                 --download-max-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --payload-metadata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --payload_metadata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --update-metadata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --install-metadata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --install_metadata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --static_dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --static-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pidfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --portfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --logfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --omaha-flavor)
+                    COMPREPLY=($(compgen -W "auto chromeos coreos" -- "${cur}"))
+                    return 0
+                    ;;
+                --omaha_flavor)
+                    COMPREPLY=($(compgen -W "auto chromeos coreos" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -167,6 +167,15 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l idle-timeout -d 'S
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l download-timeout -d 'Seconds one artifact of /download may take (HTTP, or gsutil stat + cp)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l download-max-bytes -d 'Largest artifact /download accepts, downloaded or unpacked, in bytes [16 GiB]' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l payload-metadata -l payload_metadata -l update-metadata -d 'Directory of nebraska-style payload metadata (*.json beside each payload, per appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l install-metadata -l install_metadata -d 'Payload metadata for installs, as nebraska keeps them apart (served under /install-payloads/) [default: --payload-metadata serves installs too]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l static_dir -l static-dir -d 'The static directory itself [default: DATA/static]; also the data dir when --data_dir is not given' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l pidfile -d 'Write our pid here once listening (removed on exit)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l portfile -d 'Write the bound port here once listening (removed on exit; with --port 0)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l logfile -d 'Write the access and error logs to this one file' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l omaha-flavor -l omaha_flavor -d 'Response format: auto (decided from each request), chromeos or coreos' -r -f -a "auto\t'Decided from each request'
+chromeos\t'ChromiumOS update_engine'
+coreos\t'CoreOS and Flatcar (go-omaha, Flatcar\'s update_engine)'"
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l clear_cache -l clear-cache -d 'Empty the payload cache (static/cache) at start-up'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l exit -d 'Do the start-up work (cache, pre-generation, links), then exit without serving'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l for_vm -l for-vm -d 'The update is for a VM image (no kernel patching; uses the qemu image with --board)'

@@ -13,6 +13,8 @@ pub mod httpd;
 pub mod logging;
 pub mod manual;
 pub mod multicall;
+// Shared by the HTTP servers (serve, keepstore).
+pub mod metrics;
 pub mod process;
 pub mod progress;
 pub mod pystub;

@@ -159,6 +159,52 @@ fn put_get_head_index_status_ping() {
 }
 
 #[test]
+fn metrics_count_requests_bytes_and_latency() {
+    let s = Setup::new();
+    let ks = s.keepstore(&[]);
+    let (status, _, _) = call(agent().put(&ks.url(&format!("/{FOO}"))), Some(b"foo"));
+    assert_eq!(status, 200);
+    for _ in 0..3 {
+        assert_eq!(
+            get(&ks.url(&format!("/{FOO}+3")), None),
+            (200, b"foo".to_vec())
+        );
+    }
+    assert_eq!(
+        get(&ks.url(&format!("/{}", md5_hex(b"missing"))), None).0,
+        404
+    );
+    let (status, body, headers) = call(agent().get(&ks.url("/metrics")), None);
+    assert_eq!(status, 200);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("application/openmetrics-text")));
+    let text = String::from_utf8(body).unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(
+        value("cibox_keepstore_http_requests_total{code=\"2xx\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("cibox_keepstore_http_requests_total{code=\"4xx\"}"),
+        1.0
+    );
+    // 3 GETs of 3 bytes, the PUT's locator line, and the 404's text.
+    assert!(value("cibox_keepstore_http_response_bytes_total") >= 9.0 + 36.0);
+    assert_eq!(
+        value("cibox_keepstore_http_request_duration_seconds_count"),
+        5.0
+    );
+    // Other methods on /metrics are refused as keepstore refuses unknown requests.
+    let (status, _, _) = call(agent().put(&ks.url("/metrics")), Some(b"x"));
+    assert_eq!(status, 400);
+}
+
+#[test]
 fn bad_input() {
     let s = Setup::new();
     let ks = s.keepstore(&[]);

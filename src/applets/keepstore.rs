@@ -25,7 +25,8 @@ use crate::logging::LogFormat;
 #[command(
     about = "Keep block storage server (Arvados keepstore compatible)",
     args_override_self = true,
-    after_help = "Flags may be spelled Go style: -flag=value, -flag value, --flag=value; boolean \
+    after_help = "GET /metrics answers Prometheus metrics (OpenMetrics text: requests by status \
+class, response bytes, latency histogram).\n\nFlags may be spelled Go style: -flag=value, -flag value, --flag=value; boolean \
 flags take -flag or -flag=true|false. -readonly and -serialize apply to the volumes given after \
 them (given after every volume, to all of them).\n\n\
 Slow and greedy clients are bounded: a request head must arrive within -header-timeout, each \

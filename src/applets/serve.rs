@@ -12,16 +12,33 @@ use clap::{CommandFactory, Parser};
 use crate::applet::{Applet, Invocation, Manual};
 use crate::httpd;
 use crate::serve::builder::DEFAULT_TEMPLATE;
+use crate::serve::omaha::Flavor;
 use crate::serve::staging::StageLimits;
 
 const AFTER_HELP: &str = "\
 Endpoints:
   GET  /                          Welcome text
   GET  /static/PATH               files under DATA/static (Range, ETag, If-Modified-Since, HEAD)
-  POST /update[/LABEL]            Omaha 2.0/3.0 update check or event (text/xml)
+  POST /update[/LABEL]            Omaha 2.0/3.0 update check or event (text/xml):
+                                  every <app> answered (platform, DLCs, miniOS, installs)
+  POST /v1/update/                the same, at go-omaha's default path
+  GET|POST /update_config         steer the next answers (JSON: critical_update, no_update,
+                                  disable_payload_backoff, eol_date, is_rollback,
+                                  failures_per_url)
+  GET  /payloads/PATH             payload files of --payload-metadata
+  GET  /install-payloads/PATH     payload files of --install-metadata
+  GET  /xbuddy/[local/]BUILD/ARTIFACT[?return_dir|relative_path|for_update=true]
+                                  artifacts of a build under static (BUILD may end in
+                                  latest; ARTIFACT: test dev base recovery signed
+                                  factory_shim full_payload stateful autotest test_suites
+                                  firmware; default test)
+  GET  /hosts                     fleet page (HTML, refreshes itself): every device seen,
+                                  board, version per app, last check and event, forced update
+  GET  /api/hosts[?limit=N]       the same as JSON, newest first (default: 1000 hosts)
   GET  /api/hostinfo/IP           last event, version and forced label of a host (JSON)
   GET  /api/hostlog/IP|all        update requests of a host, kept with -l (JSON, bounded)
-  POST /api/setnextupdate/IP      body = label the host's next update check uses (once)
+  POST /api/setnextupdate/IP      body = label the host's next update check uses (once);
+                                  a path under static of at most 512 bytes
   GET  /api/fileinfo/PATH         size, sha1, sha256 of a file under static (JSON)
   GET  /controlfiles?build=B[&control_path=P]   autotest control files of a staged build
   GET  /download?archive_url=URL  stage a build into static/TARGET/BUILD (also /stage)
@@ -29,8 +46,27 @@ Endpoints:
   GET  /latestbuild?target=T[&milestone=M]      newest build directory of a target
   GET  /build?board=B&pkg=P[&use=..&features=..] run the builder command
   GET  /check_health              free disk space and counters (JSON)
+  GET  /metrics                   Prometheus metrics (OpenMetrics text): update checks by
+                                  answer, events by result, requests, bytes, latency
 
-Payload for an update check, first that applies: --factory_config, --payload,
+Each app of a request is answered on its own: an app whose appid has payloads in
+--payload-metadata gets one of them (a delta from its version when it accepts
+deltas, else the full payload; the full one for an install, i.e. apps at
+0.0.0.0 while the platform app sends no update check, from --install-metadata
+when given); the first (platform) app
+otherwise gets the payload below; any other app noupdate. Pings and events are
+acknowledged only for the apps that sent them. The answer's format follows the
+client family (--omaha-flavor auto): CoreOS/Flatcar (updater go-omaha or
+update_engine-*, os platform CoreOS/Flatcar/linux, or machineid/bootid on an
+app) get every hash in base64 and IsDelta; ChromiumOS gets hash_sha256 in hex,
+fp, MetadataSize, MetadataSignatureRsa, IsDeltaPayload and MaxDaysToScatter.
+
+Limits: a request body of at most 1 MiB, 256 apps, 128 attributes per element,
+32 events per app and 32 nested elements (past them: 400 with the reason); at
+most 10000 hosts are remembered (the least recently seen dropped) and 10000
+host-log entries with 64 events each.
+
+Payload for the platform app, first that applies: --factory_config, --payload,
 --image (generated into static/cache/DIGEST/), --archive_dir (serve-only:
 ARCHIVE/[LABEL/]update.gz), --board (latest image, newer versions only), else
 static/[LABEL/]update.gz. With none of these options and no static/update.gz,
@@ -38,8 +74,10 @@ a 36-byte demo payload is written there (--no-demo to skip).
 
 The bound address is printed on stdout as
   cibox serve: listening on http://ADDR:PORT/
-(useful with --port 0). Logs: devserver_access.log and devserver_error.log in
-the data directory (or --log-dir), and stderr.
+(useful with --port 0), and written to --portfile (the pid to --pidfile) once
+listening; both files are removed on exit. Logs: devserver_access.log and
+devserver_error.log in the data directory (or --log-dir, or both in --logfile),
+and stderr.
 
 Exit status:
   0  served until SIGINT/SIGTERM, or --exit / --validate_factory_config succeeded
@@ -213,6 +251,55 @@ struct ServeArgs {
     #[arg(long = "download-max-bytes", value_name = "BYTES", default_value = "17179869184",
           value_parser = clap::value_parser!(u64).range(1..))]
     download_max_bytes: u64,
+    /// Directory of nebraska-style payload metadata (*.json beside each payload, per
+    /// appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/
+    #[arg(
+        long = "payload-metadata",
+        visible_aliases = ["payload_metadata", "update-metadata"],
+        value_name = "DIR"
+    )]
+    payload_metadata: Option<PathBuf>,
+
+    /// Payload metadata for installs, as nebraska keeps them apart (served under
+    /// /install-payloads/) [default: --payload-metadata serves installs too]
+    #[arg(
+        long = "install-metadata",
+        visible_alias = "install_metadata",
+        value_name = "DIR"
+    )]
+    install_metadata: Option<PathBuf>,
+
+    /// The static directory itself [default: DATA/static]; also the data dir when
+    /// --data_dir is not given
+    #[arg(long = "static_dir", visible_alias = "static-dir", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
+
+    /// Write our pid here once listening (removed on exit)
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+
+    /// Write the bound port here once listening (removed on exit; with --port 0)
+    #[arg(long, value_name = "FILE")]
+    portfile: Option<PathBuf>,
+
+    /// Write the access and error logs to this one file
+    #[arg(long, value_name = "FILE")]
+    logfile: Option<PathBuf>,
+
+    /// Response format: auto (decided from each request), chromeos or coreos
+    #[arg(long = "omaha-flavor", visible_alias = "omaha_flavor", value_enum, default_value_t = FlavorArg::Auto)]
+    omaha_flavor: FlavorArg,
+}
+
+/// `--omaha-flavor`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FlavorArg {
+    /// Decided from each request
+    Auto,
+    /// ChromiumOS update_engine
+    Chromeos,
+    /// CoreOS and Flatcar (go-omaha, Flatcar's update_engine)
+    Coreos,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -255,6 +342,17 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         stage_limits: StageLimits {
             download_timeout: args.download_timeout,
             max_bytes: args.download_max_bytes,
+        },
+        payload_metadata: args.payload_metadata,
+        install_metadata: args.install_metadata,
+        static_dir: args.static_dir,
+        pidfile: args.pidfile,
+        portfile: args.portfile,
+        logfile: args.logfile,
+        omaha_flavor: match args.omaha_flavor {
+            FlavorArg::Auto => None,
+            FlavorArg::Chromeos => Some(Flavor::ChromeOs),
+            FlavorArg::Coreos => Some(Flavor::CoreOs),
         },
     };
     crate::serve::run(config)

@@ -989,8 +989,20 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             }
         });
     }
+    // `GET /metrics` is the one routed path: Prometheus metrics (crate::metrics); any other
+    // method on it goes to `handle` like every unknown request.
+    let metrics = Arc::new(crate::metrics::HttpMetrics::new("cibox_keepstore"));
+    let exposed = metrics.clone();
     let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { exposed.response() }).fallback(handle),
+        )
         .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .layer(axum::middleware::from_fn(log_requests))
         .with_state(keep.clone());
     let signalled = Arc::new(tokio::sync::Notify::new());

@@ -68,8 +68,23 @@ impl Logs {
         use anyhow::Context as _;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
-        let access = BufWriter::with_capacity(64 * 1024, open(&dir.join("devserver_access.log"))?);
-        let error = BufWriter::new(open(&dir.join("devserver_error.log"))?);
+        Self::open_files(
+            &dir.join("devserver_access.log"),
+            &dir.join("devserver_error.log"),
+            access_to_stderr,
+        )
+    }
+
+    /// Opens (appending) the access and error logs at these paths (they may be one file:
+    /// the later devserver's `--logfile`).
+    pub fn open_files(
+        access: &Path,
+        error: &Path,
+        access_to_stderr: bool,
+    ) -> anyhow::Result<Arc<Logs>> {
+        use anyhow::Context as _;
+        let access = BufWriter::with_capacity(64 * 1024, open(access)?);
+        let error = BufWriter::new(open(error)?);
         let (tx, rx) = sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("serve-logs".into())

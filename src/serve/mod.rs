@@ -5,6 +5,8 @@
 //! serves HTTP with tokio + axum until SIGINT/SIGTERM.
 //!
 //! Modules: [`router`] (routes and small endpoints), [`update`] + [`omaha`] (the protocol),
+//! [`metadata`] (payloads described per appid), [`fleet`] (the fleet page), [`metrics`],
+//! [`xbuddy`] (artifact names), [`runfiles`] (pid and port files),
 //! [`payload`] + [`generate`] + [`digests`] (which payload, its generation cache and hashes),
 //! [`statics`] + [`paths`] (safe static files), [`hosts`], [`staging`], [`controlfiles`],
 //! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`].
@@ -13,18 +15,23 @@ pub mod builder;
 pub mod controlfiles;
 pub mod digests;
 pub mod factory;
+pub mod fleet;
 pub mod generate;
 pub mod hosts;
 pub mod logs;
+pub mod metadata;
+pub mod metrics;
 pub mod omaha;
 pub mod paths;
 pub mod payload;
 pub mod pylit;
 pub mod router;
+pub mod runfiles;
 pub mod staging;
 pub mod statics;
 pub mod update;
 pub mod versions;
+pub mod xbuddy;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -101,6 +108,20 @@ pub struct Config {
     pub limits: crate::httpd::Limits,
     /// Staging bounds (`--download-timeout`, `--download-max-bytes`).
     pub stage_limits: staging::StageLimits,
+    /// `--payload-metadata`: nebraska-style payload metadata, per appid.
+    pub payload_metadata: Option<PathBuf>,
+    /// `--install-metadata`: the same for installs (else `--payload-metadata` serves them).
+    pub install_metadata: Option<PathBuf>,
+    /// `--omaha-flavor`: force the response format (else decided per request).
+    pub omaha_flavor: Option<omaha::Flavor>,
+    /// `--static_dir`: the static directory itself (default: DATA/static).
+    pub static_dir: Option<PathBuf>,
+    /// `--pidfile`: our pid, written once listening, removed on exit.
+    pub pidfile: Option<PathBuf>,
+    /// `--portfile`: the bound port, written once listening, removed on exit.
+    pub portfile: Option<PathBuf>,
+    /// `--logfile`: one file for the access and error logs.
+    pub logfile: Option<PathBuf>,
 }
 
 /// Where `--board` looks for images: `--images_dir`, else the ChromiumOS SDK's
@@ -190,7 +211,10 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 
 async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     let data_dir = if config.data_dir.as_os_str().is_empty() {
-        std::env::current_dir().context("cannot find the current directory")?
+        match &config.static_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("cannot find the current directory")?,
+        }
     } else {
         config.data_dir.clone()
     };
@@ -198,13 +222,19 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&data_dir)
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
-    let static_dir = data_dir.join("static");
+    let static_dir = config
+        .static_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("static"));
     std::fs::create_dir_all(&static_dir)
         .with_context(|| format!("cannot create {}", static_dir.display()))?;
     let static_dir = std::fs::canonicalize(&static_dir)
         .with_context(|| format!("cannot resolve {}", static_dir.display()))?;
     let log_dir = config.log_dir.clone().unwrap_or_else(|| data_dir.clone());
-    let logs = Logs::open(&log_dir, !config.production)?;
+    let logs = match &config.logfile {
+        Some(file) => Logs::open_files(file, file, !config.production)?,
+        None => Logs::open(&log_dir, !config.production)?,
+    };
     let result = setup_and_serve(&config, &data_dir, &static_dir, &logs).await;
     if let Err(e) = &result {
         logs.error(format!("{e:#}"));
@@ -357,6 +387,26 @@ async fn setup_and_serve(
         ));
     }
 
+    let load_index = |option: &str, dir: &Option<PathBuf>, prefix: &'static str| {
+        dir.as_ref()
+            .map(|dir| {
+                let index = metadata::PayloadIndex::load(option, dir, prefix)?;
+                logs.error(format!(
+                    "{} payload(s) described in {}",
+                    index.len(),
+                    index.dir.display()
+                ));
+                anyhow::Ok(index)
+            })
+            .transpose()
+    };
+    let payloads = load_index("--payload-metadata", &config.payload_metadata, "payloads")?;
+    let install_payloads = load_index(
+        "--install-metadata",
+        &config.install_metadata,
+        "install-payloads",
+    )?;
+
     if config.exit {
         logs.error("set-up done; exiting (--exit)");
         return Ok(ExitCode::SUCCESS);
@@ -371,7 +421,13 @@ async fn setup_and_serve(
         serve_only: archive.is_some(),
         urlbase: config.urlbase.clone(),
         proxy_port: config.proxy_port,
-        critical: config.critical_update,
+        flavor: config.omaha_flavor,
+        payloads,
+        install_payloads,
+        steering: std::sync::RwLock::new(omaha::Steering {
+            critical_update: config.critical_update,
+            ..omaha::Steering::default()
+        }),
         selector: Selector {
             static_root: static_root.clone(),
             serve_only: archive.is_some(),
@@ -386,6 +442,7 @@ async fn setup_and_serve(
         hosts: hosts::Hosts::new(config.logging),
         logs: logs.clone(),
         stats: router::Stats::default(),
+        metrics: metrics::ServeMetrics::default(),
         stager: Arc::new(staging::Stager::new(
             static_root.clone(),
             config.stage_limits.clone(),
@@ -401,6 +458,11 @@ async fn setup_and_serve(
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    let _run_files = runfiles::RunFiles::write(
+        config.pidfile.as_deref(),
+        config.portfile.as_deref(),
+        addr.port(),
+    )?;
     logs.error(format!("listening on http://{addr}/"));
     println!("cibox serve: listening on http://{addr}/");
 

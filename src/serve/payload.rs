@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::generate::{GenInputs, Generator, STATEFUL_FILE, UPDATE_FILE};
-use super::omaha::UpdateRequest;
+use super::omaha::AppRequest;
 use super::paths::{join_within, resolve_within};
 use super::versions;
 
@@ -199,7 +199,7 @@ fn in_static(
 
 impl Selector {
     /// The board a request is for: its own, else the default one, else `x86-generic`.
-    pub fn board_of<'a>(&'a self, request: &'a UpdateRequest) -> &'a str {
+    pub fn board_of<'a>(&'a self, request: &'a AppRequest) -> &'a str {
         request
             .board
             .as_deref()
@@ -212,7 +212,7 @@ impl Selector {
     /// `Ok(None)` is a deliberate noupdate, `Err` a failure (answered as noupdate, logged).
     pub async fn select(
         &self,
-        request: &UpdateRequest,
+        request: &AppRequest,
         label: &str,
     ) -> Result<Option<Selected>, String> {
         if let Some(factory) = &self.factory {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
@@ -23,6 +23,8 @@ use super::controlfiles::{self, ControlError};
 use super::digests::DigestCache;
 use super::hosts::Hosts;
 use super::logs::{AccessRecord, Logs};
+use super::metadata::PayloadIndex;
+use super::omaha::{Flavor, Steering};
 use super::paths::{is_plain_name, percent_decode, resolve_within, PathError};
 use super::payload::Selector;
 use super::staging::{ArchiveUrl, StageError, Stager};
@@ -60,8 +62,14 @@ pub struct State {
     pub urlbase: Option<String>,
     /// `--proxy_port`.
     pub proxy_port: Option<u16>,
-    /// `--critical_update`.
-    pub critical: bool,
+    /// `--omaha-flavor`: the response format forced (else decided per request).
+    pub flavor: Option<Flavor>,
+    /// `--payload-metadata`: payloads described per appid.
+    pub payloads: Option<PayloadIndex>,
+    /// `--install-metadata`: payloads for installs, described per appid.
+    pub install_payloads: Option<PayloadIndex>,
+    /// How answers are steered (`--critical_update`, then `/update_config`).
+    pub steering: RwLock<Steering>,
     /// Payload selection.
     pub selector: Selector,
     /// Payload digests.
@@ -72,12 +80,24 @@ pub struct State {
     pub logs: Arc<Logs>,
     /// Counters.
     pub stats: Stats,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: super::metrics::ServeMetrics,
     /// Staging.
     pub stager: Arc<Stager>,
     /// Builder.
     pub builder: Builder,
     /// Start time.
     pub started: Instant,
+}
+
+impl State {
+    /// The current steering of answers.
+    pub fn steering(&self) -> Steering {
+        self.steering
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 type S = axum::extract::State<Arc<State>>;
@@ -119,6 +139,15 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/update", post(update_handler))
         .route("/update/", post(update_handler))
         .route("/update/{*label}", post(update_handler))
+        .route("/v1/update", post(update_handler))
+        .route("/v1/update/", post(update_handler))
+        .route("/v1/update/{*label}", post(update_handler))
+        .route("/update_config", get(update_config).post(update_config))
+        .route("/payloads/{*path}", get(payload_file))
+        .route("/install-payloads/{*path}", get(payload_file))
+        .route("/xbuddy/{*path}", get(xbuddy_handler))
+        .route("/hosts", get(|| async { super::fleet::page() }))
+        .route("/api/hosts", get(hosts_list))
         .route("/api/hostinfo", get(hostinfo))
         .route("/api/hostinfo/{*ip}", get(hostinfo))
         .route("/api/hostlog", get(hostlog))
@@ -133,11 +162,19 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/latestbuild", get(latestbuild))
         .route("/build", any(build_handler))
         .route("/check_health", get(check_health))
+        .route(
+            "/metrics",
+            get(|s: S| async move { s.metrics.http.response() }),
+        )
         .fallback(|| async { text(StatusCode::NOT_FOUND, "Not found") })
         .layer(DefaultBodyLimit::max(update::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access_log,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.http.clone(),
+            crate::metrics::track,
         ))
         .with_state(state)
 }
@@ -172,12 +209,7 @@ async fn access_log(s: S, req: Request, next: Next) -> Response<Body> {
     let referer = header_text(req.headers(), header::REFERER);
     let user_agent = header_text(req.headers(), header::USER_AGENT);
     let response = next.run(req).await;
-    let length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .or_else(|| axum::body::HttpBody::size_hint(response.body()).exact());
+    let length = crate::metrics::body_length(&response);
     s.logs.access(AccessRecord {
         time,
         client,
@@ -206,6 +238,107 @@ async fn static_file(s: S, req: Request) -> Response<Body> {
     statics::serve(&s.roots, &relative, req).await
 }
 
+/// `/xbuddy/PATH[?return_dir=true|relative_path=true|for_update=true]`.
+async fn xbuddy_handler(
+    s: S,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response<Body> {
+    use super::xbuddy::XbuddyError;
+    let raw = req.uri().path().strip_prefix("/xbuddy/").unwrap_or("");
+    let path = match percent_decode(raw) {
+        Ok(p) => p,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad xbuddy path: {e}")),
+    };
+    let root = s.static_root.clone();
+    let resolved = tokio::task::spawn_blocking(move || super::xbuddy::resolve(&root, &path)).await;
+    let resolved = match resolved {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let status = match e {
+                XbuddyError::BadPath(_) => StatusCode::BAD_REQUEST,
+                XbuddyError::Remote => StatusCode::NOT_IMPLEMENTED,
+                XbuddyError::NotFound(_) => StatusCode::NOT_FOUND,
+                XbuddyError::Escapes => StatusCode::FORBIDDEN,
+            };
+            return text(status, e.to_string());
+        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let flag = |name: &str| q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // Answered as the devserver does: the bare string, no newline.
+    let bare = |body: String| {
+        let mut r = text(StatusCode::OK, "");
+        *r.body_mut() = Body::from(body);
+        r
+    };
+    let headers = req.headers().clone();
+    if flag("for_update") {
+        let base = update::site_base(&s, &headers, &conn);
+        return bare(format!("{base}/update/{}", resolved.build));
+    }
+    if flag("return_dir") {
+        let base = update::static_base(&s, &headers, &conn);
+        return bare(format!("{base}/{}", resolved.build));
+    }
+    if flag("relative_path") {
+        return bare(format!("{}/{}", resolved.build, resolved.file_name));
+    }
+    statics::serve_file(&resolved.file, req).await
+}
+
+/// `/payloads/PATH` and `/install-payloads/PATH`: files of the metadata directories.
+async fn payload_file(s: S, req: Request) -> Response<Body> {
+    let path = req.uri().path();
+    let found = [&s.payloads, &s.install_payloads]
+        .into_iter()
+        .flatten()
+        .find_map(|index| {
+            path.strip_prefix(&format!("/{}/", index.url_prefix))
+                .map(|rel| (index, rel.to_string()))
+        });
+    let Some((index, relative)) = found else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "Not found (no such metadata directory)",
+        );
+    };
+    let roots = StaticRoots {
+        data_static: index.dir.clone(),
+        archive: None,
+    };
+    statics::serve(&roots, &relative, req).await
+}
+
+/// `GET /update_config`: the steering as JSON; `POST` with a JSON object of some fields
+/// changes them for the next answers (unknown fields are refused).
+async fn update_config(s: S, method: Method, body: Bytes) -> Response<Body> {
+    if method == Method::POST {
+        let mut current = serde_json::to_value(s.steering()).unwrap_or_default();
+        let change: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(serde_json::Value::Object(map)) => serde_json::Value::Object(map),
+            Ok(_) => return text(StatusCode::BAD_REQUEST, "Expected a JSON object."),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}")),
+        };
+        if let (Some(cur), Some(change)) = (current.as_object_mut(), change.as_object()) {
+            for (k, v) in change {
+                cur.insert(k.clone(), v.clone());
+            }
+        }
+        match serde_json::from_value::<Steering>(current) {
+            Ok(new) => *s.steering.write().unwrap_or_else(|e| e.into_inner()) = new,
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid configuration: {e}"),
+                )
+            }
+        }
+    }
+    json_response(serde_json::to_value(s.steering()).unwrap_or_default())
+}
+
 async fn update_handler(
     s: S,
     ConnectInfo(conn): ConnectInfo<ConnInfo>,
@@ -224,13 +357,28 @@ fn ip_param(uri: &Uri, prefix: &str, query: &HashMap<String, String>) -> Option<
     } else {
         tail
     };
-    if ip.is_empty() {
+    // A host key is an address or a host name: bounded, no odd characters.
+    if ip.is_empty()
+        || ip.len() > 255
+        || !ip
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:-_%[]".contains(&b))
+    {
         return None;
     }
     Some(match ip.parse::<IpAddr>() {
         Ok(addr) => addr.to_canonical().to_string(),
         Err(_) => ip,
     })
+}
+
+async fn hosts_list(s: S, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => super::fleet::DEFAULT_LIMIT,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "limit= must be a number"),
+    };
+    json_response(super::fleet::hosts_json(&s.hosts, limit))
 }
 
 async fn hostinfo(s: S, uri: Uri, Query(q): Query<HashMap<String, String>>) -> Response<Body> {
@@ -259,16 +407,26 @@ async fn setnextupdate(
     let Ok(body) = body else {
         return text(StatusCode::BAD_REQUEST, "Cannot read the label.");
     };
-    let label = String::from_utf8_lossy(&body).trim().to_string();
+    if body.len() > update::MAX_LABEL + 64 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid label: longer than {} bytes.", update::MAX_LABEL),
+        );
+    }
+    let Ok(label) = std::str::from_utf8(&body) else {
+        return text(StatusCode::BAD_REQUEST, "Invalid label: not UTF-8.");
+    };
+    let label = label.trim();
     if label.is_empty() {
         return text(StatusCode::BAD_REQUEST, "No label provided.");
     }
-    match update::label_of(&format!("/update/{label}")) {
+    match update::check_label(label) {
         Ok(clean) if !clean.is_empty() => {
             s.hosts.set_next_update(&ip, &clean);
             text(StatusCode::OK, "")
         }
-        _ => text(StatusCode::BAD_REQUEST, format!("Invalid label {label:?}.")),
+        Ok(_) => text(StatusCode::BAD_REQUEST, "No label provided."),
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("Invalid label: {e}.")),
     }
 }
 

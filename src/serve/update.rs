@@ -1,5 +1,7 @@
-//! `POST /update[/LABEL...]`: reads the Omaha request (at most 1 MiB), records the host,
-//! picks the payload, and answers `text/xml`. Also owns the payload URL base: `--urlbase`,
+//! `POST /update[/LABEL...]` (and go-omaha's `/v1/update/`): reads the Omaha request (at most
+//! 1 MiB, parsed off the async workers when large), records the host, answers every app
+//! (payloads per appid from metadata, the platform from the selection of [`super::payload`])
+//! and answers `text/xml`. Also owns the payload URL base: `--urlbase`,
 //! else the request's (X-Forwarded-)Host with `--proxy_port` applied.
 
 use std::sync::atomic::Ordering;
@@ -8,7 +10,11 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::omaha::{self, Answer, DayStart, Offer};
+use axum::body::Bytes;
+use base64::Engine as _;
+
+use super::metadata::PayloadMeta;
+use super::omaha::{self, Answer, AppAnswer, AppRequest, DayStart, Offer, UpdateRequest};
 use super::paths::{clean_components, percent_decode};
 use super::router::{text, ConnInfo, State};
 
@@ -45,11 +51,9 @@ pub fn with_port(host: &str, port: u16) -> String {
     }
 }
 
-/// The URL the static directory is reached at, without trailing slash.
-pub fn static_base(state: &State, headers: &HeaderMap, conn: &ConnInfo) -> String {
-    if let Some(base) = &state.urlbase {
-        return base.trim_end_matches('/').to_string();
-    }
+/// `scheme://host[:port]` of this server as the client reached it: the request's
+/// (X-Forwarded-)Host, else our own address, with `--proxy_port` applied.
+pub fn site_base(state: &State, headers: &HeaderMap, conn: &ConnInfo) -> String {
     let scheme = match first_value(headers, "x-forwarded-proto") {
         Some("https") => "https",
         _ => "http",
@@ -63,12 +67,20 @@ pub fn static_base(state: &State, headers: &HeaderMap, conn: &ConnInfo) -> Strin
         Some(p) => with_port(&host, p),
         None => host,
     };
+    format!("{scheme}://{host}")
+}
+
+/// The URL the static directory is reached at, without trailing slash.
+pub fn static_base(state: &State, headers: &HeaderMap, conn: &ConnInfo) -> String {
+    if let Some(base) = &state.urlbase {
+        return base.trim_end_matches('/').to_string();
+    }
     let suffix = if state.serve_only {
         "/static/archive"
     } else {
         "/static"
     };
-    format!("{scheme}://{host}{suffix}")
+    format!("{}{suffix}", site_base(state, headers, conn))
 }
 
 /// Percent-encodes what a URL path segment cannot hold as is.
@@ -94,16 +106,217 @@ fn xml(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     r
 }
 
-/// The label a `/update/...` path names ("" for none), checked.
-pub fn label_of(path: &str) -> Result<String, String> {
-    let rest = path.strip_prefix("/update").unwrap_or("");
-    let decoded = percent_decode(rest).map_err(|e| format!("bad label: {e}"))?;
+/// Longest label accepted (a path under the static root, decoded).
+pub const MAX_LABEL: usize = 512;
+
+/// Bodies larger than this are parsed on the blocking pool, so that a large request never
+/// holds an async worker.
+const PARSE_INLINE: usize = 64 * 1024;
+
+/// Checks a decoded label: a relative path under the static root of at most [`MAX_LABEL`]
+/// bytes, without `..`, an absolute path, a backslash or control characters; it need not
+/// exist. Returns it cleaned (`a//b/` -> `a/b`).
+pub fn check_label(decoded: &str) -> Result<String, String> {
+    if decoded.len() > MAX_LABEL {
+        return Err(format!("bad label: longer than {MAX_LABEL} bytes"));
+    }
+    if let Some(c) = decoded.chars().find(|c| c.is_control() || *c == '\\') {
+        return Err(format!("bad label: character {c:?} not allowed"));
+    }
     let decoded = decoded.trim_start_matches('/');
     let parts = clean_components(decoded).map_err(|e| format!("bad label: {e}"))?;
     Ok(parts.join("/"))
 }
 
-/// Handles one update request.
+/// The label a `/update/...` path names ("" for none), checked.
+pub fn label_of(path: &str) -> Result<String, String> {
+    let rest = path
+        .strip_prefix("/update")
+        .or_else(|| path.strip_prefix("/v1/update"))
+        .unwrap_or("");
+    let decoded = percent_decode(rest).map_err(|e| format!("bad label: {e}"))?;
+    check_label(&decoded)
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
+    let too_big = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY as u64);
+    let over = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY} bytes"),
+        )
+    };
+    if too_big {
+        return Err(over());
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(over()),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("cannot read request body: {e}"),
+        )),
+    }
+}
+
+/// Parses the body, off the async workers when it is large.
+async fn parse(body: Bytes) -> Result<UpdateRequest, String> {
+    let result = if body.len() <= PARSE_INLINE {
+        omaha::parse_request(&body)
+    } else {
+        tokio::task::spawn_blocking(move || omaha::parse_request(&body))
+            .await
+            .map_err(|e| format!("parser failed: {e}"))?
+    };
+    result.map_err(|e| format!("bad update request: {e}"))
+}
+
+/// What one request needs to build answers.
+struct Ctx<'a> {
+    state: &'a State,
+    headers: &'a HeaderMap,
+    conn: &'a ConnInfo,
+    ip: String,
+}
+
+impl Ctx<'_> {
+    /// An offer for a file, hashed (cached); `None` (logged) when it cannot be hashed.
+    async fn offer(
+        &self,
+        codebase: String,
+        name: &str,
+        file: &std::path::Path,
+        version: String,
+        is_delta: bool,
+    ) -> Option<Offer> {
+        match self.state.digests.get(file).await {
+            Ok(d) => Some(Offer {
+                codebase,
+                name: encode_path(name),
+                size: d.size,
+                sha1_b64: d.sha1_b64.clone(),
+                sha256_b64: d.sha256_b64.clone(),
+                sha256_hex: d.sha256_hex.clone(),
+                version,
+                is_delta,
+                metadata_size: None,
+                metadata_signature: None,
+            }),
+            Err(e) => {
+                self.state
+                    .logs
+                    .error(format!("cannot hash payload {}: {e}", file.display()));
+                None
+            }
+        }
+    }
+
+    /// The platform app's answer, from today's selection (factory config, --payload, ...).
+    async fn platform(&self, app: &AppRequest, label: &str) -> Answer {
+        let state = self.state;
+        let selected = match state.selector.select(app, label).await {
+            Ok(Some(selected)) => selected,
+            Ok(None) => return Answer::NoUpdate,
+            Err(e) => {
+                state
+                    .logs
+                    .error(format!("update check from {}: no payload: {e}", self.ip));
+                return Answer::NoUpdate;
+            }
+        };
+        let base = static_base(state, self.headers, self.conn);
+        let codebase = if selected.url_dir.is_empty() {
+            format!("{base}/")
+        } else {
+            format!("{base}/{}/", encode_path(&selected.url_dir))
+        };
+        let Some(offer) = self
+            .offer(
+                codebase,
+                &selected.name,
+                &selected.file,
+                selected.version.clone(),
+                selected.is_delta,
+            )
+            .await
+        else {
+            return Answer::NoUpdate;
+        };
+        if selected
+            .expected_sha1
+            .as_ref()
+            .is_some_and(|want| *want != offer.sha1_b64)
+        {
+            state.logs.error(format!(
+                "{}: checksum in the factory config does not match the file; answering noupdate",
+                selected.file.display()
+            ));
+            return Answer::NoUpdate;
+        }
+        Answer::Update(offer)
+    }
+
+    /// An answer from a payload described by metadata, served under `/url_prefix/`.
+    async fn described(&self, url_prefix: &str, meta: &PayloadMeta) -> Answer {
+        let (dir, name) = match meta.url_path.rsplit_once('/') {
+            Some((d, n)) => (format!("{}/", encode_path(d)), n),
+            None => (String::new(), meta.url_path.as_str()),
+        };
+        let codebase = format!(
+            "{}/{}/{dir}",
+            site_base(self.state, self.headers, self.conn),
+            url_prefix
+        );
+        let offer = if meta.file.is_file() {
+            self.offer(
+                codebase,
+                name,
+                &meta.file,
+                meta.target_version.clone(),
+                meta.is_delta,
+            )
+            .await
+        } else {
+            // Described but not here (served elsewhere): what the metadata says.
+            let sha256 = meta.sha256_hex.as_deref().and_then(|h| hex::decode(h).ok());
+            match (meta.size, sha256) {
+                (Some(size), Some(sha256)) => Some(Offer {
+                    codebase,
+                    name: encode_path(name),
+                    size,
+                    sha1_b64: String::new(),
+                    sha256_b64: base64::engine::general_purpose::STANDARD.encode(&sha256),
+                    sha256_hex: hex::encode(&sha256),
+                    version: meta.target_version.clone(),
+                    is_delta: meta.is_delta,
+                    metadata_size: None,
+                    metadata_signature: None,
+                }),
+                _ => {
+                    self.state.logs.error(format!(
+                        "payload {} is missing and its metadata gives no size and sha256_hex",
+                        meta.file.display()
+                    ));
+                    None
+                }
+            }
+        };
+        match offer {
+            Some(offer) => Answer::Update(Offer {
+                metadata_size: meta.metadata_size,
+                metadata_signature: meta.metadata_signature.clone(),
+                ..offer
+            }),
+            None => Answer::NoUpdate,
+        }
+    }
+}
+
+/// Handles one update request: every app of it is answered.
 pub async fn handle(
     state: &State,
     conn: &ConnInfo,
@@ -116,105 +329,78 @@ pub async fn handle(
         stats.bad_requests.fetch_add(1, Ordering::Relaxed);
         text(status, msg)
     };
-    let too_big = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY as u64);
-    if too_big {
-        return bad(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_BODY} bytes"),
-        );
-    }
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return bad(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {MAX_BODY} bytes"),
-            )
-        }
-        Err(e) => {
-            return bad(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read request body: {e}"),
-            )
-        }
+    let body = match read_body(headers, body).await {
+        Ok(b) => b,
+        Err((status, msg)) => return bad(status, msg),
     };
     let label = match label_of(path) {
         Ok(l) => l,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e),
     };
-    let request = match omaha::parse_request(&body) {
+    let request = match parse(body).await {
         Ok(r) => r,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad update request: {e}")),
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
     };
-    let ip = conn.client_ip().to_string();
-    let forced = state.hosts.record(&ip, &request);
-    if !request.update_check {
-        stats.event_acks.fetch_add(1, Ordering::Relaxed);
-        return xml(
-            StatusCode::OK,
-            omaha::render(&request, &Answer::EventAck, DayStart::now()),
-        );
+    let flavor = state
+        .flavor
+        .unwrap_or_else(|| omaha::Flavor::detect(&request));
+    let ctx = Ctx {
+        state,
+        headers,
+        conn,
+        ip: conn.client_ip().to_string(),
+    };
+    let forced = state.hosts.record(&ctx.ip, &request);
+    for event in request.apps.iter().flat_map(|a| &a.events) {
+        state.metrics.event(event.event_result);
     }
-    stats.update_checks.fetch_add(1, Ordering::Relaxed);
+    if !request.has_update_check() {
+        stats.event_acks.fetch_add(1, Ordering::Relaxed);
+    }
+    let steering = state.steering();
     let label = forced.unwrap_or(label);
-    let answer = match state.selector.select(&request, &label).await {
-        Ok(Some(selected)) => match state.digests.get(&selected.file).await {
-            Ok(d) => {
-                if selected
-                    .expected_sha1
-                    .as_ref()
-                    .is_some_and(|want| *want != d.sha1_b64)
-                {
-                    state.logs.error(format!(
-                        "{}: checksum in the factory config does not match the file; \
-                         answering noupdate",
-                        selected.file.display()
-                    ));
-                    Answer::NoUpdate
-                } else {
-                    let base = static_base(state, headers, conn);
-                    let codebase = if selected.url_dir.is_empty() {
-                        format!("{base}/")
-                    } else {
-                        format!("{base}/{}/", encode_path(&selected.url_dir))
-                    };
-                    Answer::Update(Offer {
-                        codebase,
-                        name: encode_path(&selected.name),
-                        size: d.size,
-                        sha1_b64: d.sha1_b64.clone(),
-                        sha256_b64: d.sha256_b64.clone(),
-                        sha256_hex: d.sha256_hex.clone(),
-                        version: selected.version,
-                        is_delta: selected.is_delta,
-                        critical: state.critical,
-                    })
-                }
-            }
-            Err(e) => {
-                state.logs.error(format!("cannot hash payload: {e}"));
-                Answer::NoUpdate
-            }
-        },
-        Ok(None) => Answer::NoUpdate,
-        Err(e) => {
-            state
-                .logs
-                .error(format!("update check from {ip}: no payload: {e}"));
-            Answer::NoUpdate
+    let install = request.is_install();
+    let mut answers: Vec<AppAnswer> = Vec::with_capacity(request.apps.len());
+    for (i, app) in request.apps.iter().enumerate() {
+        if !app.update_check {
+            // An install names the platform without a check: it gets noupdate.
+            answers.push((install && i == 0).then_some(Answer::NoUpdate));
+            continue;
         }
-    };
-    match answer {
-        Answer::Update(_) => stats.updates.fetch_add(1, Ordering::Relaxed),
-        _ => stats.noupdates.fetch_add(1, Ordering::Relaxed),
-    };
+        stats.update_checks.fetch_add(1, Ordering::Relaxed);
+        // Installs look in --install-metadata first, as nebraska does.
+        let indexes = if install {
+            [&state.install_payloads, &state.payloads]
+        } else {
+            [&state.payloads, &None]
+        };
+        let described = indexes
+            .into_iter()
+            .flatten()
+            .find(|p| app.appid.as_deref().is_some_and(|id| p.knows(id)));
+        let answer = if steering.no_update {
+            Answer::NoUpdate
+        } else if let Some(index) = described {
+            match index.choose(app, install) {
+                Some(meta) => ctx.described(index.url_prefix, meta).await,
+                None => Answer::NoUpdate,
+            }
+        } else if i == 0 {
+            ctx.platform(app, &label).await
+        } else {
+            // An app nothing is known about (an unknown DLC): noupdate.
+            Answer::NoUpdate
+        };
+        match answer {
+            Answer::Update(_) => stats.updates.fetch_add(1, Ordering::Relaxed),
+            Answer::NoUpdate => stats.noupdates.fetch_add(1, Ordering::Relaxed),
+        };
+        state.metrics.check(matches!(answer, Answer::Update(_)));
+        answers.push(Some(answer));
+    }
     xml(
         StatusCode::OK,
-        omaha::render(&request, &answer, DayStart::now()),
+        omaha::render(&request, &answers, flavor, &steering, DayStart::now()),
     )
 }
 
@@ -235,5 +421,59 @@ mod tests {
         assert_eq!(label_of("/update").unwrap(), "");
         assert_eq!(label_of("/update/a/b%20c/").unwrap(), "a/b c");
         assert!(label_of("/update/a/%2e%2e/x").is_err());
+        assert_eq!(label_of("/v1/update/").unwrap(), "");
+        assert!(label_of("/update/a%0Ab").is_err());
+        assert!(label_of(&format!("/update/{}", "a".repeat(MAX_LABEL + 1))).is_err());
+        assert_eq!(
+            check_label("eve-release/R90-13816.64.0").unwrap(),
+            "eve-release/R90-13816.64.0"
+        );
+        assert!(check_label("a\\b").is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Whatever a client sends as a label, an accepted one stays under the root: no
+            /// absolute path, no `..`, no control character, bounded length.
+            #[test]
+            fn accepted_labels_stay_under_the_root(
+                parts in proptest::collection::vec(
+                    prop_oneof![
+                        Just("..".to_string()), Just(".".to_string()), Just(String::new()),
+                        Just("a\\b".to_string()), Just("x\ny".to_string()), Just("%2e%2e".to_string()),
+                        proptest::collection::vec(
+                            proptest::sample::select(vec!['a', 'Z', '0', ' ', '.', '_', '~', '-']),
+                            1..12,
+                        )
+                        .prop_map(|v| v.into_iter().collect::<String>()),
+                    ],
+                    0..8,
+                ),
+                leading in any::<bool>(),
+            ) {
+                let label = format!("{}{}", if leading { "/" } else { "" }, parts.join("/"));
+                if let Ok(clean) = check_label(&label) {
+                    prop_assert!(clean.len() <= MAX_LABEL);
+                    prop_assert!(!clean.starts_with('/'));
+                    prop_assert!(
+                        clean.is_empty()
+                            || clean.split('/').all(|c| c != ".." && c != "." && !c.is_empty())
+                    );
+                    prop_assert!(!clean.chars().any(|c| c.is_control() || c == '\\'));
+                    let root = std::path::Path::new("/srv/static");
+                    prop_assert!(root.join(&clean).starts_with(root));
+                } else {
+                    prop_assert!(parts.iter().any(|p| p == ".." || p.contains(['\\', '\n'])));
+                }
+            }
+        }
     }
 }

@@ -4,7 +4,10 @@
 mod support;
 
 mod attacks;
+mod devserver;
+mod fleet;
 mod hostile_staging;
+mod omaha;
 mod ops;
 mod ranges;
 mod setup;

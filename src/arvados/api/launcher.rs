@@ -19,8 +19,8 @@ use anyhow::{bail, Context};
 
 use super::client::{ApiClient, Trust};
 use super::fixtures;
-use crate::arvados::tls;
 use crate::arvados::launcher::RUN_DIR_WAIT;
+use crate::arvados::tls;
 use crate::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
 
 /// Pid file name.

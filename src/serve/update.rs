@@ -11,7 +11,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use axum::body::Bytes;
-use base64::Engine as _;
 
 use super::metadata::PayloadMeta;
 use super::omaha::{self, Answer, AppAnswer, AppRequest, DayStart, Offer, UpdateRequest};
@@ -271,6 +270,8 @@ impl Ctx<'_> {
             site_base(self.state, self.headers, self.conn),
             url_prefix
         );
+        // A payload described but missing would be offered at a URL that answers 404, and
+        // without the SHA-1 the answer carries: no update, and the reason in the log.
         let offer = if meta.file.is_file() {
             self.offer(
                 codebase,
@@ -281,29 +282,11 @@ impl Ctx<'_> {
             )
             .await
         } else {
-            // Described but not here (served elsewhere): what the metadata says.
-            let sha256 = meta.sha256_hex.as_deref().and_then(|h| hex::decode(h).ok());
-            match (meta.size, sha256) {
-                (Some(size), Some(sha256)) => Some(Offer {
-                    codebase,
-                    name: encode_path(name),
-                    size,
-                    sha1_b64: String::new(),
-                    sha256_b64: base64::engine::general_purpose::STANDARD.encode(&sha256),
-                    sha256_hex: hex::encode(&sha256),
-                    version: meta.target_version.clone(),
-                    is_delta: meta.is_delta,
-                    metadata_size: None,
-                    metadata_signature: None,
-                }),
-                _ => {
-                    self.state.logs.error(format!(
-                        "payload {} is missing and its metadata gives no size and sha256_hex",
-                        meta.file.display()
-                    ));
-                    None
-                }
-            }
+            self.state.logs.error(format!(
+                "payload {} is described by its metadata but missing: no update offered",
+                meta.file.display()
+            ));
+            None
         };
         match offer {
             Some(offer) => Answer::Update(Offer {

@@ -627,3 +627,24 @@ fn metrics_count_checks_by_answer_events_by_result_and_bytes() {
         4.0
     );
 }
+
+#[test]
+fn a_described_payload_missing_on_disk_is_no_update_never_an_answer_without_its_hash() {
+    let (s, payloads) = fleet_server(&[]);
+    // DLC2's payload goes away after start-up: its metadata still names it.
+    std::fs::remove_file(payloads.path().join("two/dlc2 full.bin")).unwrap();
+    let body = request_of(&[
+        (DLC1, "2.0.0", "<updatecheck/>"),
+        (DLC2, "1.0.0", "<updatecheck/>"),
+    ]);
+    let xml = s.omaha("/update", &body, &[]);
+    assert_eq!(
+        apps_of(&xml),
+        vec![
+            app(DLC1, false, 0, Some("noupdate"), None),
+            app(DLC2, false, 0, Some("noupdate"), None),
+        ],
+        "{xml}"
+    );
+    assert!(!xml.contains(r#"hash="""#), "{xml}");
+}

@@ -90,7 +90,7 @@ struct KeepstoreArgs {
 
 /// Rewrites Go's single-dash long flags (`-volume=x`) as clap's `--volume=x`. Short `-h`,
 /// negative numbers and everything after `--` are left alone.
-fn normalize_go_flags(args: &[OsString]) -> Vec<OsString> {
+pub(crate) fn normalize_go_flags(args: &[OsString]) -> Vec<OsString> {
     let mut out = Vec::with_capacity(args.len());
     let mut rest = false;
     for arg in args {

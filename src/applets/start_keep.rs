@@ -57,7 +57,7 @@ struct StartKeepArgs {
 }
 
 /// `value` quoted for a POSIX shell.
-fn sh_quote(value: &str) -> String {
+pub(crate) fn sh_quote(value: &str) -> String {
     if !value.is_empty()
         && value
             .bytes()

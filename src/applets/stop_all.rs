@@ -1,0 +1,45 @@
+//! `stop_all`: stops every service of a test run recorded in a run directory, in the reverse
+//! of their start order. It owns the command line; the work is
+//! [`crate::arvados::services::stop_all`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::applet::{Applet, Invocation};
+use crate::arvados::{launcher, services};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Stop every service of a test run, in reverse start order",
+    after_help = "Stops nginx, the git server, keepproxy and the keepstores recorded in the run \
+directory, in that order, each as its own stop applet does (SIGTERM, SIGKILL after 5 s, the \
+pid-reuse check, state files removed). A failure to stop one does not keep the others \
+running.\n\n\
+Exit status:\n  0  nothing left running\n  1  something survived SIGKILL, or the run directory \
+cannot be read\n  2  usage error"
+)]
+struct StopAllArgs {
+    /// Directory of the run [default: $TMPDIR/cibox]
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, _rest) = inv.parse::<StopAllArgs>()?;
+    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
+    services::stop_all(&run_dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "stop_all",
+        about: "Stop every service of a test run, in reverse start order",
+        aliases: &[],
+        command: StopAllArgs::command,
+        run,
+        passthrough: false,
+    }
+}

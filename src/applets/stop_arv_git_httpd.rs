@@ -1,0 +1,43 @@
+//! `stop_arv-git-httpd`: stops the git server a start left in a run directory, like the seed's
+//! `run_test_server.py stop_arv-git-httpd`. It owns the command line; the work is
+//! [`crate::arvados::services::stop`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::applet::{Applet, Invocation};
+use crate::arvados::{launcher, services};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Stop the git server start_arv-git-httpd started",
+    after_help = "Sends SIGTERM to the process in arv-git-httpd.pid in the run directory, waits up to 5 s, \
+then SIGKILL; a pid file whose process is gone, or whose pid now belongs to another process, is \
+only cleaned up. Then arv-git-httpd.pid and arv-git-httpd.port are removed. Nothing running is not an error.\n\n\
+Exit status:\n  0  nothing left running\n  1  it survived SIGKILL\n  2  usage error"
+)]
+struct StopArgs {
+    /// Directory the start used [default: $TMPDIR/cibox]
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, _rest) = inv.parse::<StopArgs>()?;
+    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
+    services::stop_git(&run_dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "stop_arv-git-httpd",
+        about: "Stop the git server start_arv-git-httpd started",
+        aliases: &[],
+        command: StopArgs::command,
+        run,
+        passthrough: false,
+    }
+}

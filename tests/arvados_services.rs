@@ -1,0 +1,489 @@
+//! The services beside Keep through the binary: `start_keep_proxy`/`keepproxy` in front of
+//! real keepstores from `start_keep`, `start_nginx` (the machine's real nginx) for TLS in front
+//! of it, the stop applets and `stop_all`; real HTTP and HTTPS on loopback, and the real
+//! Arvados Python SDK when the test setup provides it.
+
+mod keep_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use keep_support::*;
+
+/// One test's run directory and TMPDIR; stops everything in it when dropped.
+struct Stack {
+    tmp: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        Stack {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.tmp.path().join("run")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// `cibox APPLET --run-dir RUN ARGS...` without any API server in the environment.
+    fn cibox(&self, applet: &str, args: &[&str]) -> Output {
+        let run_dir = self.run_dir();
+        let mut all = vec![applet, "--run-dir", run_dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run_cibox(
+            Path::new(CIBOX),
+            &all,
+            &self.tmp.path().join("stderr.log"),
+            &[("TMPDIR", self.tmp.path())],
+        )
+    }
+
+    fn ok(&self, applet: &str, args: &[&str]) -> String {
+        let out = self.cibox(applet, args);
+        assert!(
+            out.status.success(),
+            "{applet} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, applet: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(applet, &["--json"])).unwrap()
+    }
+
+    fn file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.run_dir().join(name))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    fn pid(&self, name: &str) -> u32 {
+        self.file(&format!("{name}.pid"))
+            .unwrap_or_else(|| panic!("no {name}.pid"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Writes the run directory's self-signed certificate (what the API server's start does).
+    fn certificate(&self) {
+        let names = vec!["127.0.0.1".into(), "localhost".into(), "0.0.0.0".into()];
+        let cert = rcgen::generate_simple_self_signed(names).unwrap();
+        std::fs::create_dir_all(self.run_dir()).unwrap();
+        std::fs::write(self.run_dir().join("self-signed.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(
+            self.run_dir().join("self-signed.key"),
+            cert.signing_key.serialize_pem(),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.cibox("stop_all", &[]);
+    }
+}
+
+/// Keepstore volumes and the files in them: (volume, blocks).
+fn volumes(stack: &Stack) -> Vec<(PathBuf, Vec<String>)> {
+    (0..2)
+        .map(|n| {
+            let v = PathBuf::from(stack.file(&format!("keep{n}.volume")).unwrap());
+            let files = files_under(&v)
+                .into_iter()
+                .filter(|f| !f.contains("tmp"))
+                .collect();
+            (v, files)
+        })
+        .collect()
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn proxy_put(
+    agent: &ureq::Agent,
+    url: &str,
+    data: &[u8],
+    copies: Option<u32>,
+    token: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let mut req = agent.put(&format!("{url}/{}", md5_hex(data)));
+    if let Some(c) = copies {
+        req = req.set("X-Keep-Desired-Replicas", &c.to_string());
+    }
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("OAuth2 {t}"));
+    }
+    let (status, body, headers) = call(req, Some(data));
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        header(&headers, "x-keep-replicas-stored").map(str::to_string),
+    )
+}
+
+fn proxy_get(agent: &ureq::Agent, url: &str, locator: &str, token: &str) -> (u16, Vec<u8>) {
+    let req = agent
+        .get(&format!("{url}/{locator}"))
+        .set("Authorization", &format!("OAuth2 {token}"));
+    let (status, body, _) = call(req, None);
+    (status, body)
+}
+
+fn stop_keepstore(stack: &Stack, n: usize) {
+    let pid = stack.pid(&format!("keep{n}"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        wait_gone(pid, Duration::from_secs(10)),
+        "keep{n} still runs"
+    );
+}
+
+#[test]
+fn keepproxy_stores_two_copies_on_two_keepstores_and_survives_one_stopping() {
+    let stack = Stack::new();
+    stack.ok("start_keep", &[]);
+    let started = stack.json("start_keep_proxy");
+    let url = started["url"].as_str().unwrap().to_string();
+    let port = started["port"].as_u64().unwrap();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+    assert_eq!(stack.file("keepproxy.port"), Some(port.to_string()));
+    let proxy_pid = stack.pid("keepproxy");
+    assert_eq!(proxy_pid as u64, started["pid"].as_u64().unwrap());
+    assert!(alive(proxy_pid));
+    let agent = agent();
+    let token = "a-client-token";
+
+    // Two copies by default, one on each keepstore.
+    let data = block(1, 3_000_000);
+    let (status, locator, stored) = proxy_put(&agent, &url, &data, None, Some(token));
+    assert_eq!(status, 200, "{locator}");
+    assert_eq!(locator, format!("{}+3000000", md5_hex(&data)));
+    assert_eq!(stored.as_deref(), Some("2"));
+    for (volume, files) in volumes(&stack) {
+        assert!(
+            files.iter().any(|f| f.ends_with(&md5_hex(&data))),
+            "{} lacks the block: {files:?}",
+            volume.display()
+        );
+    }
+    assert_eq!(
+        proxy_get(&agent, &url, &locator, token),
+        (200, data.clone())
+    );
+    // HEAD answers the length, +K@ hints are dropped.
+    let (status, _, headers) = call(
+        agent
+            .head(&format!("{url}/{locator}+K@zzzzz"))
+            .set("Authorization", "Bearer t"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-length"), Some("3000000"));
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
+
+    // One keepstore stopped: reads still work (from the other copy), a 3-copy write stores
+    // what it can and says so.
+    stop_keepstore(&stack, 0);
+    assert_eq!(proxy_get(&agent, &url, &locator, token), (200, data));
+    let small = b"three copies wanted".to_vec();
+    let (status, body, stored) = proxy_put(&agent, &url, &small, Some(3), Some(token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stored.as_deref(), Some("1"));
+    assert_eq!(body, format!("{}+{}", md5_hex(&small), small.len()));
+    // None left: 503, nothing stored.
+    stop_keepstore(&stack, 1);
+    let (status, _, stored) = proxy_put(&agent, &url, b"nowhere", None, Some(token));
+    assert_eq!(status, 503);
+    assert_eq!(stored.as_deref(), Some("0"));
+
+    // Log lines arrive prefixed.
+    assert!(stack.log().contains("[keepproxy] "), "{}", stack.log());
+
+    // stop_keep_proxy: the process and its files are gone.
+    stack.ok("stop_keep_proxy", &[]);
+    assert!(wait_gone(proxy_pid, Duration::from_secs(5)));
+    assert_eq!(stack.file("keepproxy.pid"), None);
+    assert_eq!(stack.file("keepproxy.port"), None);
+    // A second stop has nothing to do.
+    stack.ok("stop_keep_proxy", &[]);
+}
+
+#[test]
+fn keepproxy_refuses_bad_requests_as_keepproxy_does() {
+    let stack = Stack::new();
+    stack.ok("start_keep", &[]);
+    let url = stack.ok("start_keep_proxy", &[]).trim().to_string();
+    let agent = agent();
+    let data = b"foo".to_vec();
+    // No token: 403 for reads and writes.
+    let (status, body, _) = proxy_put(&agent, &url, &data, None, None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Authorization"));
+    let (status, _, _) = call(agent.get(&format!("{url}/{}", md5_hex(&data))), None);
+    assert_eq!(status, 403);
+    // Size hint against Content-Length, and a body that is not the hash.
+    let req = agent
+        .put(&format!("{url}/{}+4", md5_hex(&data)))
+        .set("Authorization", "OAuth2 t");
+    assert_eq!(call(req, Some(&data)).0, 400);
+    let req = agent
+        .put(&format!("{url}/{}", md5_hex(b"bar")))
+        .set("Authorization", "OAuth2 t");
+    assert_eq!(call(req, Some(&data)).0, 422);
+    // A block nobody has: 404.
+    assert_eq!(
+        proxy_get(&agent, &url, &md5_hex(b"never stored"), "t").0,
+        404
+    );
+    // Not a locator: 400.
+    assert_eq!(proxy_get(&agent, &url, "index.html", "t").0, 400);
+    // POST / hashes the body itself.
+    let req = agent
+        .post(&format!("{url}/"))
+        .set("Authorization", "OAuth2 t");
+    let (status, body, headers) = call(req, Some(&data));
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!("{}+3", md5_hex(&data))
+    );
+    assert_eq!(header(&headers, "x-keep-replicas-stored"), Some("2"));
+    // CORS preflight.
+    let (status, _, headers) = call(agent.request("OPTIONS", &format!("{url}/")), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "access-control-allow-methods"),
+        Some("GET, HEAD, POST, PUT, OPTIONS")
+    );
+    assert!(header(&headers, "access-control-allow-headers")
+        .unwrap()
+        .contains("X-Keep-Desired-Replicas"));
+}
+
+#[test]
+fn keepproxy_without_get_or_put() {
+    let stack = Stack::new();
+    stack.ok("start_keep", &[]);
+    let url = stack
+        .ok("start_keep_proxy", &["--", "-no-get"])
+        .trim()
+        .to_string();
+    let agent = agent();
+    let (status, locator, _) = proxy_put(&agent, &url, b"bar", None, Some("t"));
+    assert_eq!(status, 200);
+    assert_eq!(proxy_get(&agent, &url, &locator, "t").0, 400);
+    let url = stack
+        .ok("start_keep_proxy", &["--", "-no-put"])
+        .trim()
+        .to_string();
+    assert_eq!(proxy_put(&agent, &url, b"baz", None, Some("t")).0, 400);
+    assert_eq!(
+        proxy_get(&agent, &url, &locator, "t"),
+        (200, b"bar".to_vec())
+    );
+}
+
+/// nginx, if the machine has it (the test setup installs it), else `None` with a note, or a
+/// failure under `CIBOX_REQUIRE_ENGINES=1`.
+fn nginx_available() -> bool {
+    let found = ["/usr/sbin/nginx", "/sbin/nginx", "/usr/local/sbin/nginx"]
+        .iter()
+        .any(|p| Path::new(p).is_file())
+        || which_nginx();
+    if !found {
+        assert!(
+            std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
+            "nginx is required (CIBOX_REQUIRE_ENGINES) but not installed"
+        );
+        eprintln!("skipped: nginx is not installed (scripts/test-env up installs it)");
+    }
+    found
+}
+
+fn which_nginx() -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("nginx").is_file()))
+        .unwrap_or(false)
+}
+
+#[test]
+fn nginx_serves_keepproxy_over_tls_with_full_size_blocks_then_stop_all_stops_everything() {
+    if !nginx_available() {
+        return;
+    }
+    let stack = Stack::new();
+    stack.certificate();
+    stack.ok("start_keep", &[]);
+    stack.ok("start_keep_proxy", &[]);
+    let started = stack.json("start_nginx");
+    let tls_port = started["keepproxy_ssl_port"].as_u64().unwrap();
+    assert_eq!(stack.file("keepproxy-ssl.port"), Some(tls_port.to_string()));
+    assert_eq!(stack.file("arv-git-httpd-ssl.port"), None);
+    let nginx_pid = stack.pid("nginx");
+    assert!(alive(nginx_pid));
+    // Every path nginx writes is in the run directory.
+    let conf = std::fs::read_to_string(stack.run_dir().join("nginx.conf")).unwrap();
+    assert!(
+        !conf.contains("/var/") && !conf.contains(" /run/"),
+        "{conf}"
+    );
+
+    let tls = cibox::arvados::apiclient::http_agent(Duration::from_secs(120), true);
+    let url = format!("https://127.0.0.1:{tls_port}");
+    // A full 64 MiB block through nginx and keepproxy, two copies, and back.
+    let data = block(7, 64 << 20);
+    let (status, locator, stored) = proxy_put(&tls, &url, &data, Some(2), Some("t"));
+    assert_eq!(status, 200, "{locator}");
+    assert_eq!(stored.as_deref(), Some("2"), "X-Keep-* headers pass nginx");
+    let (status, back) = proxy_get(&tls, &url, &locator, "t");
+    assert_eq!(status, 200);
+    assert!(back == data, "64 MiB block came back different");
+    // One byte more is refused.
+    let mut too_big = data;
+    too_big.push(0);
+    let req = tls.put(&format!("{url}/{}", md5_hex(&too_big)));
+    let status = call(req.set("Authorization", "OAuth2 t"), Some(&too_big)).0;
+    assert_eq!(status, 413);
+    assert!(stack.log().contains("[nginx] "));
+
+    let pids: Vec<u32> = ["nginx", "keepproxy", "keep0", "keep1"]
+        .iter()
+        .map(|n| stack.pid(n))
+        .collect();
+    stack.ok("stop_all", &[]);
+    for pid in pids {
+        assert!(wait_gone(pid, Duration::from_secs(5)), "{pid} still runs");
+    }
+    let left: Vec<String> = std::fs::read_dir(stack.run_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("self-signed"))
+        .collect();
+    assert!(left.is_empty(), "left in the run directory: {left:?}");
+}
+
+#[test]
+fn start_nginx_says_what_is_missing() {
+    let stack = Stack::new();
+    // Nothing to front yet (and no certificate).
+    let out = stack.cibox("start_nginx", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("self-signed.pem"), "{err}");
+    stack.certificate();
+    let out = stack.cibox("start_nginx", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("nothing for nginx to front"), "{err}");
+    // A missing nginx is one line.
+    stack.ok("start_keep", &[]);
+    stack.ok("start_keep_proxy", &[]);
+    std::fs::write(stack.tmp.path().join("stderr.log"), "").unwrap();
+    let out = stack.cibox("start_nginx", &["--nginx", "/nonexistent/nginx"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("/nonexistent/nginx"), "{err}");
+    assert_eq!(stack.file("nginx.pid"), None);
+}
+
+/// The Arvados Python SDK's interpreter from the test setup, or `None` with a note (a failure
+/// under `CIBOX_REQUIRE_ENGINES=1`).
+fn sdk_python() -> Option<PathBuf> {
+    match std::env::var_os("CIBOX_TEST_ARVADOS_PYTHON") {
+        Some(p) if Path::new(&p).is_file() => Some(PathBuf::from(p)),
+        _ => {
+            assert!(
+                std::env::var("CIBOX_REQUIRE_ENGINES").is_err(),
+                "the Arvados Python SDK is required (CIBOX_REQUIRE_ENGINES) but \
+                 CIBOX_TEST_ARVADOS_PYTHON is not set"
+            );
+            eprintln!("skipped: CIBOX_TEST_ARVADOS_PYTHON is not set (scripts/test-env up)");
+            None
+        }
+    }
+}
+
+#[test]
+fn python_keep_client_through_the_proxy() {
+    let Some(python) = sdk_python() else {
+        return;
+    };
+    let stack = Stack::new();
+    stack.ok("start_keep", &[]);
+    let url = stack.ok("start_keep_proxy", &[]).trim().to_string();
+    let script = r#"
+import os, sys, arvados
+kc = arvados.KeepClient(api_token="a-client-token", proxy=os.environ["ARVADOS_KEEP_PROXY"],
+                        num_retries=0)
+data = os.urandom(1 << 20)
+loc = kc.put(data, copies=2)
+assert kc.get(loc) == data, "read back differs"
+print(loc)
+sys.stdout.flush()
+input()  # a keepstore is stopped now
+assert kc.get(loc) == data, "read back after a keepstore stopped differs"
+try:
+    kc.put(b"three copies", copies=3)
+    print("stored")
+except arvados.errors.KeepWriteError as e:
+    print("refused:", e)
+"#;
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .env("ARVADOS_KEEP_PROXY", &url)
+        .env_remove("ARVADOS_API_HOST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let hash = line.trim().split('+').next().unwrap().to_string();
+    assert_eq!(hash.len(), 32, "no locator from the SDK: {line:?}");
+    for (volume, files) in volumes(&stack) {
+        assert!(
+            files.iter().any(|f| f.ends_with(&hash)),
+            "{} lacks {hash}",
+            volume.display()
+        );
+    }
+    stop_keepstore(&stack, 1);
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(
+        out.status.success(),
+        "SDK script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The proxy stored one copy of three and said so: the SDK refuses the write.
+    assert!(rest.starts_with("refused:"), "{rest}");
+    assert!(rest.contains("wanted (3"), "{rest}");
+}

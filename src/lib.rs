@@ -9,6 +9,7 @@ pub mod applets;
 pub mod args;
 pub mod arvados;
 pub mod engine;
+pub mod httpd;
 pub mod multicall;
 pub mod process;
 pub mod serve;

@@ -60,6 +60,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l address -d
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l repo-root -d 'Directory holding the repositories (UUID.git or NAME.git)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l git-command -d 'The git program [default: git in PATH]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand build" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
@@ -113,6 +117,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l no-put -d 'Ref
 false\t''"
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l default-replicas -d 'Copies to write when the client sends no X-Keep-Desired-Replicas' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l run-dir -d '(cibox) Where start_keep recorded its keepstores [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l volume -d 'A volume directory; repeat for several (PUT uses the first writable one with room)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l volumes -d 'Volume directories, comma separated (older spelling of -volume)' -r -F

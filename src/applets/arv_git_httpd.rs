@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
+use crate::arvados::daemon_http::LimitArgs;
 use crate::arvados::git::{self, Config};
 
 #[derive(Parser, Debug)]
@@ -35,6 +36,8 @@ struct ArvGitHttpdArgs {
     /// The git program [default: git in PATH]
     #[arg(long, value_name = "PATH")]
     git_command: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -48,6 +51,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         address: args.address,
         repo_root: args.repo_root,
         pid_file: args.pid,
+        limits: args.limits.limits(),
         git_command: git::find_git(args.git_command.as_deref())?,
     })?;
     Ok(ExitCode::SUCCESS)

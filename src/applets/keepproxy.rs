@@ -10,6 +10,7 @@ use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
+use crate::arvados::daemon_http::LimitArgs;
 use crate::arvados::keepproxy::{self, Config, DEFAULT_REPLICAS};
 use crate::arvados::launcher;
 
@@ -54,6 +55,8 @@ struct KeepproxyArgs {
     /// (cibox) Where start_keep recorded its keepstores [default: $TMPDIR/cibox]
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -66,6 +69,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     keepproxy::run(Config {
         listen: args.listen,
         pid_file: args.pid,
+        limits: args.limits.limits(),
         timeout: Duration::from_secs(args.timeout),
         no_get: args.no_get,
         no_put: args.no_put,

@@ -128,6 +128,20 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// A TLS client config that accepts any server certificate (self-signed test certificates).
+pub fn insecure_tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| rustls::ClientConfig::builder());
+    Arc::new(
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 /// A ureq agent with `timeout` per request; with `insecure`, server certificates are not
 /// checked (self-signed test certificates).
 pub fn http_agent(timeout: Duration, insecure: bool) -> ureq::Agent {
@@ -135,17 +149,7 @@ pub fn http_agent(timeout: Duration, insecure: bool) -> ureq::Agent {
         .timeout_connect(Duration::from_secs(5))
         .timeout(timeout);
     if insecure {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map(|b| {
-                b.dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-                    .with_no_client_auth()
-            });
-        if let Ok(config) = config {
-            builder = builder.tls_config(Arc::new(config));
-        }
+        builder = builder.tls_config(insecure_tls_config());
     }
     builder.build()
 }

@@ -1,6 +1,7 @@
 //! Running one of the stack's HTTP daemons (keepproxy, the git server): pid file, listening
 //! address in Go's `[HOST]:PORT` spelling, request log lines, and a graceful stop on SIGTERM or
-//! SIGINT. The daemon brings its axum router; this module owns the process around it.
+//! SIGINT, served through [`crate::httpd`] (timeouts, connection cap). The daemon brings its
+//! axum router; this module owns the process around it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,9 +12,6 @@ use anyhow::Context;
 
 use super::keepstore::{listen_addrs, log_requests, shutdown_signal};
 
-/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// Where and how a daemon serves.
 #[derive(Debug, Clone)]
 pub struct Listen {
@@ -23,6 +21,8 @@ pub struct Listen {
     pub listen: String,
     /// Pid file, written and locked while running.
     pub pid_file: Option<PathBuf>,
+    /// Timeouts and the connection cap ([`crate::httpd`]).
+    pub limits: crate::httpd::Limits,
 }
 
 /// Sets up log lines on stderr (`CIBOX_LOG` filters, default `info`).
@@ -65,23 +65,50 @@ async fn serve(
         .with_context(|| format!("cannot listen on {}", listen.listen))?;
     tracing::info!("{} listening on {}", listen.name, listener.local_addr()?);
     let app = router.layer(axum::middleware::from_fn(log_requests));
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let signalled = Arc::new(tokio::sync::Notify::new());
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+    crate::httpd::serve(
+        app,
+        vec![listener],
+        listen.limits.clone(),
+        shutdown_signal(signalled),
     )
-    .with_graceful_shutdown(shutdown_signal(signalled.clone()));
-    tokio::select! {
-        result = server => result.context("serving")?,
-        _ = async {
-            signalled.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway"),
-    }
+    .await
+    .context("serving")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The [`crate::httpd::Limits`] flags the stack's daemons share (Go-style spelling works too:
+/// `-idle-timeout=5`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a whole request head; past it the connection closes
+    #[arg(long = "header-timeout", value_name = "SECS", default_value = "10",
+          value_parser = crate::httpd::parse_seconds)]
+    header_timeout: Duration,
+    /// Seconds each piece of a request body may take to arrive; past it: 408 and close
+    #[arg(long = "body-timeout", value_name = "SECS", default_value = "30",
+          value_parser = crate::httpd::parse_seconds)]
+    body_timeout: Duration,
+    /// Seconds a connection may move no byte while no request is being handled
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value = "60",
+          value_parser = crate::httpd::parse_seconds)]
+    idle_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed at once
+    #[arg(long = "max-connections", value_name = "N", default_value = "512",
+          value_parser = crate::httpd::parse_connection_cap)]
+    max_connections: usize,
+}
+
+impl LimitArgs {
+    /// The limits these flags ask for.
+    pub fn limits(&self) -> crate::httpd::Limits {
+        crate::httpd::Limits {
+            header_read_timeout: self.header_timeout,
+            body_read_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            ..crate::httpd::Limits::default()
+        }
+    }
 }

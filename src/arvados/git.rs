@@ -45,6 +45,8 @@ pub struct Config {
     pub repo_root: PathBuf,
     /// `-pid`: pid file, locked while running.
     pub pid_file: Option<PathBuf>,
+    /// Client timeouts and the connection cap.
+    pub limits: crate::httpd::Limits,
     /// `-git-command`: the git program (`git http-backend` is run).
     pub git_command: PathBuf,
 }
@@ -359,6 +361,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         name: "arv-git-httpd",
         listen: config.address.clone(),
         pid_file: config.pid_file.clone(),
+        limits: config.limits.clone(),
     };
     let server = Arc::new(GitServer { config, api });
     let router = axum::Router::new()

@@ -50,6 +50,8 @@ pub struct Config {
     pub listen: String,
     /// `-pid`: pid file, locked while running.
     pub pid_file: Option<PathBuf>,
+    /// Client timeouts and the connection cap.
+    pub limits: crate::httpd::Limits,
     /// `-timeout`: how long one request to a keepstore may take.
     pub timeout: Duration,
     /// `-no-get`: refuse GET and HEAD.
@@ -591,6 +593,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         name: "keepproxy",
         listen: proxy.config.listen.clone(),
         pid_file: proxy.config.pid_file.clone(),
+        limits: proxy.config.limits.clone(),
     };
     let router = axum::Router::new()
         .fallback(handle)

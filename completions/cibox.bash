@@ -16,6 +16,9 @@ _cibox() {
             ",$1")
                 cmd="cibox"
                 ;;
+            cibox,apiserver)
+                cmd="cibox__subcmd__apiserver"
+                ;;
             cibox,arv-git-httpd)
                 cmd="cibox__subcmd__arv__subcmd__git__subcmd__httpd"
                 ;;
@@ -55,6 +58,9 @@ _cibox() {
             cibox,serve)
                 cmd="cibox__subcmd__serve"
                 ;;
+            cibox,start_api)
+                cmd="cibox__subcmd__start_api"
+                ;;
             cibox,start_arv-git-httpd)
                 cmd="cibox__subcmd__start_arv__subcmd__git__subcmd__httpd"
                 ;;
@@ -69,6 +75,9 @@ _cibox() {
                 ;;
             cibox,stop_all)
                 cmd="cibox__subcmd__stop_all"
+                ;;
+            cibox,stop_api)
+                cmd="cibox__subcmd__stop_api"
                 ;;
             cibox,stop_arv-git-httpd)
                 cmd="cibox__subcmd__stop_arv__subcmd__git__subcmd__httpd"
@@ -92,7 +101,7 @@ _cibox() {
 
     case "${cmd}" in
         cibox)
-            opts="-h -V --engine --list --install --force --help --version completions arv-git-httpd build cc check clean fetch images keepproxy keepstore probe run serve start_arv-git-httpd start_keep start_keep_proxy start_nginx stop_all stop_arv-git-httpd stop_keep stop_keep_proxy stop_nginx update"
+            opts="-h -V --engine --list --install --force --help --version completions apiserver arv-git-httpd build cc check clean fetch images keepproxy keepstore probe run serve start_api start_arv-git-httpd start_keep start_keep_proxy start_nginx stop_all stop_api stop_arv-git-httpd stop_keep stop_keep_proxy stop_nginx update"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +116,44 @@ _cibox() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cibox__subcmd__apiserver)
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blob-signing-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -638,6 +685,28 @@ _cibox() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cibox__subcmd__start_api)
+            opts="-h --auth --run-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --run-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cibox__subcmd__start_arv__subcmd__git__subcmd__httpd)
             opts="-h --run-dir --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -727,6 +796,24 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__stop_all)
+            opts="-h --run-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --run-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cibox__subcmd__stop_api)
             opts="-h --run-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -33,6 +33,7 @@ complete -c cibox -n "__fish_cibox_needs_command" -l force -d 'With --install: r
 complete -c cibox -n "__fish_cibox_needs_command" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_needs_command" -s V -l version -d 'Print version'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "completions" -d 'Print shell completions'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "apiserver" -d 'Arvados-compatible API server for test runs (HTTPS)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "arv-git-httpd" -d 'Git smart HTTP server with Arvados token checks (arv-git-httpd compatible)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "build" -d 'Build an image from a Dockerfile unless it is up to date'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "cc" -d 'Run a compiler in an image on the current directory, as the current user'
@@ -45,17 +46,26 @@ complete -c cibox -n "__fish_cibox_needs_command" -f -a "keepstore" -d 'Keep blo
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "probe" -d 'Tell which container engine works: podman, docker, sudo docker or no'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "run" -d 'Run a container with cleanup on exit; exit status is the command\'s'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "serve" -d 'Devserver: hosts images and payloads, answers Omaha update checks'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_api" -d 'Start the Arvados API server for a test run'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_arv-git-httpd" -d 'Start the git server for a test run'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_keep" -d 'Start Keep storage servers for a test run'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_keep_proxy" -d 'Start a Keep proxy for a test run'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_nginx" -d 'Start nginx with TLS in front of keepproxy and the git server'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_all" -d 'Stop every service of a test run, in reverse start order'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_api" -d 'Stop the Arvados API server start_api started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_arv-git-httpd" -d 'Stop the git server start_arv-git-httpd started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_keep" -d 'Stop the Keep storage servers start_keep started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_keep_proxy" -d 'Stop the Keep proxy start_keep_proxy started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_nginx" -d 'Stop the nginx start_nginx started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "update" -d 'Add an executable with its libraries, or the current user, to an image'
 complete -c cibox -n "__fish_cibox_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l listen -d 'Address to listen on' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-cert -d 'TLS certificate (PEM)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-key -d 'TLS private key (PEM)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l state -d 'Save the records here on every change (and start from it when it exists)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l blob-signing-key-file -d 'The keepstores\' blob signing key file: manifests are checked and signed with it when it exists' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l address -d 'Address to listen on' -r
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l repo-root -d 'Directory holding the repositories (UUID.git or NAME.git)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
@@ -183,6 +193,9 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l production -d 'Pro
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'Keep a log of update requests per host (/api/hostlog)'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l auth -d 'Print export lines for this token fixture (admin, active, spectator, ...)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l run-dir -d 'Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l run-dir -d 'Directory for the state files and repositories [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l json -d 'Print a JSON description'
 complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -s h -l help -d 'Print help'
@@ -204,6 +217,8 @@ complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l json -d 'Pri
 complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -l run-dir -d 'Directory of the run [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -l run-dir -d 'Directory start_api used [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -l run-dir -d 'Directory the start used [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -l run-dir -d 'Directory start_keep used [default: $TMPDIR/cibox]' -r -F

@@ -9,6 +9,9 @@
 //!
 //! Option names are matched exactly (no abbreviations), so an engine option never gets taken
 //! for a prefix of one of ours.
+//!
+//! Also here: [`normalize_go_flags`], for the servers whose command lines follow Go's flag
+//! package (`keepstore`, `apiserver`).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -155,6 +158,30 @@ pub fn split_known(command: &mut Command, args: &[OsString]) -> (Vec<OsString>, 
         }
     }
     (known, rest)
+}
+
+/// Rewrites Go's single-dash long flags (`-volume=x`) as clap's `--volume=x`. Short `-h`,
+/// negative numbers and everything after `--` are left alone.
+pub fn normalize_go_flags(args: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = false;
+    for arg in args {
+        let text = arg.to_string_lossy();
+        if rest || text == "--" {
+            rest = true;
+            out.push(arg.clone());
+            continue;
+        }
+        let bytes = text.as_bytes();
+        if bytes.len() > 2 && bytes[0] == b'-' && bytes[1].is_ascii_alphabetic() {
+            let mut long = OsString::from("-");
+            long.push(arg);
+            out.push(long);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! `cibox-probe`, `start_keep`, ...), else by the first argument that is not a global option.
 //! A link named `docker.py` behaves exactly like `cibox` (QEMU calls
 //! `tests/docker/docker.py --engine podman probe`), and one named `run_test_server.py` accepts
-//! the seed's actions `start_keep` and `stop_keep`.
+//! the seed's ten actions (`start` and `stop` run `start_api` and `stop_api`; the others run
+//! the applets of the same names).
 //!
 //! Global options, before the applet name: `--engine`, `--list`, `--install DIR [--force]`,
 //! `--help`, `--version`, and the built-in `completions SHELL`.
@@ -21,8 +22,32 @@ use crate::engine::EngineChoice;
 /// Script names cibox stands in for, and which applets each accepts (`None`: all of them).
 const SCRIPT_LINKS: &[(&str, Option<&[&str]>)] = &[
     ("docker.py", None),
-    ("run_test_server.py", Some(&["start_keep", "stop_keep"])),
+    (
+        "run_test_server.py",
+        Some(&[
+            "start",
+            "stop",
+            "start_keep",
+            "stop_keep",
+            "start_keep_proxy",
+            "stop_keep_proxy",
+            "start_arv-git-httpd",
+            "stop_arv-git-httpd",
+            "start_nginx",
+            "stop_nginx",
+            "stop_all",
+        ]),
+    ),
 ];
+
+/// The applet a script action runs: the seed's `start`/`stop` are the API server's.
+fn action_applet(action: &str) -> &str {
+    match action {
+        "start" => "start_api",
+        "stop" => "stop_api",
+        other => other,
+    }
+}
 
 /// Runs cibox with the whole command line (`args[0]` is the program name).
 pub fn main_with(args: Vec<OsString>) -> ExitCode {
@@ -96,9 +121,18 @@ fn top_level(program: &str, args: Vec<OsString>, allowed: Option<&[&str]>) -> Ex
             },
             "--list" => {
                 let mut out = std::io::stdout().lock();
-                for a in applet::all() {
-                    if allowed.is_none_or(|names| names.contains(&a.name)) {
-                        let _ = writeln!(out, "{}", a.name);
+                match allowed {
+                    None => {
+                        for a in applet::all() {
+                            let _ = writeln!(out, "{}", a.name);
+                        }
+                    }
+                    Some(actions) => {
+                        for action in actions {
+                            if applet::find(action_applet(action)).is_some() {
+                                let _ = writeln!(out, "{action}");
+                            }
+                        }
                     }
                 }
                 return ExitCode::SUCCESS;
@@ -123,8 +157,21 @@ fn top_level(program: &str, args: Vec<OsString>, allowed: Option<&[&str]>) -> Ex
                 return usage_error(program, format!("unknown option '{arg}'"));
             }
             name => {
-                let found = applet::find(name)
-                    .filter(|a| allowed.is_none_or(|names| names.contains(&a.name)));
+                let found = match allowed {
+                    None => applet::find(name),
+                    Some(actions) if actions.contains(&name) => {
+                        match applet::find(action_applet(name)) {
+                            Some(a) => Some(a),
+                            None => {
+                                eprintln!(
+                                    "{program}: action '{name}' is not available in this cibox build"
+                                );
+                                return ExitCode::from(1);
+                            }
+                        }
+                    }
+                    Some(_) => None,
+                };
                 return match found {
                     Some(applet) => run_applet(applet, args[i..].to_vec(), global),
                     None => usage_error(

@@ -73,13 +73,10 @@ impl Stack {
 
     /// Writes the run directory's self-signed certificate (what the API server's start does).
     fn certificate(&self) {
-        let names = vec!["127.0.0.1".into(), "localhost".into(), "0.0.0.0".into()];
-        let cert = rcgen::generate_simple_self_signed(names).unwrap();
         std::fs::create_dir_all(self.run_dir()).unwrap();
-        std::fs::write(self.run_dir().join("self-signed.pem"), cert.cert.pem()).unwrap();
-        std::fs::write(
-            self.run_dir().join("self-signed.key"),
-            cert.signing_key.serialize_pem(),
+        cibox::arvados::tls::write_self_signed(
+            &self.run_dir().join("self-signed.pem"),
+            &self.run_dir().join("self-signed.key"),
         )
         .unwrap();
     }

@@ -13,6 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::applet::{Applet, Invocation};
+use crate::args::normalize_go_flags;
 use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
 use crate::arvados::signature::DEFAULT_TTL;
 use crate::arvados::volume::DEFAULT_MIN_FREE;
@@ -86,30 +87,6 @@ struct KeepstoreArgs {
     /// (cibox) A volume with less free space than this is full
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MIN_FREE)]
     min_free_space: u64,
-}
-
-/// Rewrites Go's single-dash long flags (`-volume=x`) as clap's `--volume=x`. Short `-h`,
-/// negative numbers and everything after `--` are left alone.
-pub(crate) fn normalize_go_flags(args: &[OsString]) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut rest = false;
-    for arg in args {
-        let text = arg.to_string_lossy();
-        if rest || text == "--" {
-            rest = true;
-            out.push(arg.clone());
-            continue;
-        }
-        let bytes = text.as_bytes();
-        if bytes.len() > 2 && bytes[0] == b'-' && bytes[1].is_ascii_alphabetic() {
-            let mut long = OsString::from("-");
-            long.push(arg);
-            out.push(long);
-        } else {
-            out.push(arg.clone());
-        }
-    }
-    out
 }
 
 /// The value of a per-volume modifier for each volume position: the last occurrence before

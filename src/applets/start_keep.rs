@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::launcher::{self, StartOptions, Started};
+use crate::arvados::launcher::{self, sh_quote, StartOptions, Started};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +22,9 @@ every one accepts connections. The servers keep running after start_keep exits, 
 going to its standard error prefixed [keepN] (so a pipe on that standard error stays open while they run: capture standard output only); stop them with stop_keep. The run directory holds \
 keepN.pid, keepN.port, keepN.volume, keep.data_manager_token and, when signing, \
 keep.blob_signing_key.\n\n\
+When an API server runs in the same run directory (start_api), or ARVADOS_TEST_API_HOST names \
+one, the servers are registered with it as its keep services (zzzzz-bi6l4-keepdiskNNNNNNN) and \
+keep disks, replacing the old ones, so SDK clients find them.\n\n\
 The servers are `cibox keepstore` unless --keepstore names another program (a path, or a name \
 looked up in PATH); a keepstore found in PATH is not used unless asked for.\n\n\
 Exit status:\n  0  every server accepts connections\n  1  a server failed to start (all \
@@ -54,19 +57,6 @@ struct StartKeepArgs {
     /// More keepstore flags (after `--`), e.g. `-- -max-buffers=8`
     #[arg(last = true, value_name = "KEEPSTORE FLAGS")]
     keepstore_flags: Vec<OsString>,
-}
-
-/// `value` quoted for a POSIX shell.
-pub(crate) fn sh_quote(value: &str) -> String {
-    if !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b))
-    {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', "'\\''"))
-    }
 }
 
 fn env_lines(started: &Started) -> String {

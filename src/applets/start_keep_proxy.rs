@@ -50,7 +50,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     } else if args.env {
         println!(
             "export ARVADOS_KEEP_PROXY={}",
-            super::start_keep::sh_quote(&started.url)
+            crate::arvados::launcher::sh_quote(&started.url)
         );
     } else {
         println!("{}", started.url);

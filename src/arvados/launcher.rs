@@ -12,7 +12,9 @@
 //! | `keep.data_manager_token` | the token that may index and delete |
 //!
 //! Servers start concurrently; each one's volume and port files are written before it is
-//! spawned, so a failed or interrupted start is cleaned up by the next `stop`.
+//! spawned, so a failed or interrupted start is cleaned up by the next `stop`. When an API
+//! server runs in the same run directory (`start_api`), or `ARVADOS_TEST_API_HOST` names one,
+//! the servers are registered with it as its keep services and disks.
 
 use std::ffi::OsString;
 use std::io;
@@ -103,6 +105,19 @@ impl Started {
 
 fn file(run_dir: &Path, n: usize, kind: &str) -> PathBuf {
     run_dir.join(format!("keep{n}.{kind}"))
+}
+
+/// `value` quoted for a POSIX shell.
+pub fn sh_quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b))
+    {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
 }
 
 fn random_hex() -> String {
@@ -225,6 +240,10 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
     for daemon in daemons {
         daemon.detach();
     }
+    if let Err(e) = register(&run_dir, &servers) {
+        let _ = stop(&run_dir);
+        return Err(e);
+    }
     Ok(Started {
         run_dir,
         servers,
@@ -233,6 +252,27 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
         enforce_permissions: opts.enforce_permissions,
         data_manager_token: token,
     })
+}
+
+/// Registers the servers with the API server of the run directory (or the one
+/// `ARVADOS_TEST_API_HOST` names) as its keep services and disks, replacing the old ones, as
+/// the seed does. Without an API server there is nothing to do.
+fn register(run_dir: &Path, servers: &[Server]) -> anyhow::Result<()> {
+    let Some(client) = super::api::launcher::admin_client(run_dir)? else {
+        return Ok(());
+    };
+    let services: Vec<(String, String, u16)> = servers
+        .iter()
+        .map(|s| (s.uuid.clone(), "127.0.0.1".to_string(), s.port))
+        .collect();
+    client
+        .register_keep_services("disk", &services)
+        .with_context(|| {
+            format!(
+                "registering the keepstores with the API server {}",
+                client.host()
+            )
+        })
 }
 
 fn clean_server_files(run_dir: &Path, n: usize, volume: Option<&Path>) {

@@ -15,6 +15,7 @@
 //! * [`services`]: pid and port files, start, stop and `stop_all` for single-process services.
 //! * [`daemon_http`]: the process around an HTTP daemon (pid file, listen, graceful stop).
 
+pub mod api;
 pub mod apiclient;
 pub mod daemon_http;
 pub mod digest;
@@ -26,4 +27,5 @@ pub mod locator;
 pub mod nginx;
 pub mod services;
 pub mod signature;
+pub mod tls;
 pub mod volume;

@@ -1,0 +1,84 @@
+//! `apiserver`: the built-in Arvados-compatible API server for test runs, over HTTPS (what
+//! `start_api` runs, as `keepstore` is what `start_keep` runs). It owns the command line
+//! (Go-style flags like keepstore's); [`crate::arvados::api::run`] serves.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use crate::applet::{Applet, Invocation};
+use crate::args::normalize_go_flags;
+use crate::arvados::api::{self, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Arvados-compatible API server for test runs (HTTPS)",
+    args_override_self = true,
+    after_help = "A test server for users, API tokens, keep services and disks, collections and \
+repositories, starting from Arvados' test fixtures (tokens admin, active, spectator, ...). Any \
+other resource answers a JSON error (404 unknown, 501 not implemented). POST /database/reset \
+(admin token) restores the fixtures. Usually started by start_api (run_test_server.py start).\n\n\
+Flags may be spelled Go style: -flag=value, -flag value, --flag=value.\n\n\
+Exit status:\n  0  stopped by SIGTERM or SIGINT\n  1  cannot start (certificate or key unreadable, \
+pid file in use, cannot listen, state file unwritable)\n  2  usage error"
+)]
+struct ApiServerArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3001")]
+    listen: SocketAddr,
+    /// Write our pid here, locked while running, removed on exit
+    #[arg(long, value_name = "FILE")]
+    pid: Option<PathBuf>,
+    /// TLS certificate (PEM)
+    #[arg(long, value_name = "FILE")]
+    tls_cert: PathBuf,
+    /// TLS private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    tls_key: PathBuf,
+    /// Save the records here on every change (and start from it when it exists)
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// The keepstores' blob signing key file: manifests are checked and signed with it when
+    /// it exists
+    #[arg(long, value_name = "FILE")]
+    blob_signing_key_file: Option<PathBuf>,
+}
+
+fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
+    let argv =
+        std::iter::once(OsString::from(inv.applet.name)).chain(normalize_go_flags(&inv.args));
+    let matches = inv.command().try_get_matches_from(argv)?;
+    let args =
+        ApiServerArgs::from_arg_matches(&matches).map_err(|e| e.format(&mut inv.command()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    api::run(Config {
+        listen: args.listen,
+        pid_file: args.pid,
+        cert: args.tls_cert,
+        key: args.tls_key,
+        state_file: args.state,
+        blob_signing_key_file: args.blob_signing_key_file,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "apiserver",
+        about: "Arvados-compatible API server for test runs (HTTPS)",
+        aliases: &[],
+        command: ApiServerArgs::command,
+        run,
+        passthrough: false,
+    }
+}

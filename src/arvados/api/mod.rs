@@ -1,0 +1,214 @@
+//! The built-in Arvados-compatible API server for test runs, over HTTPS.
+//!
+//! * [`fixtures`]: the users, tokens and repositories it starts with.
+//! * [`state`]: the records, saved to a JSON file in the run directory on every change.
+//! * [`query`]: list parameters (filters, where, order, limit, offset, select).
+//! * [`manifest`]: collection manifests: signatures, portable data hashes.
+//! * [`resources`]: what each resource's methods do and who may call them.
+//! * [`discovery`]: the discovery document the SDK builds its client from.
+//! * [`router`]: paths, authentication, errors.
+//! * [`client`]: cibox's own calls to an API server (registering keepstores, resets).
+//! * [`launcher`]: `start`/`stop` of the server in a run directory.
+//!
+//! This module serves it: TLS with rustls, HTTP/1.1 with hyper, a cap on connections, and
+//! timeouts for the TLS handshake, the request head and the body, so slow clients cannot hold
+//! connections forever.
+
+pub mod client;
+pub mod discovery;
+pub mod fixtures;
+pub mod launcher;
+pub mod manifest;
+pub mod query;
+pub mod resources;
+pub mod router;
+pub mod state;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
+
+/// Connections served at once; further ones wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// Time for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time for a whole request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the `apiserver` applet was given.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Pid file, locked while running.
+    pub pid_file: Option<PathBuf>,
+    /// PEM certificate.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Where the records are saved (none: in memory only).
+    pub state_file: Option<PathBuf>,
+    /// The keepstores' blob signing key file, shared for locator signatures.
+    pub blob_signing_key_file: Option<PathBuf>,
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let tls = crate::arvados::tls::server_config(&config.cert, &config.key)?;
+    let store = state::Store::open(config.state_file.clone())?;
+    let _pid_lock = match &config.pid_file {
+        Some(path) => Some(crate::process::PidFileLock::acquire(path)?),
+        None => None,
+    };
+    let server = Arc::new(router::Server {
+        store: Mutex::new(store),
+        key_file: config.blob_signing_key_file.clone(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("apiserver")
+        .build()
+        .context("starting the runtime")?;
+    let result = runtime.block_on(serve(server, config.listen, Arc::new(tls)));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn serve(
+    server: Arc<router::Server>,
+    listen: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("listening on https://{}", listener.local_addr()?);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p?,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let (acceptor, server) = (acceptor.clone(), server.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("{peer}: TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("{peer}: TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = hyper::service::service_fn(move |req| handle(server.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!("{peer}: {e}");
+            }
+        });
+    }
+    tracing::info!("stopping");
+    Ok(())
+}
+
+fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut text = serde_json::to_vec(body).unwrap_or_default();
+    text.push(b'\n');
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(text)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(
+    server: Arc<router::Server>,
+    req: hyper::Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    let collected =
+        tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, router::MAX_BODY).collect()).await;
+    let body = match collected {
+        Ok(Ok(b)) => b.to_bytes().to_vec(),
+        Ok(Err(e)) => {
+            let (status, message) = if e.is::<http_body_util::LengthLimitError>() {
+                (
+                    413,
+                    format!("request body larger than {} bytes", router::MAX_BODY),
+                )
+            } else {
+                (400, format!("cannot read the request body: {e}"))
+            };
+            return Ok(json_response(
+                status,
+                &router::ApiError::new(status, message).body(),
+            ));
+        }
+        Err(_) => {
+            let e = router::ApiError::new(408, "the request body did not arrive in time");
+            return Ok(json_response(408, &e.body()));
+        }
+    };
+    let request = router::Request {
+        method: method.clone(),
+        path: path.clone(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        authorization: header("authorization"),
+        host: header("host").unwrap_or_else(|| "localhost".into()),
+        external: header("x-external-client").as_deref() == Some("1"),
+        method_override: header("x-http-method-override"),
+        form_body: header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")),
+        body,
+    };
+    let answered = tokio::task::spawn_blocking(move || router::answer(&server, request)).await;
+    let (status, value) = answered.unwrap_or_else(|e| {
+        let e = router::ApiError::new(500, format!("request handler failed: {e}"));
+        (500, e.body())
+    });
+    tracing::info!("{method} {path} {status}");
+    Ok(json_response(status, &value))
+}

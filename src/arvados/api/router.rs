@@ -1,0 +1,282 @@
+//! The API server's HTTP side: which path and method reach which resource method, who the
+//! caller is (`Authorization: OAuth2 TOKEN` or `Bearer TOKEN`, v2 tokens included, checked for
+//! expiry and scopes), and errors as Arvados answers them (`{"errors": [...]}` with a 4xx/5xx
+//! status). Anything this test server does not implement is a 404 or 501 naming it.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use super::query::Params;
+use super::resources::{self, Call, Caller};
+use super::state::Store;
+
+/// Largest request body accepted (64 MiB, as nginx in front of the real server allows).
+pub const MAX_BODY: usize = 64 << 20;
+
+/// An error answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{status} {message}")]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The one-line reason, sent as `errors[0]`.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status`.
+    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 422: the request is well-formed HTTP but its content is wrong.
+    pub fn unprocessable(message: impl Into<String>) -> ApiError {
+        ApiError::new(422, message)
+    }
+
+    /// 500 for a failure of the server itself (the state file cannot be written).
+    pub fn internal(e: anyhow::Error) -> ApiError {
+        ApiError::new(500, format!("{e:#}"))
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({
+            "errors": [self.message],
+            "error_token": format!("{}+{:x}", std::process::id(), rand_token()),
+        })
+    }
+}
+
+fn rand_token() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
+/// The server: its records and where the blob signing key shared with the keepstores is.
+pub struct Server {
+    /// The records.
+    pub store: Mutex<Store>,
+    /// The keepstores' signing key file (read on every collection call, since `start_keep`
+    /// may write or remove it while the server runs).
+    pub key_file: Option<PathBuf>,
+}
+
+/// One HTTP request, reduced to what routing needs.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The method (after `X-Http-Method-Override`).
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+    /// The `Host` header (for the discovery document's URLs).
+    pub host: String,
+    /// `X-External-Client: 1`.
+    pub external: bool,
+    /// `X-Http-Method-Override`, when sent.
+    pub method_override: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The body is `application/x-www-form-urlencoded`.
+    pub form_body: bool,
+}
+
+/// Answers a request: `(status, JSON body)`.
+pub fn answer(server: &Server, req: Request) -> (u16, Value) {
+    match route(server, req) {
+        Ok(v) => (200, v),
+        Err(e) => (e.status, e.body()),
+    }
+}
+
+fn read_key(server: &Server) -> Option<Vec<u8>> {
+    let file = server.key_file.as_ref()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let key = text.trim();
+    (!key.is_empty()).then(|| key.as_bytes().to_vec())
+}
+
+fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
+    let mut params = Params::from_query(&req.query);
+    if let Some(method) = req.method_override.take() {
+        if req.method == "POST" {
+            req.method = method.to_ascii_uppercase();
+            if req.form_body {
+                let form = Params::from_query(&String::from_utf8_lossy(&req.body));
+                params.0.extend(form.0);
+                req.body.clear();
+            }
+        }
+    }
+    let path = req.path.trim_end_matches('/').to_string();
+    if path == "/discovery/v1/apis/arvados/v1/rest" {
+        return Ok(super::discovery::document(&req.host));
+    }
+    if path == "/arvados/v1/config" && req.method == "GET" {
+        return Ok(resources::config());
+    }
+    let decoded: Vec<String> = match path.strip_prefix("/arvados/v1/") {
+        Some(rest) => rest
+            .split('/')
+            .map(super::query::percent_decode_path)
+            .collect(),
+        None if path == "/database/reset" => vec![],
+        None => {
+            return Err(ApiError::new(
+                404,
+                format!(
+                    "not found: {} (this is a cibox test API server: /arvados/v1/...)",
+                    req.path
+                ),
+            ))
+        }
+    };
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    if let Some(res) = segments.first() {
+        if resources::resource(res).is_none() {
+            return Err(if resources::NOT_IMPLEMENTED.contains(res) {
+                ApiError::new(
+                    501,
+                    format!("resource {res:?} is not implemented by this cibox test API server"),
+                )
+            } else {
+                ApiError::new(404, format!("no resource named {res:?}"))
+            });
+        }
+    }
+
+    let body = if req.body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<Value>(&req.body)
+                .map_err(|e| ApiError::new(400, format!("request body is not valid JSON: {e}")))?,
+        )
+    };
+    let caller = authenticate(server, &req, &params)?;
+    check_scopes(&caller, &req.method, &req.path)?;
+    let inactive_allowed = matches!(
+        segments.as_slice(),
+        ["users", "current"] | ["api_client_authorizations", "current"]
+    );
+    if !caller.is_active() && !inactive_allowed {
+        return Err(ApiError::new(403, "Forbidden: user is not active"));
+    }
+
+    let mut store = server
+        .store
+        .lock()
+        .map_err(|_| ApiError::new(500, "the record store is poisoned"))?;
+    let mut call = Call {
+        store: &mut store,
+        caller,
+        params,
+        body,
+        key: read_key(server),
+        external: req.external,
+    };
+    let method = req.method.as_str();
+    match (method, segments.as_slice()) {
+        ("POST", []) => resources::reset(&mut call),
+        ("GET", ["users", "current"]) => resources::users_current(&call),
+        ("GET", ["api_client_authorizations", "current"]) => resources::tokens_current(&call),
+        ("GET", ["keep_services", "accessible"]) => resources::keep_services_accessible(&call),
+        ("GET", [res]) => resources::list(&call, res),
+        ("POST", [res]) => resources::create(&mut call, res),
+        ("GET", [res, uuid]) => resources::get(&call, res, uuid),
+        ("PUT" | "PATCH", [res, uuid]) => resources::update(&mut call, res, uuid),
+        ("DELETE", [res, uuid]) => resources::delete(&mut call, res, uuid),
+        (_, []) => Err(ApiError::new(404, "not found: /database/reset takes POST")),
+        (m, [res, ..]) => Err(ApiError::new(
+            501,
+            format!(
+                "{m} {} is not implemented for {res} by this cibox test API server",
+                req.path
+            ),
+        )),
+    }
+}
+
+fn authenticate(server: &Server, req: &Request, params: &Params) -> Result<Caller, ApiError> {
+    let from_header = req.authorization.as_deref().and_then(|h| {
+        let (scheme, token) = h.trim().split_once(' ')?;
+        matches!(scheme.to_ascii_lowercase().as_str(), "oauth2" | "bearer")
+            .then(|| token.trim().to_string())
+    });
+    let token = from_header
+        .or_else(|| {
+            params
+                .get("api_token")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(401, "Not logged in: no API token given"))?;
+    let (uuid, secret) = match token.strip_prefix("v2/") {
+        Some(rest) => {
+            let (uuid, secret) = rest
+                .split_once('/')
+                .ok_or_else(|| ApiError::new(401, "Not logged in: malformed v2 token"))?;
+            (Some(uuid.to_string()), secret.to_string())
+        }
+        None => (None, token),
+    };
+    let store = server
+        .store
+        .lock()
+        .map_err(|_| ApiError::new(500, "the record store is poisoned"))?;
+    let record = store
+        .token(&secret)
+        .filter(|t| uuid.as_deref().is_none_or(|u| t["uuid"] == u))
+        .cloned()
+        .ok_or_else(|| ApiError::new(401, "Not logged in: the API token is not valid"))?;
+    let expires = record["expires_at"].as_str().unwrap_or_default();
+    let expired = chrono::DateTime::parse_from_rfc3339(expires)
+        .map(|t| t < chrono::Utc::now())
+        .unwrap_or(false);
+    if expired {
+        return Err(ApiError::new(
+            401,
+            "Not logged in: the API token has expired",
+        ));
+    }
+    let owner = record["owner_uuid"].as_str().unwrap_or_default();
+    let user = store
+        .get("users", owner)
+        .cloned()
+        .ok_or_else(|| ApiError::new(401, "Not logged in: the token's user does not exist"))?;
+    Ok(Caller {
+        token: record,
+        secret,
+        user,
+    })
+}
+
+/// A token's scopes: `all`, or `METHOD /path` entries, exact, or a prefix when they end in `/`.
+fn check_scopes(caller: &Caller, method: &str, path: &str) -> Result<(), ApiError> {
+    let scopes = caller.token["scopes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let request = format!("{method} {path}");
+    let allowed = scopes
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|s| s == "all" || s == request || (s.ends_with('/') && request.starts_with(s)));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            403,
+            format!("Forbidden: the token's scopes do not allow {request}"),
+        ))
+    }
+}

@@ -1,0 +1,478 @@
+//! The built-in Arvados API server through the binary (`start_api`/`stop_api`, the
+//! `run_test_server.py` link), over real HTTPS on loopback, trusting the certificate it wrote.
+
+mod arvados_support;
+mod keep_support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arvados_support::*;
+use keep_support::*;
+use serde_json::{json, Value};
+
+#[test]
+fn start_serves_fixture_tokens_keep_services_and_repositories_then_stop() {
+    let stack = Stack::new();
+    let host = stack.start();
+    assert!(host.starts_with("127.0.0.1:"), "{host}");
+    assert_eq!(
+        stack.files(),
+        [
+            "api.pid",
+            "api.port",
+            "api.state.json",
+            "self-signed.key",
+            "self-signed.pem"
+        ]
+    );
+    let api = stack.api(&host);
+
+    let (status, me) = api.get("/arvados/v1/users/current", ADMIN);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["uuid"], "zzzzz-tpzed-d9tiejq69daie8f");
+    assert_eq!(me["is_admin"], true);
+    let (_, me) = api.get("/arvados/v1/users/current", ACTIVE);
+    assert_eq!(me["uuid"], "zzzzz-tpzed-xurymjxw79nv3jz");
+    assert_eq!(me["is_admin"], false);
+    let (status, token) = api.get("/arvados/v1/api_client_authorizations/current", SPECTATOR);
+    assert_eq!(status, 200);
+    assert_eq!(token["api_token"], SPECTATOR);
+    assert_eq!(token["owner_uuid"], "zzzzz-tpzed-l1s2piq4t4mps8r");
+
+    // keep_services: admin registers, everyone lists, only admin deletes.
+    let service = json!({"keep_service": {
+        "uuid": "zzzzz-bi6l4-keepdisk0000000",
+        "service_host": "127.0.0.1", "service_port": 25107,
+        "service_type": "disk", "service_ssl_flag": false,
+    }});
+    let (status, body) = api.post("/arvados/v1/keep_services", ACTIVE, &service);
+    assert_eq!(status, 403, "{body}");
+    let (status, created) = api.post("/arvados/v1/keep_services", ADMIN, &service);
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["kind"], "arvados#keepService");
+    let proxy = json!({"keep_service": {"service_host": "127.0.0.1", "service_port": 25100, "service_type": "proxy"}});
+    let (status, proxy) = api.post("/arvados/v1/keep_services", ADMIN, &proxy);
+    assert_eq!(status, 200, "{proxy}");
+    let (_, all) = api.get("/arvados/v1/keep_services", ACTIVE);
+    assert_eq!(all["items_available"], 2);
+    let (_, accessible) = api.get("/arvados/v1/keep_services/accessible", ACTIVE);
+    assert_eq!(uuids(&accessible), ["zzzzz-bi6l4-keepdisk0000000"]);
+    // A client outside the cluster (X-External-Client: 1) is given the proxy.
+    let external = api
+        .agent
+        .get(&format!(
+            "https://{host}/arvados/v1/keep_services/accessible"
+        ))
+        .set("Authorization", &format!("OAuth2 {ACTIVE}"))
+        .set("X-External-Client", "1")
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let external: Value = serde_json::from_str(&external).unwrap();
+    assert_eq!(uuids(&external), [proxy["uuid"].as_str().unwrap()]);
+    let path = format!(
+        "/arvados/v1/keep_services/{}",
+        proxy["uuid"].as_str().unwrap()
+    );
+    assert_eq!(api.call("DELETE", &path, Some(ACTIVE), None).0, 403);
+    assert_eq!(api.call("DELETE", &path, Some(ADMIN), None).0, 200);
+    assert_eq!(api.call("DELETE", &path, Some(ADMIN), None).0, 404);
+
+    // repositories, filtered by name, as the git server looks them up.
+    let filters = "%5B%5B%22name%22%2C%22%3D%22%2C%22active%2Ffoo%22%5D%5D";
+    let (status, repos) = api.get(
+        &format!("/arvados/v1/repositories?filters={filters}"),
+        ACTIVE,
+    );
+    assert_eq!(status, 200, "{repos}");
+    assert_eq!(uuids(&repos), ["zzzzz-s0uqq-382brsig8rp3666"]);
+    assert_eq!(
+        repos["items"][0]["writable_by"][0],
+        "zzzzz-tpzed-xurymjxw79nv3jz"
+    );
+    let (_, repos) = api.get("/arvados/v1/repositories", SPECTATOR);
+    assert_eq!(
+        uuids(&repos),
+        ["zzzzz-s0uqq-382brsig8rp3666"],
+        "spectator reads active/foo only"
+    );
+
+    let pid = stack.pid();
+    let out = stack.cibox(&["stop_api"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert!(stack.files().is_empty(), "{:?}", stack.files());
+    let out = stack.cibox(&["stop_api"]);
+    assert!(out.status.success(), "stopping twice is fine");
+}
+
+/// `(method, path, token, body, expected status, a word the error names)`
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    u16,
+    &'static str,
+);
+
+#[test]
+fn bad_tokens_resources_bodies_and_filters_are_clear_4xx() {
+    let stack = Stack::new();
+    let host = stack.start();
+    let api = stack.api(&host);
+    let cases: Vec<Case> = vec![
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            None,
+            None,
+            401,
+            "no API token",
+        ),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some("forgedtoken0123456789abcdefghijklmnopqrstuvwxyz01"),
+            None,
+            401,
+            "not valid",
+        ),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some(EXPIRED),
+            None,
+            401,
+            "expired",
+        ),
+        (
+            "GET",
+            "/arvados/v1/collections",
+            Some(INACTIVE),
+            None,
+            403,
+            "not active",
+        ),
+        (
+            "GET",
+            "/arvados/v1/no_such_things",
+            Some(ADMIN),
+            None,
+            404,
+            "no_such_things",
+        ),
+        (
+            "GET",
+            "/arvados/v1/groups",
+            Some(ADMIN),
+            None,
+            501,
+            "groups",
+        ),
+        (
+            "GET",
+            "/arvados/v1/collections/zzzzz-4zz18-doesnotexist000",
+            Some(ADMIN),
+            None,
+            404,
+            "not found",
+        ),
+        (
+            "POST",
+            "/arvados/v1/collections",
+            Some(ACTIVE),
+            Some("{\"collection\": "),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/arvados/v1/collections",
+            Some(ACTIVE),
+            Some("{\"collection\": {\"colour\": \"red\"}}"),
+            422,
+            "colour",
+        ),
+        (
+            "POST",
+            "/arvados/v1/keep_services",
+            Some(ADMIN),
+            Some("{\"keep_service\": {\"service_port\": \"eighty\"}}"),
+            422,
+            "service_port",
+        ),
+        (
+            "GET",
+            "/arvados/v1/repositories?filters=%5B%5B%22nosuch%22%2C%22%3D%22%2C1%5D%5D",
+            Some(ACTIVE),
+            None,
+            422,
+            "nosuch",
+        ),
+        (
+            "GET",
+            "/arvados/v1/repositories?filters=%5B%5B%22name%22%2C%22%3D%22",
+            Some(ACTIVE),
+            None,
+            422,
+            "filters",
+        ),
+        (
+            "GET",
+            "/arvados/v1/repositories?filters=%5B%5B%22name%22%2C%22%3D~%22%2C%22x%22%5D%5D",
+            Some(ACTIVE),
+            None,
+            422,
+            "operator",
+        ),
+        ("POST", "/database/reset", Some(ACTIVE), None, 403, "admin"),
+    ];
+    for (method, path, token, body, status, word) in cases {
+        let (got, answer) = api.call(method, path, token, body);
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        let message = answer["errors"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(message.contains(word), "{method} {path}: {message}");
+    }
+    assert!(!stack.files().is_empty());
+}
+
+#[test]
+fn auth_prints_the_seed_exports_and_an_unknown_fixture_starts_nothing() {
+    let stack = Stack::new();
+    let out = stack.cibox(&["start_api", "--auth", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosuch") && err.contains("admin"), "{err}");
+    assert!(stack.files().is_empty());
+
+    let out = stack.cibox(&["start_api", "--auth", "admin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], format!("export ARVADOS_API_TOKEN={ADMIN}"));
+    let host = lines[1].strip_prefix("export ARVADOS_API_HOST=").unwrap();
+    assert_eq!(lines[2], "export ARVADOS_API_HOST_INSECURE=true");
+    let (status, me) = stack.api(host).get("/arvados/v1/users/current", ADMIN);
+    assert_eq!((status, me["is_admin"].clone()), (200, json!(true)));
+}
+
+#[test]
+fn run_test_server_py_link_takes_the_seed_actions() {
+    let stack = Stack::new();
+    let link = stack.tmp.path().join("run_test_server.py");
+    std::os::unix::fs::symlink(CIBOX, &link).unwrap();
+    let out = stack.cibox_as(&link, &["start"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let pid = stack.pid();
+    assert_eq!(
+        stack.api(&host).get("/arvados/v1/users/current", ACTIVE).0,
+        200
+    );
+    let out = stack.cibox_as(&link, &["stop"]);
+    assert!(out.status.success());
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+
+    // Every seed action runs its applet (here: its --help) or says it is not available.
+    for action in [
+        "start",
+        "stop",
+        "start_keep",
+        "stop_keep",
+        "start_keep_proxy",
+        "stop_keep_proxy",
+        "start_arv-git-httpd",
+        "stop_arv-git-httpd",
+        "start_nginx",
+        "stop_nginx",
+        "stop_all",
+    ] {
+        let out = stack.cibox_as(&link, &[action, "--help"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => assert!(!out.stdout.is_empty(), "{action}"),
+            Some(1) => assert!(
+                err.contains(&format!("action '{action}' is not available")),
+                "{action}: {err}"
+            ),
+            other => panic!("{action}: exit {other:?}: {err}"),
+        }
+    }
+    let out = stack.cibox_as(&link, &["probe"]);
+    assert_eq!(out.status.code(), Some(2), "not a seed action");
+}
+
+#[test]
+fn collections_signed_manifests_filters_updates_and_deletes() {
+    use cibox::arvados::signature::{sign_locator, DEFAULT_TTL};
+    let stack = Stack::new();
+    let host = stack.start();
+    let api = stack.api(&host);
+    // The signing key the keepstores would share.
+    let key = "k3y-for-this-test";
+    std::fs::write(stack.run_dir().join("keep.blob_signing_key"), key).unwrap();
+    let expiry = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let foo = "acbd18db4cc2f85cedef654fccc4a4d8+3";
+    let signed = |token: &str| sign_locator(foo, key.as_bytes(), token, expiry, DEFAULT_TTL);
+    let manifest = |loc: &str| format!(". {loc} 0:3:foo.txt\n");
+    let body = |loc: &str, name: &str| json!({"collection": {"manifest_text": manifest(loc), "name": name}});
+
+    let (status, created) = api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &body(&signed(ACTIVE), "one"),
+    );
+    assert_eq!(status, 200, "{created}");
+    let unsigned = manifest(foo);
+    assert_eq!(
+        created["portable_data_hash"],
+        format!("{}+{}", md5_hex(unsigned.as_bytes()), unsigned.len())
+    );
+    let uuid = created["uuid"].as_str().unwrap().to_string();
+    assert!(created["manifest_text"].as_str().unwrap().contains("+A"));
+    assert_eq!(created["unsigned_manifest_text"], manifest(foo));
+
+    // Signed for someone else, forged, or unsigned (not admin): refused.
+    for (loc, word) in [
+        (signed(SPECTATOR), "does not match"),
+        (
+            format!("{foo}+A{}@{expiry:08x}", "0".repeat(40)),
+            "does not match",
+        ),
+        (foo.to_string(), "not signed"),
+    ] {
+        let (status, answer) = api.post("/arvados/v1/collections", ACTIVE, &body(&loc, "bad"));
+        assert_eq!(status, 403, "{loc}: {answer}");
+        assert!(
+            answer["errors"][0].as_str().unwrap().contains(word),
+            "{answer}"
+        );
+    }
+    let (status, answer) = api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &body(&format!("{foo} x"), "bad"),
+    );
+    assert_eq!(status, 422, "{answer}");
+
+    // Names are unique per owner unless asked to make them so.
+    let (status, _) = api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &body(&signed(ACTIVE), "one"),
+    );
+    assert_eq!(status, 422);
+    let (status, renamed) = api.post(
+        "/arvados/v1/collections?ensure_unique_name=true",
+        ACTIVE,
+        &body(&signed(ACTIVE), "one"),
+    );
+    assert_eq!(status, 200, "{renamed}");
+    assert!(
+        renamed["name"].as_str().unwrap().starts_with("one ("),
+        "{renamed}"
+    );
+
+    // Others do not see it; filters find it; update and delete.
+    assert_eq!(
+        api.get(&format!("/arvados/v1/collections/{uuid}"), SPECTATOR)
+            .0,
+        404
+    );
+    let (_, list) = api.get(
+        "/arvados/v1/collections?filters=%5B%5B%22name%22%2C%22%3D%22%2C%22one%22%5D%5D",
+        ACTIVE,
+    );
+    assert_eq!(uuids(&list), std::slice::from_ref(&uuid));
+    let (status, updated) = api.call(
+        "PUT",
+        &format!("/arvados/v1/collections/{uuid}"),
+        Some(ACTIVE),
+        Some(&json!({"collection": {"name": "renamed"}}).to_string()),
+    );
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["name"], "renamed");
+    assert_eq!(updated["portable_data_hash"], created["portable_data_hash"]);
+    let (_, by_hash) = api.get(
+        &format!(
+            "/arvados/v1/collections/{}",
+            created["portable_data_hash"]
+                .as_str()
+                .unwrap()
+                .replace('+', "%2B")
+        ),
+        ACTIVE,
+    );
+    assert_eq!(by_hash["unsigned_manifest_text"], manifest(foo));
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/arvados/v1/collections/{uuid}"),
+            Some(ACTIVE),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        api.get(&format!("/arvados/v1/collections/{uuid}"), ACTIVE)
+            .0,
+        404
+    );
+}
+
+#[test]
+fn with_arvados_test_api_host_the_given_server_is_only_reset() {
+    let owner = Stack::new();
+    let host = owner.start();
+    let api = owner.api(&host);
+    let (status, _) = api.post(
+        "/arvados/v1/collections",
+        ADMIN,
+        &json!({"collection": {"manifest_text": "", "name": "left over"}}),
+    );
+    assert_eq!(status, 200);
+    let pid = owner.pid();
+
+    let user = Stack::new();
+    let env = [("ARVADOS_TEST_API_HOST", host.as_str())];
+    let out = user.cibox_env(&["start_api"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), host);
+    assert!(
+        user.files().is_empty(),
+        "nothing started here: {:?}",
+        user.files()
+    );
+    let (_, list) = api.get("/arvados/v1/collections", ADMIN);
+    assert_eq!(list["items_available"], 0, "the given server was reset");
+    let out = user.cibox_env(&["stop_api"], &env);
+    assert!(out.status.success());
+    assert!(alive(pid), "stop leaves a given server alone");
+    assert_eq!(api.get("/arvados/v1/users/current", ADMIN).0, 200);
+}

@@ -384,7 +384,7 @@ fn nginx_serves_keepproxy_over_tls_with_full_size_blocks_then_stop_all_stops_eve
 /// Sends `head` over TLS (no body) and reads the answer: status and text.
 fn tls_head_only(port: u16, head: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let config = cibox::arvados::apiclient::insecure_tls_config();
+    let config = std::sync::Arc::new(cibox::arvados::tls::client_config_insecure().unwrap());
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -512,4 +512,253 @@ except arvados.errors.KeepWriteError as e:
     // The proxy stored one copy of three and said so: the SDK refuses the write.
     assert!(rest.starts_with("refused:"), "{rest}");
     assert!(rest.contains("wanted (3"), "{rest}");
+}
+
+/// Runs git with `args` in `dir`, trusting the run directory's certificate, never prompting.
+fn git(stack: &Stack, dir: &Path, args: &[&str]) -> Output {
+    let cert = stack.run_dir().join("self-signed.pem");
+    std::process::Command::new("git")
+        .args(args)
+        .env("GIT_SSL_CAINFO", &cert)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .env("HOME", stack.tmp.path())
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@localhost")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@localhost")
+        .output()
+        .unwrap()
+}
+
+fn fixture_token(name: &str) -> &'static str {
+    cibox::arvados::api::fixtures::token(name).unwrap()
+}
+
+#[test]
+fn git_clone_and_push_over_https_through_nginx_with_a_token_refused_without() {
+    if !nginx_available() {
+        return;
+    }
+    let stack = Stack::new();
+    stack.ok("start_api", &[]);
+    let started = stack.json("start_arv-git-httpd");
+    assert!(
+        started["made"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "active/foo"),
+        "{started}"
+    );
+    let git_pid = stack.pid("arv-git-httpd");
+    assert!(alive(git_pid));
+    let nginx = stack.json("start_nginx");
+    let port = nginx["git_ssl_port"].as_u64().unwrap();
+    assert_eq!(stack.file("arv-git-httpd-ssl.port"), Some(port.to_string()));
+    let base = format!("https://127.0.0.1:{port}");
+    let with =
+        |token: &str, repo: &str| format!("https://none:{token}@127.0.0.1:{port}/{repo}.git");
+    let work = stack.tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+
+    // No token: 401 with a Basic challenge, and git gives up.
+    let tls = cibox::arvados::apiclient::http_agent(Duration::from_secs(30), true);
+    let (status, _, headers) = call(
+        tls.get(&format!(
+            "{base}/active/foo.git/info/refs?service=git-upload-pack"
+        )),
+        None,
+    );
+    assert_eq!(status, 401);
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        Some("Basic realm=\"git\"")
+    );
+    let out = git(
+        &stack,
+        &work,
+        &["clone", &format!("{base}/active/foo.git"), "anon"],
+    );
+    assert!(!out.status.success());
+    assert!(!work.join("anon").exists());
+    // A forged token: 401 as well.
+    let out = git(
+        &stack,
+        &work,
+        &["clone", &with("forgedtoken123", "active/foo"), "forged"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("401") || stderr.contains("Authentication failed"),
+        "{stderr}"
+    );
+
+    // The owner clones, commits and pushes.
+    let active = fixture_token("active");
+    let out = git(
+        &stack,
+        &work,
+        &["clone", &with(active, "active/foo"), "foo"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clone = work.join("foo");
+    assert!(clone.join("README").is_file());
+    std::fs::write(clone.join("new.txt"), "pushed through nginx\n").unwrap();
+    assert!(git(&stack, &clone, &["add", "new.txt"]).status.success());
+    assert!(git(&stack, &clone, &["commit", "-qm", "a change"])
+        .status
+        .success());
+    let out = git(&stack, &clone, &["push", "origin", "master"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The push landed in the repository on disk.
+    let bare = PathBuf::from(started["repo_root"].as_str().unwrap())
+        .join("zzzzz-s0uqq-382brsig8rp3666.git");
+    let log = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&bare)
+        .args(["log", "--format=%s", "master"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout),
+        "a change\ninitial commit\n"
+    );
+
+    // The spectator may read active/foo but not push to it.
+    let spectator = fixture_token("spectator");
+    let out = git(
+        &stack,
+        &work,
+        &["clone", &with(spectator, "active/foo"), "seen"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = work.join("seen");
+    assert!(seen.join("new.txt").is_file());
+    std::fs::write(seen.join("other.txt"), "no\n").unwrap();
+    assert!(git(&stack, &seen, &["add", "other.txt"]).status.success());
+    assert!(git(&stack, &seen, &["commit", "-qm", "refused"])
+        .status
+        .success());
+    let out = git(&stack, &seen, &["push", "origin", "master"]);
+    assert!(!out.status.success(), "the spectator could push");
+    let (status, _, _) = call(
+        tls.get(&format!(
+            "{base}/active/foo.git/info/refs?service=git-receive-pack"
+        ))
+        .set("Authorization", &format!("OAuth2 {spectator}")),
+        None,
+    );
+    assert_eq!(status, 403);
+    // A repository that does not exist (or is not visible): 404.
+    let (status, _, _) = call(
+        tls.get(&format!(
+            "{base}/active/nosuch.git/info/refs?service=git-upload-pack"
+        ))
+        .set("Authorization", &format!("OAuth2 {active}")),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = call(
+        tls.get(&format!(
+            "{base}/admin/foo3.git/info/refs?service=git-upload-pack"
+        ))
+        .set("Authorization", &format!("OAuth2 {spectator}")),
+        None,
+    );
+    assert_eq!(status, 404);
+    assert!(stack.log().contains("[arv-git-httpd] "));
+
+    stack.ok("stop_arv-git-httpd", &[]);
+    assert!(wait_gone(git_pid, Duration::from_secs(5)));
+    assert_eq!(stack.file("arv-git-httpd.port"), None);
+}
+
+#[test]
+fn git_server_needs_an_api_server() {
+    let stack = Stack::new();
+    let out = stack.cibox("start_arv-git-httpd", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs an API server"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(stack.file("arv-git-httpd.pid"), None);
+}
+
+#[test]
+fn keepproxy_with_the_api_server_registers_itself_and_checks_tokens() {
+    let stack = Stack::new();
+    stack.ok("start_api", &[]);
+    stack.ok("start_keep", &[]);
+    let started = stack.json("start_keep_proxy");
+    let uuid = started["service_uuid"].as_str().unwrap().to_string();
+    let url = started["url"].as_str().unwrap().to_string();
+    let port = started["port"].as_u64().unwrap();
+    // Registered as the one proxy service, beside the two keepstores.
+    let api_port = stack.file("api.port").unwrap();
+    let tls = cibox::arvados::apiclient::http_agent(Duration::from_secs(30), true);
+    let admin = fixture_token("admin");
+    let (status, body, _) = call(
+        tls.get(&format!(
+            "https://127.0.0.1:{api_port}/arvados/v1/keep_services"
+        ))
+        .set("Authorization", &format!("OAuth2 {admin}")),
+        None,
+    );
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let proxies: Vec<_> = items
+        .iter()
+        .filter(|s| s["service_type"] == "proxy")
+        .collect();
+    assert_eq!(proxies.len(), 1, "{list}");
+    assert_eq!(proxies[0]["uuid"], uuid.as_str());
+    assert_eq!(proxies[0]["service_port"].as_u64(), Some(port));
+    assert_eq!(
+        items.iter().filter(|s| s["service_type"] == "disk").count(),
+        2
+    );
+    // A second start replaces the record.
+    let again = stack.json("start_keep_proxy");
+    let url2 = again["url"].as_str().unwrap().to_string();
+    assert_ne!(again["service_uuid"], uuid.as_str());
+
+    // Tokens are checked with the API server: a forged one is refused, a fixture's accepted
+    // and the block lands on both keepstores (found through keep_services/accessible).
+    let agent = agent();
+    let data = b"checked by the API server".to_vec();
+    let (status, _, _) = proxy_put(&agent, &url2, &data, None, Some("forgedtoken000"));
+    assert_eq!(status, 403);
+    let active = fixture_token("active");
+    let (status, locator, stored) = proxy_put(&agent, &url2, &data, None, Some(active));
+    assert_eq!(status, 200, "{locator}");
+    assert_eq!(stored.as_deref(), Some("2"));
+    assert_eq!(proxy_get(&agent, &url2, &locator, active), (200, data));
+    assert_eq!(proxy_get(&agent, &url2, &locator, "forgedtoken000").0, 403);
+    drop(url);
+
+    // stop_all stops everything, the API server last.
+    let pids: Vec<u32> = ["keepproxy", "keep0", "keep1", "api"]
+        .iter()
+        .map(|n| stack.pid(n))
+        .collect();
+    stack.ok("stop_all", &[]);
+    for pid in pids {
+        assert!(wait_gone(pid, Duration::from_secs(5)), "{pid} still runs");
+    }
 }

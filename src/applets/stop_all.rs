@@ -13,8 +13,8 @@ use crate::arvados::{launcher, services};
 #[derive(Parser, Debug)]
 #[command(
     about = "Stop every service of a test run, in reverse start order",
-    after_help = "Stops nginx, the git server, keepproxy and the keepstores recorded in the run \
-directory, in that order, each as its own stop applet does (SIGTERM, SIGKILL after 5 s, the \
+    after_help = "Stops nginx, the git server, keepproxy, the keepstores and the API server \
+recorded in the run directory, in that order, each as its own stop applet does (SIGTERM, SIGKILL after 5 s, the \
 pid-reuse check, state files removed). A failure to stop one does not keep the others \
 running.\n\n\
 Exit status:\n  0  nothing left running\n  1  something survived SIGKILL, or the run directory \

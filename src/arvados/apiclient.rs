@@ -80,68 +80,6 @@ pub fn truthy(value: &str) -> bool {
     )
 }
 
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A TLS client config that accepts any server certificate (self-signed test certificates).
-pub fn insecure_tls_config() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap_or_else(|_| rustls::ClientConfig::builder());
-    Arc::new(
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth(),
-    )
-}
-
 /// A ureq agent with `timeout` per request; with `insecure`, server certificates are not
 /// checked (self-signed test certificates).
 pub fn http_agent(timeout: Duration, insecure: bool) -> ureq::Agent {
@@ -149,9 +87,56 @@ pub fn http_agent(timeout: Duration, insecure: bool) -> ureq::Agent {
         .timeout_connect(Duration::from_secs(5))
         .timeout(timeout);
     if insecure {
-        builder = builder.tls_config(insecure_tls_config());
+        if let Ok(config) = super::tls::client_config_insecure() {
+            builder = builder.tls_config(Arc::new(config));
+        }
     }
     builder.build()
+}
+
+/// The API server a run's services talk to, with the token they act with.
+#[derive(Debug, Clone)]
+pub struct RunApi {
+    /// The client.
+    pub client: ApiClient,
+    /// `HOST:PORT`, for `ARVADOS_API_HOST`.
+    pub host: String,
+    /// The token: `ARVADOS_API_TOKEN`, or the admin fixture for the run directory's server.
+    pub token: String,
+}
+
+impl RunApi {
+    /// `ARVADOS_API_HOST` when set (with `ARVADOS_API_TOKEN`), else the API server running in
+    /// `run_dir` (with the admin fixture token), else none.
+    pub fn find(run_dir: &std::path::Path) -> Option<RunApi> {
+        if let Some(client) = ApiClient::from_env() {
+            let host = std::env::var("ARVADOS_API_HOST").unwrap_or_default();
+            return Some(RunApi {
+                client,
+                host: host.trim().to_string(),
+                token: std::env::var("ARVADOS_API_TOKEN").unwrap_or_default(),
+            });
+        }
+        let host = super::api::launcher::running_host(run_dir)?;
+        Some(RunApi {
+            client: ApiClient::new(&host, true),
+            token: super::api::fixtures::token("admin")?.to_string(),
+            host,
+        })
+    }
+
+    /// The environment a daemon needs to reach this API server (`ARVADOS_API_HOST`,
+    /// `ARVADOS_API_HOST_INSECURE`, and with `with_token` `ARVADOS_API_TOKEN`).
+    pub fn env(&self, with_token: bool) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let mut env = vec![
+            ("ARVADOS_API_HOST".into(), self.host.clone().into()),
+            ("ARVADOS_API_HOST_INSECURE".into(), "true".into()),
+        ];
+        if with_token {
+            env.push(("ARVADOS_API_TOKEN".into(), self.token.clone().into()));
+        }
+        env
+    }
 }
 
 impl ApiClient {

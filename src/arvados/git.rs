@@ -7,8 +7,8 @@
 //! * `/NAME.git/...` and `/NAME/.git/...` belong to the repository called NAME, looked up with
 //!   the client's token through the API server (`repositories` filtered by name). A token the
 //!   API server refuses: 401 as above; no such repository (or not visible): 404 `not found`.
-//! * pushes (`.../git-receive-pack`) need write permission: the API server must accept an
-//!   update of the repository with the client's token (as arv-git-httpd checks); else 403.
+//! * pushes (`.../git-receive-pack`) need write permission: the token's user (`users/current`)
+//!   is an admin, owns the repository or is in its `writable_by`; else 403.
 //! * the repository's directory under the repo root is `UUID.git`, `UUID/.git`, `NAME.git` or
 //!   `NAME/.git`, the first that exists; none: 404 `content not found`.
 //!
@@ -29,7 +29,7 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::apiclient::{ApiClient, ApiError};
+use super::apiclient::{ApiClient, RunApi, User};
 
 /// The state name (`arv-git-httpd.pid`, `arv-git-httpd.port`).
 pub const NAME: &str = "arv-git-httpd";
@@ -100,6 +100,18 @@ pub fn split_repo_path(path: &str) -> Option<(String, String)> {
         .then(|| (name.to_string(), rest.to_string()))
 }
 
+/// Whether `user` may push to `repository`: an admin, its owner, or a uuid in its
+/// `writable_by`.
+fn may_write(user: &User, repository: &Value) -> bool {
+    let me = Value::from(user.uuid.as_str());
+    user.is_admin
+        || repository.get("owner_uuid") == Some(&me)
+        || repository
+            .get("writable_by")
+            .and_then(Value::as_array)
+            .is_some_and(|w| w.contains(&me))
+}
+
 /// The directory of repository `uuid`/`name` under `root`, relative to it.
 fn repo_dir(root: &Path, uuid: &str, name: &str) -> Option<String> {
     [
@@ -140,18 +152,15 @@ impl GitServer {
             _ => return Verdict::Refused(text(500, "name collision")),
         };
         if write {
-            let body = serde_json::json!({"repository": {
-                "modified_at": chrono::Utc::now().to_rfc3339(),
-            }});
-            if let Err(e) = self.api.call(
-                "PUT",
-                &format!("repositories/{uuid}"),
-                token,
-                &[],
-                Some(&body),
-            ) {
-                let e: ApiError = e;
-                return Verdict::Refused(text(403, &e.to_string()));
+            let user = match self.api.current_user(token) {
+                Ok(user) => user,
+                Err(e) => return Verdict::Refused(text(403, &e.to_string())),
+            };
+            if !may_write(&user, &items[0]) {
+                return Verdict::Refused(text(
+                    403,
+                    &format!("{} may not push to {name}", user.uuid),
+                ));
             }
         }
         match repo_dir(&self.config.repo_root, &uuid, name) {
@@ -493,15 +502,14 @@ pub struct StartedGit {
 /// fixture repositories, spawns `cibox arv-git-httpd`, waits until it accepts.
 pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
     use super::services;
-    let api = ApiClient::from_env().context(
-        "the git server needs the API server: set ARVADOS_API_HOST, ARVADOS_API_TOKEN (admin) \
-         and ARVADOS_API_HOST_INSECURE=true, as `cibox start --auth admin` prints",
-    )?;
-    let token = std::env::var("ARVADOS_API_TOKEN").unwrap_or_default();
-    let git = find_git(None)?;
     let run_dir = services::prepare_run_dir(run_dir)?;
+    let api = RunApi::find(&run_dir).context(
+        "the git server needs an API server: start one in the run directory (cibox start) or \
+         set ARVADOS_API_HOST and ARVADOS_API_TOKEN",
+    )?;
+    let git = find_git(None)?;
     let root = repo_root(&run_dir);
-    let made = make_fixture_repositories(&api, &token, &git, &root)?;
+    let made = make_fixture_repositories(&api.client, &api.token, &git, &root)?;
     let (program, lead) = services::cibox_applet("arv-git-httpd")?;
     let pid_path = services::pid_file(&run_dir, NAME);
     let args = |port: u16| {
@@ -518,7 +526,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
             name: NAME,
             program,
             args: &args,
-            env: Vec::new(),
+            env: api.env(false),
             extra_ports: Vec::new(),
             writes_pid_file: true,
         },

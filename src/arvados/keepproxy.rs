@@ -1,9 +1,9 @@
 //! The Keep proxy behind the `keepproxy` applet: one Keep endpoint in front of a run's
 //! keepstores, answering as Arvados' keepproxy does.
 //!
-//! * Which keepstores: the API server's `keep_services/accessible` (disk services) when
-//!   `ARVADOS_API_HOST` is set, else `ARVADOS_KEEP_SERVICES`, else the keepstores `start_keep`
-//!   recorded in the run directory. The list is looked up again every few seconds.
+//! * Which keepstores: the API server's `keep_services/accessible` (disk services) when there
+//!   is one (`ARVADOS_API_HOST`, else the one running in the run directory), else
+//!   `ARVADOS_KEEP_SERVICES`, else the keepstores `start_keep` recorded in the run directory. The list is looked up again every few seconds.
 //! * Order: rendezvous hashing, as Arvados' clients: each service weighs
 //!   `md5(block hash + last 15 characters of its uuid)`, heaviest first.
 //! * Writes (PUT `/hash[+size...]`, POST `/`) go to the first `X-Keep-Desired-Replicas`
@@ -29,7 +29,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::apiclient::{http_agent, ApiClient, ApiError, TokenCache, User};
+use super::apiclient::{http_agent, ApiClient, ApiError, RunApi, TokenCache, User};
 use super::digest::md5_hex;
 use super::locator::{Locator, EMPTY_BLOCK_HASH};
 use super::volume::BLOCK_MAX;
@@ -88,9 +88,8 @@ pub enum ServiceSource {
 impl ServiceSource {
     /// The source the environment and `run_dir` describe (see the module documentation).
     pub fn from_env(run_dir: &std::path::Path) -> ServiceSource {
-        if let Some(api) = ApiClient::from_env() {
-            let token = std::env::var("ARVADOS_API_TOKEN").unwrap_or_default();
-            return ServiceSource::Api(api, token);
+        if let Some(api) = RunApi::find(run_dir) {
+            return ServiceSource::Api(api.client, api.token);
         }
         match std::env::var("ARVADOS_KEEP_SERVICES") {
             Ok(list) if !list.trim().is_empty() => ServiceSource::Fixed(fixed_services(&list)),
@@ -559,7 +558,7 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Respon
 /// Runs the proxy until SIGTERM or SIGINT. Blocking.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let source = ServiceSource::from_env(&config.run_dir);
-    let api = ApiClient::from_env();
+    let api = RunApi::find(&config.run_dir).map(|a| a.client);
     match &source {
         ServiceSource::Api(api, _) => {
             tracing::info!("keep services from the API server at {}", api.base_url())
@@ -579,7 +578,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     if api.is_none() {
-        tracing::warn!("no ARVADOS_API_HOST: tokens are required but not checked");
+        tracing::warn!("no API server: tokens are required but not checked");
     }
     let proxy = Arc::new(Proxy {
         agent: http_agent(config.timeout, false),
@@ -620,7 +619,7 @@ pub struct StartedProxy {
 
 /// Starts `cibox keepproxy` for the run in `run_dir` (stopping an earlier one), waits until
 /// it accepts, and registers it with the API server as the `proxy` keep service (replacing
-/// older proxy records) when `ARVADOS_API_HOST` is set.
+/// older proxy records) when there is one (`ARVADOS_API_HOST`, or the run directory's).
 pub fn start(
     run_dir: &std::path::Path,
     extra: &[std::ffi::OsString],
@@ -628,6 +627,7 @@ pub fn start(
     use super::services;
     use anyhow::Context;
     let run_dir = services::prepare_run_dir(run_dir)?;
+    let api = RunApi::find(&run_dir);
     let (program, lead) = services::cibox_applet("keepproxy")?;
     let pid_path = services::pid_file(&run_dir, NAME);
     let args = |port: u16| {
@@ -644,23 +644,20 @@ pub fn start(
             name: NAME,
             program,
             args: &args,
-            env: Vec::new(),
+            env: api.as_ref().map(|a| a.env(true)).unwrap_or_default(),
             extra_ports: Vec::new(),
             writes_pid_file: true,
         },
     )?;
     let url = format!("http://127.0.0.1:{}", started.port);
-    let service_uuid = match ApiClient::from_env() {
-        Some(api) => {
-            let token = std::env::var("ARVADOS_API_TOKEN").unwrap_or_default();
-            match register(&api, &token, started.port) {
-                Ok(uuid) => Some(uuid),
-                Err(e) => {
-                    let _ = services::stop(&run_dir, NAME);
-                    return Err(e).context("registering keepproxy with the API server");
-                }
+    let service_uuid = match &api {
+        Some(api) => match register(&api.client, &api.token, started.port) {
+            Ok(uuid) => Some(uuid),
+            Err(e) => {
+                let _ = services::stop(&run_dir, NAME);
+                return Err(e).context("registering keepproxy with the API server");
             }
-        }
+        },
         None => None,
     };
     Ok(StartedProxy {

@@ -240,15 +240,16 @@ pub fn stop_nginx(run_dir: &Path) -> anyhow::Result<()> {
     result
 }
 
-/// The services of a run in start order (`stop_all` stops them in reverse). Keep (several
-/// servers) sits between the API server and keepproxy.
-pub const START_ORDER: &[&str] = &["keep", "keepproxy", "arv-git-httpd", "nginx"];
+/// The services of a run in start order (`stop_all` stops them in reverse): the API server,
+/// the keepstores, keepproxy, the git server, nginx.
+pub const START_ORDER: &[&str] = &["api", "keep", "keepproxy", "arv-git-httpd", "nginx"];
 
 /// Stops everything recorded in `run_dir`, in the reverse of [`START_ORDER`]. Carries on past a failure and reports all of them.
 pub fn stop_all(run_dir: &Path) -> anyhow::Result<()> {
     let mut errors = Vec::new();
     for &name in START_ORDER.iter().rev() {
         let result = match name {
+            "api" => super::api::launcher::stop(run_dir),
             "keep" => super::launcher::stop(run_dir).map(|_| ()),
             "nginx" => stop_nginx(run_dir),
             _ => stop(run_dir, name).map(|_| ()),

@@ -686,6 +686,10 @@ fn git_clone_and_push_over_https_through_nginx_with_a_token_refused_without() {
     stack.ok("stop_arv-git-httpd", &[]);
     assert!(wait_gone(git_pid, Duration::from_secs(5)));
     assert_eq!(stack.file("arv-git-httpd.port"), None);
+    assert!(
+        !stack.run_dir().join("git").exists(),
+        "repositories left behind"
+    );
 }
 
 #[test]
@@ -761,4 +765,43 @@ fn keepproxy_with_the_api_server_registers_itself_and_checks_tokens() {
     for pid in pids {
         assert!(wait_gone(pid, Duration::from_secs(5)), "{pid} still runs");
     }
+}
+
+#[test]
+fn seed_actions_through_the_run_test_server_link() {
+    let stack = Stack::new();
+    let link = stack.tmp.path().join("run_test_server.py");
+    std::os::unix::fs::symlink(CIBOX, &link).unwrap();
+    let seed = |action: &str| {
+        let run_dir = stack.run_dir();
+        run_cibox(
+            &link,
+            &[action, "--run-dir", run_dir.to_str().unwrap()],
+            &stack.tmp.path().join("stderr.log"),
+            &[("TMPDIR", stack.tmp.path())],
+        )
+    };
+    assert!(seed("start_keep").status.success());
+    let out = seed("start_keep_proxy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proxy_pid = stack.pid("keepproxy");
+    assert!(alive(proxy_pid));
+    assert!(seed("stop_keep_proxy").status.success());
+    assert!(wait_gone(proxy_pid, Duration::from_secs(5)));
+    assert_eq!(stack.file("keepproxy.pid"), None);
+    let keep_pid = stack.pid("keep0");
+    assert!(seed("stop_all").status.success());
+    assert!(wait_gone(keep_pid, Duration::from_secs(5)));
+    // Not a seed action.
+    let out = seed("keepproxy");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -380,9 +380,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     super::daemon_http::run(&listen, router)
 }
 
+/// Where a run's repositories live: `RUN_DIR/git` (removed by `stop_arv-git-httpd`).
+pub fn repo_base(run_dir: &Path) -> PathBuf {
+    run_dir.join("git")
+}
+
 /// The repository root of a run: `RUN_DIR/git/test`, as the seed lays it out.
 pub fn repo_root(run_dir: &Path) -> PathBuf {
-    run_dir.join("git").join("test")
+    repo_base(run_dir).join("test")
 }
 
 fn git_in(git: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {

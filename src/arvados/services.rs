@@ -217,9 +217,16 @@ pub fn stop_keep_proxy(run_dir: &Path) -> anyhow::Result<()> {
     stop(run_dir, super::keepproxy::NAME).map(|_| ())
 }
 
-/// `stop_arv-git-httpd`.
+/// `stop_arv-git-httpd`: the server, then the repositories its start made.
 pub fn stop_git(run_dir: &Path) -> anyhow::Result<()> {
-    stop(run_dir, super::git::NAME).map(|_| ())
+    stop(run_dir, super::git::NAME)?;
+    let repos = super::git::repo_base(run_dir);
+    if let Err(e) = std::fs::remove_dir_all(&repos) {
+        if e.kind() != io::ErrorKind::NotFound {
+            eprintln!("cibox: cannot remove {}: {e}", repos.display());
+        }
+    }
+    Ok(())
 }
 
 /// `stop_nginx`: nginx and its TLS port files.
@@ -252,6 +259,7 @@ pub fn stop_all(run_dir: &Path) -> anyhow::Result<()> {
             "api" => super::api::launcher::stop(run_dir),
             "keep" => super::launcher::stop(run_dir).map(|_| ()),
             "nginx" => stop_nginx(run_dir),
+            "arv-git-httpd" => stop_git(run_dir),
             _ => stop(run_dir, name).map(|_| ()),
         };
         if let Err(e) = result {

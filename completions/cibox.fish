@@ -196,7 +196,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Prin
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l auth -d 'Print export lines for this token fixture (admin, active, spectator, ...)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l run-dir -d 'Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l run-dir -d 'Directory for the state files and repositories [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l json -d 'Print a JSON description'
 complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-servers -d 'How many servers to start' -r
@@ -207,25 +207,25 @@ complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keep-enforce-
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l env -d 'Print `export VAR=value` lines for a shell to eval'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l json -d 'Print a JSON description of the servers'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l run-dir -d 'Directory for the state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l env -d 'Print `export ARVADOS_KEEP_PROXY=...` for a shell to eval'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l json -d 'Print a JSON description'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l run-dir -d 'Directory for the state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l nginx -d 'Run this nginx program instead of the one found in PATH or the sbin directories' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l json -d 'Print a JSON description'
 complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -l run-dir -d 'Directory of the run [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -l run-dir -d 'Directory start_api used [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -l run-dir -d 'Directory the start used [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -l run-dir -d 'Directory start_keep used [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand stop_keep_proxy" -l run-dir -d 'Directory the start used [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_keep_proxy" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep_proxy" -s h -l help -d 'Print help'
-complete -c cibox -n "__fish_cibox_using_subcommand stop_nginx" -l run-dir -d 'Directory the start used [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_nginx" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_nginx" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand update" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'

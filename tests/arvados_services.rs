@@ -532,6 +532,16 @@ fn git(stack: &Stack, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Adds `file` to the clone `dir` in a commit `message` and pushes it: git's answer.
+fn commit_and_push(stack: &Stack, dir: &Path, file: &str, message: &str) -> Output {
+    std::fs::write(dir.join(file), format!("{message}\n")).unwrap();
+    assert!(git(stack, dir, &["add", file]).status.success());
+    assert!(git(stack, dir, &["commit", "-qm", message])
+        .status
+        .success());
+    git(stack, dir, &["push", "origin", "master"])
+}
+
 fn fixture_token(name: &str) -> &'static str {
     cibox::arvados::api::fixtures::token(name).unwrap()
 }
@@ -610,12 +620,7 @@ fn git_clone_and_push_over_https_through_nginx_with_a_token_refused_without() {
     );
     let clone = work.join("foo");
     assert!(clone.join("README").is_file());
-    std::fs::write(clone.join("new.txt"), "pushed through nginx\n").unwrap();
-    assert!(git(&stack, &clone, &["add", "new.txt"]).status.success());
-    assert!(git(&stack, &clone, &["commit", "-qm", "a change"])
-        .status
-        .success());
-    let out = git(&stack, &clone, &["push", "origin", "master"]);
+    let out = commit_and_push(&stack, &clone, "new.txt", "a change");
     assert!(
         out.status.success(),
         "{}",
@@ -649,12 +654,7 @@ fn git_clone_and_push_over_https_through_nginx_with_a_token_refused_without() {
     );
     let seen = work.join("seen");
     assert!(seen.join("new.txt").is_file());
-    std::fs::write(seen.join("other.txt"), "no\n").unwrap();
-    assert!(git(&stack, &seen, &["add", "other.txt"]).status.success());
-    assert!(git(&stack, &seen, &["commit", "-qm", "refused"])
-        .status
-        .success());
-    let out = git(&stack, &seen, &["push", "origin", "master"]);
+    let out = commit_and_push(&stack, &seen, "other.txt", "refused");
     assert!(!out.status.success(), "the spectator could push");
     let (status, _, _) = call(
         tls.get(&format!(

@@ -41,11 +41,7 @@ struct ArvGitHttpdArgs {
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
-    let argv = std::iter::once(std::ffi::OsString::from(inv.applet.name))
-        .chain(crate::args::normalize_go_flags(&inv.args));
-    let matches = inv.command().try_get_matches_from(argv)?;
-    let args = <ArvGitHttpdArgs as clap::FromArgMatches>::from_arg_matches(&matches)
-        .map_err(|e| e.format(&mut inv.command()))?;
+    let args: ArvGitHttpdArgs = inv.parse_go_flags()?;
     crate::arvados::daemon_http::init_logging();
     git::run(Config {
         address: args.address,

@@ -60,11 +60,7 @@ struct KeepproxyArgs {
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
-    let argv = std::iter::once(std::ffi::OsString::from(inv.applet.name))
-        .chain(crate::args::normalize_go_flags(&inv.args));
-    let matches = inv.command().try_get_matches_from(argv)?;
-    let args = <KeepproxyArgs as clap::FromArgMatches>::from_arg_matches(&matches)
-        .map_err(|e| e.format(&mut inv.command()))?;
+    let args: KeepproxyArgs = inv.parse_go_flags()?;
     crate::arvados::daemon_http::init_logging();
     keepproxy::run(Config {
         listen: args.listen,

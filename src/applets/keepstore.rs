@@ -190,14 +190,7 @@ fn parse(inv: &Invocation) -> anyhow::Result<Config> {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let config = parse(&inv)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    crate::arvados::daemon_http::init_logging();
     server::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

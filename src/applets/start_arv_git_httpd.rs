@@ -2,14 +2,14 @@
 //! `run_test_server.py start_arv-git-httpd`. It owns the command line and the output; the work
 //! is [`crate::arvados::git::start`].
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::{git, launcher};
+use crate::arvados::git;
+use crate::arvados::services::RunDirArg;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,9 +25,8 @@ Exit status:\n  0  the server accepts connections\n  1  no API server, or it fai
 2  usage error"
 )]
 struct StartGitArgs {
-    /// Directory for the state files and repositories [default: $TMPDIR/cibox]
-    #[arg(long, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run_dir: RunDirArg,
     /// Print a JSON description
     #[arg(long)]
     json: bool,
@@ -35,7 +34,7 @@ struct StartGitArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartGitArgs>()?;
-    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
+    let run_dir = args.run_dir.path();
     let started = git::start(&run_dir)?;
     if args.json {
         let value = serde_json::to_value(&started).context("describing the server")?;

@@ -3,14 +3,14 @@
 //! work is [`crate::arvados::keepproxy::start`].
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::{keepproxy, launcher};
+use crate::arvados::keepproxy;
+use crate::arvados::services::RunDirArg;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,9 +26,8 @@ Exit status:\n  0  the proxy accepts connections\n  1  it failed to start or to 
 is stopped again)\n  2  usage error"
 )]
 struct StartKeepProxyArgs {
-    /// Directory for the state files [default: $TMPDIR/cibox]
-    #[arg(long, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run_dir: RunDirArg,
     /// Print `export ARVADOS_KEEP_PROXY=...` for a shell to eval
     #[arg(long, conflicts_with = "json")]
     env: bool,
@@ -42,7 +41,7 @@ struct StartKeepProxyArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartKeepProxyArgs>()?;
-    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
+    let run_dir = args.run_dir.path();
     let started = keepproxy::start(&run_dir, &args.keepproxy_flags)?;
     if args.json {
         let value = serde_json::to_value(&started).context("describing the proxy")?;

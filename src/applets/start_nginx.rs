@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::{launcher, nginx};
+use crate::arvados::nginx;
+use crate::arvados::services::RunDirArg;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,9 +26,8 @@ Exit status:\n  0  nginx accepts connections\n  1  no nginx, no certificate, not
 or nginx failed to start\n  2  usage error"
 )]
 struct StartNginxArgs {
-    /// Directory for the state files [default: $TMPDIR/cibox]
-    #[arg(long, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run_dir: RunDirArg,
     /// Print a JSON description
     #[arg(long)]
     json: bool,
@@ -38,7 +38,7 @@ struct StartNginxArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartNginxArgs>()?;
-    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
+    let run_dir = args.run_dir.path();
     let started = nginx::start(&run_dir, args.nginx.as_deref())?;
     if args.json {
         let value = serde_json::to_value(&started).context("describing nginx")?;

@@ -2,13 +2,12 @@
 //! of their start order. It owns the command line; the work is
 //! [`crate::arvados::services::stop_all`].
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::{launcher, services};
+use crate::arvados::services::{self, RunDirArg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,15 +20,13 @@ Exit status:\n  0  nothing left running\n  1  something survived SIGKILL, or the
 cannot be read\n  2  usage error"
 )]
 struct StopAllArgs {
-    /// Directory of the run [default: $TMPDIR/cibox]
-    #[arg(long, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run_dir: RunDirArg,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopAllArgs>()?;
-    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
-    services::stop_all(&run_dir)?;
+    services::stop_all(&args.run_dir.path())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,13 +2,12 @@
 //! `run_test_server.py stop_nginx`. It owns the command line; the work is
 //! [`crate::arvados::services::stop`].
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation};
-use crate::arvados::{launcher, services};
+use crate::arvados::services::{self, RunDirArg};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,15 +18,13 @@ only cleaned up. Then nginx.pid and nginx.port are removed with keepproxy-ssl.po
 Exit status:\n  0  nothing left running\n  1  it survived SIGKILL\n  2  usage error"
 )]
 struct StopArgs {
-    /// Directory the start used [default: $TMPDIR/cibox]
-    #[arg(long, value_name = "DIR")]
-    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run_dir: RunDirArg,
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopArgs>()?;
-    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
-    services::stop_nginx(&run_dir)?;
+    services::stop_nginx(&args.run_dir.path())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -515,26 +515,17 @@ pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
     let git = find_git(None)?;
     let root = repo_root(&run_dir);
     let made = make_fixture_repositories(&api.client, &api.token, &git, &root)?;
-    let (program, lead) = services::cibox_applet("arv-git-httpd")?;
-    let pid_path = services::pid_file(&run_dir, NAME);
-    let args = |port: u16| {
-        let mut args = lead.clone();
-        args.push(format!("-address=127.0.0.1:{port}").into());
-        args.push(format!("-repo-root={}", root.display()).into());
-        args.push(format!("-pid={}", pid_path.display()).into());
-        args.push(format!("-git-command={}", git.display()).into());
-        args
-    };
-    let started = services::start(
+    let more: Vec<std::ffi::OsString> = vec![
+        format!("-repo-root={}", root.display()).into(),
+        format!("-git-command={}", git.display()).into(),
+    ];
+    let started = services::start_applet(
         &run_dir,
-        &services::ServiceSpec {
-            name: NAME,
-            program,
-            args: &args,
-            env: api.env(false),
-            extra_ports: Vec::new(),
-            writes_pid_file: true,
-        },
+        NAME,
+        "arv-git-httpd",
+        "address",
+        &more,
+        api.env(false),
     )?;
     Ok(StartedGit {
         pid: started.pid,

@@ -628,27 +628,10 @@ pub fn start(
     use anyhow::Context;
     let run_dir = services::prepare_run_dir(run_dir)?;
     let api = RunApi::find(&run_dir);
-    let (program, lead) = services::cibox_applet("keepproxy")?;
-    let pid_path = services::pid_file(&run_dir, NAME);
-    let args = |port: u16| {
-        let mut args = lead.clone();
-        args.push(format!("-listen=127.0.0.1:{port}").into());
-        args.push(format!("-pid={}", pid_path.display()).into());
-        args.push(format!("-run-dir={}", run_dir.display()).into());
-        args.extend(extra.iter().cloned());
-        args
-    };
-    let started = services::start(
-        &run_dir,
-        &services::ServiceSpec {
-            name: NAME,
-            program,
-            args: &args,
-            env: api.as_ref().map(|a| a.env(true)).unwrap_or_default(),
-            extra_ports: Vec::new(),
-            writes_pid_file: true,
-        },
-    )?;
+    let mut more: Vec<std::ffi::OsString> = vec![format!("-run-dir={}", run_dir.display()).into()];
+    more.extend(extra.iter().cloned());
+    let env = api.as_ref().map(|a| a.env(true)).unwrap_or_default();
+    let started = services::start_applet(&run_dir, NAME, "keepproxy", "listen", &more, env)?;
     let url = format!("http://127.0.0.1:{}", started.port);
     let service_uuid = match &api {
         Some(api) => match register(&api.client, &api.token, started.port) {

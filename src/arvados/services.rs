@@ -21,6 +21,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a service may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The `--run-dir` option of the start and stop applets.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunDirArg {
+    /// Directory of the run's state files [default: $TMPDIR/cibox]
+    #[arg(long = "run-dir", value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+impl RunDirArg {
+    /// The directory given, or the default.
+    pub fn path(&self) -> PathBuf {
+        self.run_dir
+            .clone()
+            .unwrap_or_else(super::launcher::default_run_dir)
+    }
+}
+
 /// `RUN_DIR/NAME.pid`.
 pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
     run_dir.join(format!("{name}.pid"))
@@ -53,6 +70,38 @@ pub fn write_port(run_dir: &Path, name: &str, port: u16) -> io::Result<()> {
 pub fn cibox_applet(applet: &str) -> anyhow::Result<(PathBuf, Vec<OsString>)> {
     let exe = std::env::current_exe().context("cannot find the cibox binary")?;
     Ok((exe, vec![applet.into()]))
+}
+
+/// Starts the cibox daemon applet `applet` as service `name` (see [`start`]): its arguments
+/// are `-LISTEN_FLAG=127.0.0.1:PORT -pid=RUN_DIR/NAME.pid` and then `more`.
+pub fn start_applet(
+    run_dir: &Path,
+    name: &str,
+    applet: &str,
+    listen_flag: &str,
+    more: &[OsString],
+    env: Vec<(OsString, OsString)>,
+) -> anyhow::Result<Started> {
+    let (program, lead) = cibox_applet(applet)?;
+    let pid_path = pid_file(run_dir, name);
+    let args = |port: u16| {
+        let mut args = lead.clone();
+        args.push(format!("-{listen_flag}=127.0.0.1:{port}").into());
+        args.push(format!("-pid={}", pid_path.display()).into());
+        args.extend(more.iter().cloned());
+        args
+    };
+    start(
+        run_dir,
+        &ServiceSpec {
+            name,
+            program,
+            args: &args,
+            env,
+            extra_ports: Vec::new(),
+            writes_pid_file: true,
+        },
+    )
 }
 
 /// A run directory, created and made absolute.

@@ -471,6 +471,9 @@ fn write_block(proxy: &Proxy, token: &str, hash: &str, body: &Bytes, want: usize
                 }
             }
         }
+        if matches!(written.error, Some((422, _))) {
+            break; // the body is not the block named: no other keepstore will take it
+        }
     }
     written
 }
@@ -521,10 +524,12 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Respon
         if !proxy.token_allowed(&token, true) {
             return Err((403, BAD_AUTH.into()));
         }
-        let hash = md5_hex(&body);
-        if expected_hash.as_ref().is_some_and(|h| *h != hash) {
-            return Err((422, "Hash mismatch".into()));
-        }
+        // With a hash in the path the keepstores check the body against it (and answer 422,
+        // passed on); only POST needs the hash computed here.
+        let hash = match expected_hash {
+            Some(hash) => hash,
+            None => md5_hex(&body),
+        };
         Ok(write_block(&proxy, &token, &hash, &body, want))
     })
     .await;

@@ -805,3 +805,28 @@ fn seed_actions_through_the_run_test_server_link() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn keepproxy_drops_a_client_that_never_finishes_its_request() {
+    use std::io::{Read, Write};
+    let stack = Stack::new();
+    stack.ok("start_keep", &[]);
+    let url = stack
+        .ok("start_keep_proxy", &["--", "-header-timeout=1"])
+        .trim()
+        .to_string();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    slow.write_all(b"GET /acbd18db4cc2f85cedef654fccc4a4d8 HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    // Closed by the proxy (not by our 30 s read timeout), without an answer to half a request.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    // Meanwhile other clients are served.
+    assert_eq!(proxy_get(&agent(), &url, &md5_hex(b"x"), "t").0, 404);
+}

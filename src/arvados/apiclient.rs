@@ -1,9 +1,10 @@
 //! A small blocking client for the Arvados API server, for the services that stand beside it
 //! (keepproxy, the git server, the launchers): token checks, keep service discovery and
-//! registration, repository lookup. It speaks HTTPS to `ARVADOS_API_HOST`, skipping
-//! certificate checks when `ARVADOS_API_HOST_INSECURE` is true (as the test server's
-//! self-signed certificate needs), and keeps answers to token checks for a short while in a
-//! [`TokenCache`].
+//! registration, repository lookup, each call with the token it is about. [`RunApi::find`]
+//! picks the server: `ARVADOS_API_HOST` (certificate checks skipped when
+//! `ARVADOS_API_HOST_INSECURE` is true), else the one `start_api` runs in the run directory.
+//! Answers to token checks are kept for a short while in a [`TokenCache`]. (The API server's
+//! own launcher calls with one fixed token through [`super::api::client`].)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

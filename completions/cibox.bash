@@ -126,7 +126,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__apiserver)
-            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --help"
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --read-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,6 +153,10 @@ _cibox() {
                     return 0
                     ;;
                 --blob-signing-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-cert -d 'T
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-key -d 'TLS private key (PEM)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l state -d 'Save the records here on every change (and start from it when it exists)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l blob-signing-key-file -d 'The keepstores\' blob signing key file: manifests are checked and signed with it when it exists' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l read-timeout -d 'Seconds a client has for the TLS handshake and then for each request head' -r
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l address -d 'Address to listen on' -r
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l repo-root -d 'Directory holding the repositories (UUID.git or NAME.git)' -r -F

@@ -38,6 +38,27 @@ fn start_serves_fixture_tokens_keep_services_and_repositories_then_stop() {
     assert_eq!(status, 200);
     assert_eq!(token["api_token"], SPECTATOR);
     assert_eq!(token["owner_uuid"], "zzzzz-tpzed-l1s2piq4t4mps8r");
+    // The same token in its v2 form.
+    let v2 = format!("v2/{}/{SPECTATOR}", token["uuid"].as_str().unwrap());
+    assert_eq!(
+        api.get("/arvados/v1/users/current", &v2).1["uuid"],
+        "zzzzz-tpzed-l1s2piq4t4mps8r"
+    );
+    // A long query sent as a form under POST with X-Http-Method-Override, as the Google API
+    // client does.
+    let form = "filters=%5B%5B%22name%22%2C%22like%22%2C%22admin%2F%25%22%5D%5D";
+    let listed = api
+        .agent
+        .post(&format!("https://{host}/arvados/v1/repositories"))
+        .set("Authorization", &format!("OAuth2 {ADMIN}"))
+        .set("X-Http-Method-Override", "GET")
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(form)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["items_available"], 2, "{listed}");
 
     // keep_services: admin registers, everyone lists, only admin deletes.
     let service = json!({"keep_service": {
@@ -232,6 +253,24 @@ fn bad_tokens_resources_bodies_and_filters_are_clear_4xx() {
             "operator",
         ),
         ("POST", "/database/reset", Some(ACTIVE), None, 403, "admin"),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some("activenoscopeabcdefghijklmnopqrstuvwxyz12345678901"),
+            None,
+            403,
+            "scopes",
+        ),
+        (
+            "GET",
+            "/arvados/v1/users/current",
+            Some(
+                "v2/zzzzz-gj3su-000000000000000/3kg6k6lzmp9kj5cpkcoxie963cmvjahbt2fod9zru30k1jqdmi",
+            ),
+            None,
+            401,
+            "not valid",
+        ),
     ];
     for (method, path, token, body, status, word) in cases {
         let (got, answer) = api.call(method, path, token, body);
@@ -475,4 +514,102 @@ fn with_arvados_test_api_host_the_given_server_is_only_reset() {
     assert!(out.status.success());
     assert!(alive(pid), "stop leaves a given server alone");
     assert_eq!(api.get("/arvados/v1/users/current", ADMIN).0, 200);
+}
+
+#[test]
+fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+    let out = std::process::Command::new(CIBOX)
+        .args(["apiserver", "-listen=127.0.0.1:1"])
+        .arg(format!("-tls-cert={}", cert.display()))
+        .arg(format!("-tls-key={}", key.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c.pem") && err.lines().count() == 1, "{err}");
+
+    cibox::arvados::tls::write_self_signed(&cert, &key).unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(CIBOX)
+        .args([
+            "apiserver",
+            &format!("-listen=127.0.0.1:{port}"),
+            "-read-timeout=0.3",
+        ])
+        .arg(format!("-tls-cert={}", cert.display()))
+        .arg(format!("-tls-key={}", key.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    cibox::process::wait_for_port::<std::io::Error>(addr, Duration::from_secs(10), || Ok(()))
+        .unwrap();
+    // A client that connects and says nothing is disconnected after the read timeout.
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = silent
+        .read(&mut buf)
+        .expect("the server closes, not the 5 s read timeout");
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn start_keep_registers_its_servers_replacing_the_old_ones() {
+    let stack = Stack::new();
+    let host = stack.start();
+    let api = stack.api(&host);
+    let out = stack.cibox(&["start_keep", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = stack.cibox(&["start_keep", "--json", "--num-keep-servers", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ports: Vec<u64> = started["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    let (_, services) = api.get("/arvados/v1/keep_services/accessible", ACTIVE);
+    let mut registered: Vec<u64> = services["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service_port"].as_u64().unwrap())
+        .collect();
+    registered.sort_unstable();
+    assert_eq!(registered, ports, "{services}");
+    assert_eq!(services["items"][0]["service_host"], "127.0.0.1");
+    let (_, disks) = api.get("/arvados/v1/keep_disks", ADMIN);
+    assert_eq!(disks["items_available"], 3, "{disks}");
+    // Without an API server start_keep works as before.
+    assert!(stack.cibox(&["stop_api"]).status.success());
+    let out = stack.cibox(&["start_keep"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

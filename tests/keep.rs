@@ -72,14 +72,7 @@ impl Run {
     }
 
     fn state_files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        names_in(&self.run_dir())
     }
 }
 

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
@@ -45,6 +46,17 @@ struct ApiServerArgs {
     /// it exists
     #[arg(long, value_name = "FILE")]
     blob_signing_key_file: Option<PathBuf>,
+    /// Seconds a client has for the TLS handshake and then for each request head
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    read_timeout: Duration,
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -53,14 +65,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let matches = inv.command().try_get_matches_from(argv)?;
     let args =
         ApiServerArgs::from_arg_matches(&matches).map_err(|e| e.format(&mut inv.command()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    crate::arvados::log_to_stderr();
     api::run(Config {
         listen: args.listen,
         pid_file: args.pid,
@@ -68,6 +73,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         key: args.tls_key,
         state_file: args.state,
         blob_signing_key_file: args.blob_signing_key_file,
+        read_timeout: args.read_timeout,
     })?;
     Ok(ExitCode::SUCCESS)
 }

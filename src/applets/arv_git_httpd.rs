@@ -42,7 +42,7 @@ struct ArvGitHttpdArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let args: ArvGitHttpdArgs = inv.parse_go_flags()?;
-    crate::arvados::daemon_http::init_logging();
+    crate::arvados::log_to_stderr();
     git::run(Config {
         address: args.address,
         repo_root: args.repo_root,

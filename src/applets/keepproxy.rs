@@ -61,7 +61,7 @@ struct KeepproxyArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let args: KeepproxyArgs = inv.parse_go_flags()?;
-    crate::arvados::daemon_http::init_logging();
+    crate::arvados::log_to_stderr();
     keepproxy::run(Config {
         listen: args.listen,
         pid_file: args.pid,

@@ -190,7 +190,7 @@ fn parse(inv: &Invocation) -> anyhow::Result<Config> {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let config = parse(&inv)?;
-    crate::arvados::daemon_http::init_logging();
+    crate::arvados::log_to_stderr();
     server::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

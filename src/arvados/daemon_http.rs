@@ -25,18 +25,6 @@ pub struct Listen {
     pub limits: crate::httpd::Limits,
 }
 
-/// Sets up log lines on stderr (`CIBOX_LOG` filters, default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
-}
-
 /// Serves `router` until SIGTERM or SIGINT, then lets requests in flight finish (for a while)
 /// and returns. Blocking: builds its own tokio runtime.
 pub fn run(listen: &Listen, router: axum::Router) -> anyhow::Result<()> {

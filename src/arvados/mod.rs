@@ -1,6 +1,8 @@
-//! The Arvados test stack: Keep block storage, the services beside it (keepproxy, the git
-//! server, nginx for TLS) and the launchers that start them for a test run.
+//! The Arvados test stack: the API server, Keep block storage, the services beside them
+//! (keepproxy, the git server, nginx for TLS) and the launchers that start them for a test run.
 //!
+//! * [`api`]: the API server behind the `apiserver` applet, and its launcher (`start_api`).
+//! * [`tls`]: the self-signed certificate and the rustls configurations.
 //! * [`digest`]: block hashing (MD5), through the machine's libcrypto when it has one.
 //! * [`locator`]: `hash+size+Hints` parsing.
 //! * [`signature`]: HMAC-SHA1 permission signatures, v1 and v2.
@@ -29,3 +31,16 @@ pub mod services;
 pub mod signature;
 pub mod tls;
 pub mod volume;
+
+/// Sends a server's log lines (`tracing`) to standard error, unadorned (the launcher prefixes
+/// them with the server's name), at the level `CIBOX_LOG` asks for (default `info`).
+pub fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CIBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}

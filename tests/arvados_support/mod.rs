@@ -79,14 +79,7 @@ impl Stack {
     }
 
     pub fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.run_dir())
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        crate::keep_support::names_in(&self.run_dir())
     }
 
     pub fn pid(&self) -> u32 {

@@ -258,3 +258,15 @@ pub fn run_cibox(
     out.stderr = std::fs::read(stderr_file).unwrap_or_default();
     out
 }
+
+/// The names of the entries of `dir`, sorted (none when it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -40,10 +40,6 @@ use tokio::sync::Semaphore;
 
 /// Connections served at once; further ones wait to be accepted.
 const MAX_CONNECTIONS: usize = 256;
-/// Time for a TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time for a request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time for a whole request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,6 +58,9 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// The keepstores' blob signing key file, shared for locator signatures.
     pub blob_signing_key_file: Option<PathBuf>,
+    /// Time for a TLS handshake, and for each request head (a client that sends nothing is
+    /// disconnected after it).
+    pub read_timeout: Duration,
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -82,16 +81,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .thread_name("apiserver")
         .build()
         .context("starting the runtime")?;
-    let result = runtime.block_on(serve(server, config.listen, Arc::new(tls)));
+    let result = runtime.block_on(serve(server, &config, Arc::new(tls)));
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
 }
 
 async fn serve(
     server: Arc<router::Server>,
-    listen: SocketAddr,
+    config: &Config,
     tls: Arc<rustls::ServerConfig>,
 ) -> anyhow::Result<()> {
+    let (listen, read_timeout) = (config.listen, config.read_timeout);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -119,22 +119,21 @@ async fn serve(
         let (acceptor, server) = (acceptor.clone(), server.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!("{peer}: TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!("{peer}: TLS handshake timed out");
-                        return;
-                    }
-                };
+            let stream = match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!("{peer}: TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("{peer}: TLS handshake timed out");
+                    return;
+                }
+            };
             let service = hyper::service::service_fn(move |req| handle(server.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(read_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!("{peer}: {e}");

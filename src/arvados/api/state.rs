@@ -3,7 +3,7 @@
 //! same run directory picks them up. [`Store::reset`] puts the fixtures back.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -157,11 +157,6 @@ impl Store {
     pub fn token(&self, secret: &str) -> Option<&Value> {
         self.table("api_client_authorizations")
             .find(|t| t["api_token"].as_str() == Some(secret))
-    }
-
-    /// Where the state is saved.
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
     }
 }
 

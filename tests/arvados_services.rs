@@ -454,11 +454,19 @@ fn python_keep_client_through_the_proxy() {
         return;
     };
     let stack = Stack::new();
+    // With the API server: keepproxy finds the keepstores and checks the SDK's token there.
+    stack.ok("start_api", &[]);
     stack.ok("start_keep", &[]);
     let url = stack.ok("start_keep_proxy", &[]).trim().to_string();
     let script = r#"
 import os, sys, arvados
-kc = arvados.KeepClient(api_token="a-client-token", proxy=os.environ["ARVADOS_KEEP_PROXY"],
+try:
+    arvados.KeepClient(api_token="forgedtoken000", proxy=os.environ["ARVADOS_KEEP_PROXY"],
+                       num_retries=0).put(b"refused", copies=1)
+    raise SystemExit("a forged token could write")
+except arvados.errors.KeepWriteError:
+    pass
+kc = arvados.KeepClient(api_token=os.environ["TOKEN"], proxy=os.environ["ARVADOS_KEEP_PROXY"],
                         num_retries=0)
 data = os.urandom(1 << 20)
 loc = kc.put(data, copies=2)
@@ -477,6 +485,7 @@ except arvados.errors.KeepWriteError as e:
         .arg("-c")
         .arg(script)
         .env("ARVADOS_KEEP_PROXY", &url)
+        .env("TOKEN", fixture_token("active"))
         .env_remove("ARVADOS_API_HOST")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -7,7 +7,8 @@
 //! * Order: rendezvous hashing, as Arvados' clients: each service weighs
 //!   `md5(block hash + last 15 characters of its uuid)`, heaviest first.
 //! * Writes (PUT `/hash[+size...]`, POST `/`) go to the first `X-Keep-Desired-Replicas`
-//!   services at once (default 2), then to further ones for any that failed, until that many
+//!   services at once (default 2; a PUT's body streams to them as it arrives, the keepstores
+//!   checking it against the hash), then to further ones for any that failed, until that many
 //!   copies are stored or no service is left. `X-Keep-Replicas-Stored` says how many; 200 with
 //!   the signed locator when at least one is stored, 503 when none.
 //! * Reads (GET, HEAD) try the services in the same order; the first that has the block answers.
@@ -386,66 +387,96 @@ async fn read_body(req: Request, limit: u64) -> Result<Bytes, (u16, String)> {
 }
 
 /// What a write achieved.
+#[derive(Default)]
 struct Written {
     locator: Option<String>,
     replicas: usize,
-    error: Option<(u16, String)>,
+    error: Option<Refusal>,
 }
 
-/// Writes `body` (whose MD5 is `hash`) to up to `want` keepstores in rendezvous order.
-fn write_block(proxy: &Proxy, token: &str, hash: &str, body: &Bytes, want: usize) -> Written {
-    let services = match proxy.services() {
-        Ok(s) => s,
-        Err(e) => {
-            return Written {
-                locator: None,
-                replicas: 0,
-                error: Some((502, format!("{e:#}"))),
+impl Written {
+    /// Counts one keepstore's answer.
+    fn add(&mut self, hash: &str, answer: Result<(String, usize), Refusal>) {
+        match answer {
+            Ok((locator, stored)) => {
+                self.replicas += stored;
+                if self.locator.is_none() && !locator.is_empty() {
+                    self.locator = Some(locator);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("writing {hash}: {}", e.1);
+                self.error = Some(e);
             }
         }
-    };
-    let order = probe_order(hash, &services);
-    let mut next = 0;
-    let mut written = Written {
-        locator: None,
-        replicas: 0,
-        error: None,
-    };
-    while written.replicas < want && next < order.len() {
+    }
+
+    /// Whether the body turned out not to be the block named (no other keepstore will take it).
+    fn mismatch(&self) -> bool {
+        matches!(self.error, Some((422, _)))
+    }
+}
+
+/// One PUT of `body` to `service`: the locator it answers and the copies it stored. Blocking.
+fn put_one(
+    proxy: &Proxy,
+    token: &str,
+    service: &KeepService,
+    hash: &str,
+    length: u64,
+    body: impl Read,
+) -> Result<(String, usize), Refusal> {
+    let url = format!("{}/{hash}", service.root);
+    match proxy
+        .agent
+        .put(&url)
+        .set("Authorization", &format!("OAuth2 {token}"))
+        .set("Content-Length", &length.to_string())
+        .send(body)
+    {
+        Ok(r) => {
+            let stored = r
+                .header("X-Keep-Replicas-Stored")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1);
+            Ok((
+                r.into_string().unwrap_or_default().trim().to_string(),
+                stored,
+            ))
+        }
+        Err(ureq::Error::Status(code, r)) => Err((
+            code,
+            format!(
+                "{}: {}",
+                service.root,
+                r.into_string().unwrap_or_default().trim()
+            ),
+        )),
+        Err(e) => Err((502, format!("{}: {e}", service.root))),
+    }
+}
+
+/// Writes `body` (whose MD5 is `hash`) to the keepstores of `rest` in order, a batch at a
+/// time, until `want` copies are stored in all (counting those already `written`).
+fn write_rest(
+    proxy: &Proxy,
+    token: &str,
+    hash: &str,
+    body: &Bytes,
+    want: usize,
+    rest: &[KeepService],
+    mut written: Written,
+) -> Written {
+    let (order, mut next) = (rest, 0);
+    while written.replicas < want && next < order.len() && !written.mismatch() {
         let batch = &order[next..(next + want - written.replicas).min(order.len())];
         next += batch.len();
-        let answers: Vec<Result<(String, usize), (u16, String)>> = std::thread::scope(|scope| {
+        let answers: Vec<Result<(String, usize), Refusal>> = std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .iter()
                 .map(|service| {
                     scope.spawn(move || {
-                        let url = format!("{}/{hash}", service.root);
-                        match proxy
-                            .agent
-                            .put(&url)
-                            .set("Authorization", &format!("OAuth2 {token}"))
-                            .send_bytes(body)
-                        {
-                            Ok(r) => {
-                                let stored = r
-                                    .header("X-Keep-Replicas-Stored")
-                                    .and_then(|v| v.trim().parse().ok())
-                                    .unwrap_or(1);
-                                Ok((
-                                    r.into_string().unwrap_or_default().trim().to_string(),
-                                    stored,
-                                ))
-                            }
-                            Err(ureq::Error::Status(code, r)) => Err((
-                                code,
-                                format!(
-                                    "{}: {}",
-                                    service.root,
-                                    r.into_string().unwrap_or_default().trim()
-                                ),
-                            )),
-                            Err(e) => Err((502, format!("{}: {e}", service.root))),
-                        }
+                        put_one(proxy, token, service, hash, body.len() as u64, &body[..])
                     })
                 })
                 .collect();
@@ -458,24 +489,116 @@ fn write_block(proxy: &Proxy, token: &str, hash: &str, body: &Bytes, want: usize
                 .collect()
         });
         for answer in answers {
-            match answer {
-                Ok((locator, stored)) => {
-                    written.replicas += stored;
-                    if written.locator.is_none() && !locator.is_empty() {
-                        written.locator = Some(locator);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("writing {hash}: {}", e.1);
-                    written.error = Some(e);
-                }
-            }
-        }
-        if matches!(written.error, Some((422, _))) {
-            break; // the body is not the block named: no other keepstore will take it
+            written.add(hash, answer);
         }
     }
     written
+}
+
+/// A blocking reader over the chunks of a request body as they arrive; an `Err` chunk (the
+/// client went away, or sent too much) fails the read, so the keepstore request is abandoned.
+struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<Result<Bytes, ()>>,
+    current: Bytes,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(())) => return Err(std::io::Error::other("request body broken off")),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+/// A PUT naming its hash: the body streams to the first `want` keepstores while it arrives
+/// (they check it against the hash); keepstores after a failed one get the kept copy.
+async fn put_streaming(
+    proxy: Arc<Proxy>,
+    token: String,
+    hash: String,
+    length: u64,
+    want: usize,
+    req: Request,
+) -> Result<Written, Refusal> {
+    let order = {
+        let (proxy, token, hash) = (proxy.clone(), token.clone(), hash.clone());
+        blocking(move || -> Result<Vec<KeepService>, Refusal> {
+            if !proxy.token_allowed(&token, true) {
+                return Err((403, BAD_AUTH.into()));
+            }
+            let services = proxy.services().map_err(|e| (502, format!("{e:#}")))?;
+            Ok(probe_order(&hash, &services))
+        })
+        .await
+        .unwrap_or_else(|| Err((500, "worker failed".into())))?
+    };
+    let first = want.min(order.len());
+    let mut senders = Vec::new();
+    let mut writers = Vec::new();
+    for service in &order[..first] {
+        let service = service.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        senders.push(tx);
+        let (proxy, token, hash) = (proxy.clone(), token.clone(), hash.clone());
+        writers.push(tokio::task::spawn_blocking(move || {
+            let reader = ChunkReader {
+                chunks: rx,
+                current: Bytes::new(),
+            };
+            put_one(&proxy, &token, &service, &hash, length, reader)
+        }));
+    }
+    let mut kept = bytes::BytesMut::with_capacity(length as usize);
+    let mut stream = req.into_body().into_data_stream();
+    let mut broken = None;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        match chunk {
+            Ok(chunk) if kept.len() + chunk.len() <= length as usize => {
+                kept.extend_from_slice(&chunk);
+                for tx in &senders {
+                    let _ = tx.send(Ok(chunk.clone())).await;
+                }
+            }
+            Ok(_) => {
+                broken = Some((400, "Actual length != expected content length".to_string()));
+                break;
+            }
+            Err(e) => {
+                broken = Some((400, format!("reading the request body: {e}")));
+                break;
+            }
+        }
+    }
+    if broken.is_none() && kept.len() as u64 != length {
+        broken = Some((400, "Actual length != expected content length".to_string()));
+    }
+    for tx in senders {
+        if broken.is_some() {
+            let _ = tx.send(Err(())).await;
+        }
+    }
+    let mut written = Written::default();
+    for writer in writers {
+        let answer = writer
+            .await
+            .unwrap_or_else(|_| Err((500, "writer failed".into())));
+        written.add(&hash, answer);
+    }
+    if let Some(refusal) = broken {
+        return Err(refusal);
+    }
+    let body = kept.freeze();
+    blocking(move || write_rest(&proxy, &token, &hash, &body, want, &order[first..], written))
+        .await
+        .ok_or((500, "worker failed".to_string()))
 }
 
 async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Response {
@@ -513,46 +636,51 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Respon
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(proxy.config.default_replicas)
         .max(1);
-    let body = match read_body(req, BLOCK_MAX).await {
-        Ok(b) => b,
+    let result = match expected_hash {
+        // The keepstores check the body against the hash (and answer 422, passed on).
+        Some(hash) => put_streaming(proxy, token, hash, length, want, req).await,
+        // POST: the hash is known once the whole body is here.
+        None => match read_body(req, BLOCK_MAX).await {
+            Ok(body) if body.len() as u64 != length => {
+                Err((400, "Actual length != expected content length".into()))
+            }
+            Ok(body) => blocking(move || -> Result<Written, Refusal> {
+                if !proxy.token_allowed(&token, true) {
+                    return Err((403, BAD_AUTH.into()));
+                }
+                let hash = md5_hex(&body);
+                let services = proxy.services().map_err(|e| (502, format!("{e:#}")))?;
+                let order = probe_order(&hash, &services);
+                Ok(write_rest(
+                    &proxy,
+                    &token,
+                    &hash,
+                    &body,
+                    want,
+                    &order,
+                    Written::default(),
+                ))
+            })
+            .await
+            .unwrap_or_else(|| Err((500, "worker failed".into()))),
+            Err(refusal) => Err(refusal),
+        },
+    };
+    let written = match result {
+        Ok(w) => w,
         Err((code, message)) => return text(code, &message),
     };
-    if body.len() as u64 != length {
-        return text(400, "Actual length != expected content length");
-    }
-    let result = blocking(move || -> Result<Written, (u16, String)> {
-        if !proxy.token_allowed(&token, true) {
-            return Err((403, BAD_AUTH.into()));
-        }
-        // With a hash in the path the keepstores check the body against it (and answer 422,
-        // passed on); only POST needs the hash computed here.
-        let hash = match expected_hash {
-            Some(hash) => hash,
-            None => md5_hex(&body),
-        };
-        Ok(write_block(&proxy, &token, &hash, &body, want))
-    })
-    .await;
-    let written = match result {
-        Some(Ok(w)) => w,
-        Some(Err((code, message))) => return text(code, &message),
-        None => return text(500, "worker failed"),
-    };
     let mut response = match (&written.locator, &written.error) {
-        (Some(locator), _) if written.replicas > 0 => text(200, locator),
+        (Some(locator), _) if written.replicas > 0 => {
+            // The locator alone, no newline, as keepproxy answers.
+            let mut ok = Response::new(Body::from(locator.clone()));
+            cors(ok.headers_mut());
+            ok
+        }
         (_, Some((422, message))) => text(422, message),
         (_, Some((_, message))) => text(503, message),
         _ => text(503, "no keep services"),
     };
-    if written.replicas > 0 {
-        // The locator alone, no newline, as keepproxy answers.
-        if let Some(locator) = written.locator {
-            let mut ok = Response::new(Body::from(locator));
-            *ok.headers_mut() = response.headers().clone();
-            ok.headers_mut().remove(header::CONTENT_LENGTH);
-            response = ok;
-        }
-    }
     response.headers_mut().insert(
         "X-Keep-Replicas-Stored",
         HeaderValue::from(written.replicas as u64),

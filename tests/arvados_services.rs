@@ -839,3 +839,28 @@ fn keepproxy_drops_a_client_that_never_finishes_its_request() {
     // Meanwhile other clients are served.
     assert_eq!(proxy_get(&agent(), &url, &md5_hex(b"x"), "t").0, 404);
 }
+
+#[test]
+fn keepproxy_writes_past_a_stopped_keepstore_to_the_next_in_order() {
+    let stack = Stack::new();
+    stack.ok("start_keep", &["--num-keep-servers", "3"]);
+    let url = stack.ok("start_keep_proxy", &[]).trim().to_string();
+    stop_keepstore(&stack, 0);
+    let agent = agent();
+    // Two of every three blocks have keep0 among their first two keepstores: the proxy must
+    // go on to the third with the copy it kept.
+    for seed in 0..8 {
+        let data = block(100 + seed, 200_000);
+        let (status, locator, stored) = proxy_put(&agent, &url, &data, Some(2), Some("t"));
+        assert_eq!(status, 200, "{locator}");
+        assert_eq!(stored.as_deref(), Some("2"), "block {seed}");
+        for n in [1, 2] {
+            let port = stack.file(&format!("keep{n}.port")).unwrap();
+            let direct = format!("http://127.0.0.1:{port}");
+            assert_eq!(
+                get(&format!("{direct}/{locator}"), None),
+                (200, data.clone())
+            );
+        }
+    }
+}

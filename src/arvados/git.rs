@@ -9,6 +9,8 @@
 //!   API server refuses: 401 as above; no such repository (or not visible): 404 `not found`.
 //! * pushes (`.../git-receive-pack`) need write permission: the token's user (`users/current`)
 //!   is an admin, owns the repository or is in its `writable_by`; else 403.
+//! * answers that let a request through are remembered for 10 seconds (a clone is several
+//!   requests); refusals are not.
 //! * the repository's directory under the repo root is `UUID.git`, `UUID/.git`, `NAME.git` or
 //!   `NAME/.git`, the first that exists; none: 404 `content not found`.
 //!
@@ -29,7 +31,7 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::apiclient::{ApiClient, RunApi, User};
+use super::apiclient::{ApiClient, RunApi, TokenCache, User};
 
 /// The state name (`arv-git-httpd.pid`, `arv-git-httpd.port`).
 pub const NAME: &str = "arv-git-httpd";
@@ -54,7 +56,13 @@ pub struct Config {
 struct GitServer {
     config: Config,
     api: ApiClient,
+    /// Permission answers (`read:NAME:TOKEN` or `write:...`) for a little while: one `git
+    /// clone` makes several requests.
+    allowed: TokenCache<(String, String)>,
 }
+
+/// How long a permission answer is remembered.
+const PERMISSION_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn text(status: u16, body: &str) -> Response {
     (
@@ -217,11 +225,21 @@ async fn handle(
             .is_some_and(|q| q.contains("service=git-receive-pack"));
     let verdict = {
         let (server, token, name) = (server.clone(), token.clone(), name.clone());
-        tokio::task::spawn_blocking(move || server.check(&token, &name, write)).await
+        tokio::task::spawn_blocking(move || {
+            let op = if write { "write" } else { "read" };
+            let key = format!("{op}:{name}:{token}");
+            server
+                .allowed
+                .get_or_try(&key, || match server.check(&token, &name, write) {
+                    Verdict::Allowed { dir, user } => Ok((dir, user)),
+                    Verdict::Refused(response) => Err(Box::new(response)),
+                })
+        })
+        .await
     };
     let (dir, user) = match verdict {
-        Ok(Verdict::Allowed { dir, user }) => (dir, user),
-        Ok(Verdict::Refused(response)) => return response,
+        Ok(Ok(allowed)) => allowed,
+        Ok(Err(response)) => return *response,
         Err(_) => return text(500, "worker failed"),
     };
     let (parts, body) = req.into_parts();
@@ -372,7 +390,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         pid_file: config.pid_file.clone(),
         limits: config.limits.clone(),
     };
-    let server = Arc::new(GitServer { config, api });
+    let server = Arc::new(GitServer {
+        config,
+        api,
+        allowed: TokenCache::new(PERMISSION_TTL),
+    });
     let router = axum::Router::new()
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -299,13 +299,13 @@ async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> Re
         parsed.hints.retain(|h| !h.starts_with("K@"));
         parsed.to_string()
     };
-    let result = blocking(move || -> Result<(u64, Option<Vec<u8>>), Refusal> {
+    let result = blocking(move || -> Result<(u64, Option<BlockReader>), Refusal> {
         if !proxy.token_allowed(&token, false) {
             return Err((403, BAD_AUTH.into()));
         }
         let hash = &locator[..32];
         if hash == EMPTY_BLOCK_HASH {
-            return Ok((0, (!head).then(Vec::new)));
+            return Ok((0, None));
         }
         let services = proxy.services().map_err(|e| (502, format!("{e:#}")))?;
         let method = if head { "HEAD" } else { "GET" };
@@ -323,20 +323,12 @@ async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> Re
                     let len: Option<u64> = response
                         .header("Content-Length")
                         .and_then(|v| v.parse().ok());
-                    if head {
-                        return Ok((len.unwrap_or(0), None));
-                    }
-                    let mut body = Vec::with_capacity(len.unwrap_or(0).min(BLOCK_MAX) as usize);
-                    match response
-                        .into_reader()
-                        .take(BLOCK_MAX + 1)
-                        .read_to_end(&mut body)
-                    {
-                        Ok(_) if len.is_none_or(|l| l == body.len() as u64) => {
-                            return Ok((body.len() as u64, Some(body)))
+                    match len {
+                        Some(len) if len <= BLOCK_MAX => {
+                            let body = (!head).then(|| Box::new(response.into_reader()) as _);
+                            return Ok((len, body));
                         }
-                        Ok(_) => last_error = format!("{}: short read", service.root),
-                        Err(e) => last_error = format!("{}: {e}", service.root),
+                        _ => last_error = format!("{}: no usable Content-Length", service.root),
                     }
                 }
                 Err(ureq::Error::Status(404, _)) => not_found += 1,
@@ -357,7 +349,7 @@ async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> Re
     match result {
         Some(Ok((len, body))) => {
             let mut response = Response::new(match body {
-                Some(bytes) => Body::from(bytes),
+                Some(reader) => stream_body(reader),
                 None => Body::empty(),
             });
             let headers = response.headers_mut();
@@ -372,6 +364,32 @@ async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> Re
         Some(Err((code, message))) => text(code, &message),
         None => text(500, "worker failed"),
     }
+}
+
+/// A keepstore's answer body, read on a blocking thread.
+type BlockReader = Box<dyn Read + Send + 'static>;
+
+/// Streams `reader` as a response body, 1 MiB at a time, read on a blocking thread.
+fn stream_body(mut reader: BlockReader) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let chunk = match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Bytes::from(buf))
+            }
+            Err(e) => Err(e),
+        };
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }))
 }
 
 /// Reads a request body of at most `limit` bytes.

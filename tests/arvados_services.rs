@@ -541,6 +541,15 @@ fn git(stack: &Stack, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Fails with the command's stderr unless it succeeded.
+fn assert_succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Adds `file` to the clone `dir` in a commit `message` and pushes it: git's answer.
 fn commit_and_push(stack: &Stack, dir: &Path, file: &str, message: &str) -> Output {
     std::fs::write(dir.join(file), format!("{message}\n")).unwrap();
@@ -622,19 +631,11 @@ fn git_clone_and_push_over_https_through_nginx_with_a_token_refused_without() {
         &work,
         &["clone", &with(active, "active/foo"), "foo"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let clone = work.join("foo");
     assert!(clone.join("README").is_file());
     let out = commit_and_push(&stack, &clone, "new.txt", "a change");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     // The push landed in the repository on disk.
     let bare = PathBuf::from(started["repo_root"].as_str().unwrap())
         .join("zzzzz-s0uqq-382brsig8rp3666.git");
@@ -656,11 +657,7 @@ fn git_clone_and_push_over_https_through_nginx_with_a_token_refused_without() {
         &work,
         &["clone", &with(spectator, "active/foo"), "seen"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let seen = work.join("seen");
     assert!(seen.join("new.txt").is_file());
     let out = commit_and_push(&stack, &seen, "other.txt", "refused");
@@ -792,11 +789,7 @@ fn seed_actions_through_the_run_test_server_link() {
     };
     assert!(seed("start_keep").status.success());
     let out = seed("start_keep_proxy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let proxy_pid = stack.pid("keepproxy");
     assert!(alive(proxy_pid));
     assert!(seed("stop_keep_proxy").status.success());

@@ -148,12 +148,8 @@ pub fn start(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Started> {
     loop {
         attempt += 1;
         let port = process::free_loopback_port().context("finding a free port")?;
-        let daemon_spec = DaemonSpec {
-            program: spec.program.clone(),
-            args: (spec.args)(port),
-            label: spec.name.to_string(),
-            env: spec.env.clone(),
-        };
+        let mut daemon_spec = DaemonSpec::new(&spec.program, spec.name).args((spec.args)(port));
+        daemon_spec.env = spec.env.clone();
         let mut daemon = Daemon::spawn(&daemon_spec)?;
         let mut waited = Ok(());
         for p in std::iter::once(port).chain(spec.extra_ports.iter().copied()) {

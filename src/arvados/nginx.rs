@@ -70,11 +70,7 @@ pub fn config(settings: &Settings) -> String {
     if let Some(user) = &settings.user {
         let _ = writeln!(c, "user {user};");
     }
-    let _ = writeln!(
-        c,
-        "pid {};",
-        services::pid_file(&settings.run_dir, NAME).display()
-    );
+    // The pid file is given on the command line (see `start`), where a pid file check finds it.
     let _ = writeln!(c, "lock_file {w}/nginx.lock;");
     let _ = writeln!(c, "error_log stderr info;");
     let _ = writeln!(c, "events {{ worker_connections 256; }}");
@@ -192,6 +188,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         })
         .flatten();
     let conf_path = config_file(&run_dir);
+    let pid_path = services::pid_file(&run_dir, NAME);
     // The first TLS port is the one the launcher picks (and retries); the others are fixed.
     let mut extra_ports = Vec::new();
     for _ in 1..backends.len() {
@@ -226,6 +223,8 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
             work.clone().into_os_string(),
             "-c".into(),
             conf_path.clone().into_os_string(),
+            "-g".into(),
+            format!("pid {};", pid_path.display()).into(),
         ]
     };
     let started = services::start(
@@ -236,7 +235,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
             args: &args,
             env: Vec::new(),
             extra_ports: extra_ports.clone(),
-            writes_pid_file: true,
+            writes_pid_file: false,
         },
     );
     if let Some(e) = write_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -283,7 +282,6 @@ mod tests {
             user: None,
         };
         let c = config(&settings);
-        assert!(c.contains("pid /r/nginx.pid;"));
         assert!(c.contains("listen 127.0.0.1:2000 ssl;"));
         assert!(c.contains("server 127.0.0.1:1000;"));
         assert!(c.contains("client_max_body_size 64m;"));

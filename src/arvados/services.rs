@@ -124,7 +124,8 @@ pub struct ServiceSpec<'a> {
     /// The ports it listens on besides the main one, which must accept too before it counts
     /// as started (nginx's TLS ports).
     pub extra_ports: Vec<u16>,
-    /// Whether the program writes `NAME.pid` itself (else it is written for it).
+    /// Whether the program writes and locks `NAME.pid` itself (cibox's daemons, `-pid`); else
+    /// the launcher provides it (nginx, whose command line names the file).
     pub writes_pid_file: bool,
 }
 

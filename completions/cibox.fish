@@ -34,20 +34,29 @@ complete -c cibox -n "__fish_cibox_needs_command" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_needs_command" -s V -l version -d 'Print version'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "apiserver" -d 'Arvados-compatible API server for test runs (HTTPS)'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "arv-git-httpd" -d 'Git smart HTTP server with Arvados token checks (arv-git-httpd compatible)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "build" -d 'Build an image from a Dockerfile unless it is up to date'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "cc" -d 'Run a compiler in an image on the current directory, as the current user'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "check" -d 'Check whether an image is up to date with its Dockerfile, or recent enough'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "clean" -d 'Remove every labelled container, running or exited'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "fetch" -d 'Pull an image from a registry and tag it with its local name'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "images" -d 'List images with the engine\'s own output and status'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "keepproxy" -d 'Keep proxy in front of a run\'s keepstores (Arvados keepproxy compatible)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "keepstore" -d 'Keep block storage server (Arvados keepstore compatible)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "probe" -d 'Tell which container engine works: podman, docker, sudo docker or no'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "run" -d 'Run a container with cleanup on exit; exit status is the command\'s'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "serve" -d 'Devserver: hosts images and payloads, answers Omaha update checks'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_api" -d 'Start the Arvados API server for a test run'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_arv-git-httpd" -d 'Start the git server for a test run'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_keep" -d 'Start Keep storage servers for a test run'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_keep_proxy" -d 'Start a Keep proxy for a test run'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "start_nginx" -d 'Start nginx with TLS in front of keepproxy and the git server'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_all" -d 'Stop every service of a test run, in reverse start order'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_api" -d 'Stop the Arvados API server start_api started'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_arv-git-httpd" -d 'Stop the git server start_arv-git-httpd started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_keep" -d 'Stop the Keep storage servers start_keep started'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_keep_proxy" -d 'Stop the Keep proxy start_keep_proxy started'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "stop_nginx" -d 'Stop the nginx start_nginx started'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "update" -d 'Add an executable with its libraries, or the current user, to an image'
 complete -c cibox -n "__fish_cibox_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l listen -d 'Address to listen on' -r
@@ -60,6 +69,17 @@ complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l read-timeout -
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l address -d 'Address to listen on' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l repo-root -d 'Directory holding the repositories (UUID.git or NAME.git)' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l git-command -d 'The git program [default: git in PATH]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
+json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand build" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
@@ -103,6 +123,22 @@ docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
 complete -c cibox -n "__fish_cibox_using_subcommand images" -l quiet -d 'Run quietly: hide the engine\'s standard output'
 complete -c cibox -n "__fish_cibox_using_subcommand images" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l listen -d 'Address to listen on' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l timeout -d 'Seconds one request to a keepstore may take' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l no-get -d 'Refuse GET and HEAD' -r -f -a "true\t''
+false\t''"
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l no-put -d 'Refuse PUT and POST' -r -f -a "true\t''
+false\t''"
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l default-replicas -d 'Copies to write when the client sends no X-Keep-Desired-Replicas' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l run-dir -d '(cibox) Where start_keep recorded its keepstores [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
+json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l volume -d 'A volume directory; repeat for several (PUT uses the first writable one with room)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l volumes -d 'Volume directories, comma separated (older spelling of -volume)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l listen -d 'Address to listen on' -r
@@ -190,6 +226,9 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Prin
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l auth -d 'Print export lines for this token fixture (admin, active, spectator, ...)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l run-dir -d 'Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l json -d 'Print a JSON description'
+complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-servers -d 'How many servers to start' -r
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l blob-signing-key -d 'Sign locators with the key in FILE' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l run-dir -d 'Directory for pid, port, volume, key and token files [default: $TMPDIR/cibox]' -r -F
@@ -198,10 +237,26 @@ complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keep-enforce-
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l env -d 'Print `export VAR=value` lines for a shell to eval'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l json -d 'Print a JSON description of the servers'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l env -d 'Print `export ARVADOS_KEEP_PROXY=...` for a shell to eval'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -l json -d 'Print a JSON description'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep_proxy" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l nginx -d 'Run this nginx program instead of the one found in PATH or the sbin directories' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -l json -d 'Print a JSON description'
+complete -c cibox -n "__fish_cibox_using_subcommand start_nginx" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_all" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -l run-dir -d 'Directory start_api used [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_api" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_arv-git-httpd" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -l run-dir -d 'Directory start_keep used [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand stop_keep" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_keep_proxy" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_keep_proxy" -s h -l help -d 'Print help'
+complete -c cibox -n "__fish_cibox_using_subcommand stop_nginx" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand stop_nginx" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand update" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"

@@ -131,6 +131,16 @@ impl Invocation {
         );
     }
 
+    /// Parses arguments spelled the Go way (`-flag=value`, `-flag value`, `--flag=value`; see
+    /// [`crate::args::normalize_go_flags`]) into `T`, as the Go daemons cibox stands in for
+    /// take them. Usage errors come back as [`clap::Error`] like [`Invocation::parse`]'s.
+    pub fn parse_go_flags<T: FromArgMatches>(&self) -> anyhow::Result<T> {
+        let argv = std::iter::once(OsString::from(self.applet.name))
+            .chain(crate::args::normalize_go_flags(&self.args));
+        let matches = self.command().try_get_matches_from(argv)?;
+        Ok(T::from_arg_matches(&matches).map_err(|e| e.format(&mut self.command()))?)
+    }
+
     /// The applet's command, named as the applet.
     pub fn command(&self) -> clap::Command {
         (self.applet.command)().name(self.applet.name)

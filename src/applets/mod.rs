@@ -3,18 +3,27 @@
 //! link it into the binary.
 
 mod apiserver;
+mod arv_git_httpd;
 mod build;
 mod cc;
 mod check;
 mod clean;
 mod fetch;
 mod images;
+mod keepproxy;
 mod keepstore;
 mod probe;
 mod run;
 mod serve;
 mod start_api;
+mod start_arv_git_httpd;
 mod start_keep;
+mod start_keep_proxy;
+mod start_nginx;
+mod stop_all;
 mod stop_api;
+mod stop_arv_git_httpd;
 mod stop_keep;
+mod stop_keep_proxy;
+mod stop_nginx;
 mod update;

@@ -137,7 +137,7 @@ fn internal(context: &str, err: impl std::fmt::Display) -> Response {
 }
 
 /// The API token: `Authorization: OAuth2 <tok>` or `Bearer <tok>`, else `?api_token=`.
-fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+pub(crate) fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -855,7 +855,7 @@ async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> Response {
     }
 }
 
-async fn log_requests(
+pub(crate) async fn log_requests(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: axum::middleware::Next,
@@ -872,7 +872,7 @@ async fn log_requests(
 }
 
 /// Turns `[HOST]:PORT` into addresses to bind (an empty host: every IPv4 interface).
-fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
+pub(crate) fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
     let (host, port) = listen
         .rsplit_once(':')
         .with_context(|| format!("-listen {listen:?}: expected [HOST]:PORT"))?;
@@ -890,7 +890,7 @@ fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-async fn shutdown_signal(first: Arc<tokio::sync::Notify>) {
+pub(crate) async fn shutdown_signal(first: Arc<tokio::sync::Notify>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

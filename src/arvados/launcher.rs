@@ -420,7 +420,7 @@ fn start_one(
                     port,
                     url: format!("http://127.0.0.1:{port}"),
                     volume,
-                    uuid: format!("zzzzz-bi6l4-keepdisk{n:07}"),
+                    uuid: server_uuid(n),
                 };
                 return Ok((daemon, server));
             }
@@ -436,6 +436,25 @@ fn start_one(
             }
         }
     }
+}
+
+/// The servers recorded in `run_dir` with a port file: `(N, port)` for `keepN`, in order.
+/// Other services (keepproxy) use this to find the keepstores of a run.
+pub fn recorded_servers(run_dir: &Path) -> io::Result<Vec<(usize, u16)>> {
+    let mut servers = Vec::new();
+    for n in server_numbers(run_dir)? {
+        if let Ok(text) = std::fs::read_to_string(file(run_dir, n, "port")) {
+            if let Ok(port) = text.trim().parse::<u16>() {
+                servers.push((n, port));
+            }
+        }
+    }
+    Ok(servers)
+}
+
+/// The keep service uuid of server N, as the seed registers it.
+pub fn server_uuid(n: usize) -> String {
+    format!("zzzzz-bi6l4-keepdisk{n:07}")
 }
 
 /// What `stop` did.

@@ -1,5 +1,5 @@
-//! The Arvados test stack: the API server, Keep block storage and the launchers that start
-//! them for a test run.
+//! The Arvados test stack: the API server, Keep block storage, the services beside them
+//! (keepproxy, the git server, nginx for TLS) and the launchers that start them for a test run.
 //!
 //! * [`api`]: the API server behind the `apiserver` applet, and its launcher (`start_api`).
 //! * [`tls`]: the self-signed certificate and the rustls configurations.
@@ -9,12 +9,25 @@
 //! * [`volume`]: the directory volume layout, atomic writes, trash.
 //! * [`keepstore`]: the Keep block server behind the `keepstore` applet.
 //! * [`launcher`]: starting and stopping servers for a test run (`start_keep`, `stop_keep`).
+//! * [`apiclient`]: the blocking API server client the services use (tokens, keep services,
+//!   repositories).
+//! * [`keepproxy`]: the Keep proxy behind the `keepproxy` applet, and its launcher.
+//! * [`git`]: the git server behind `arv-git-httpd` (over `git http-backend`), and its launcher.
+//! * [`nginx`]: the nginx config and launcher for TLS in front of both.
+//! * [`services`]: pid and port files, start, stop and `stop_all` for single-process services.
+//! * [`daemon_http`]: the process around an HTTP daemon (pid file, listen, graceful stop).
 
 pub mod api;
+pub mod apiclient;
+pub mod daemon_http;
 pub mod digest;
+pub mod git;
+pub mod keepproxy;
 pub mod keepstore;
 pub mod launcher;
 pub mod locator;
+pub mod nginx;
+pub mod services;
 pub mod signature;
 pub mod tls;
 pub mod volume;

@@ -1,0 +1,381 @@
+//! A small blocking client for the Arvados API server, for the services that stand beside it
+//! (keepproxy, the git server, the launchers): token checks, keep service discovery and
+//! registration, repository lookup, each call with the token it is about. [`RunApi::find`]
+//! picks the server: `ARVADOS_API_HOST` (certificate checks skipped when
+//! `ARVADOS_API_HOST_INSECURE` is true), else the one `start_api` runs in the run directory.
+//! Answers to token checks are kept for a short while in a [`TokenCache`]. (The API server's
+//! own launcher calls with one fixed token through [`super::api::client`].)
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a request to the API server may take.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error status.
+    #[error("API server answered {status} for {what}: {message}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Which call.
+        what: String,
+        /// The server's error text.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the API server at {host} for {what}: {message}")]
+    Transport {
+        /// `ARVADOS_API_HOST`.
+        host: String,
+        /// Which call.
+        what: String,
+        /// The cause.
+        message: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("API server gave a bad answer for {what}: {message}")]
+    BadAnswer {
+        /// Which call.
+        what: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status the server answered, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Where the API server is and how to talk to it.
+#[derive(Clone)]
+pub struct ApiClient {
+    host: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("host", &self.host)
+            .finish()
+    }
+}
+
+/// Whether an environment value means true, as the Arvados SDKs read `*_INSECURE`.
+pub fn truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
+/// A ureq agent with `timeout` per request; with `insecure`, server certificates are not
+/// checked (self-signed test certificates).
+pub fn http_agent(timeout: Duration, insecure: bool) -> ureq::Agent {
+    let mut builder = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(5))
+        .timeout(timeout);
+    if insecure {
+        if let Ok(config) = super::tls::client_config_insecure() {
+            builder = builder.tls_config(Arc::new(config));
+        }
+    }
+    builder.build()
+}
+
+/// The API server a run's services talk to, with the token they act with.
+#[derive(Debug, Clone)]
+pub struct RunApi {
+    /// The client.
+    pub client: ApiClient,
+    /// `HOST:PORT`, for `ARVADOS_API_HOST`.
+    pub host: String,
+    /// The token: `ARVADOS_API_TOKEN`, or the admin fixture for the run directory's server.
+    pub token: String,
+}
+
+impl RunApi {
+    /// `ARVADOS_API_HOST` when set (with `ARVADOS_API_TOKEN`), else the API server running in
+    /// `run_dir` (with the admin fixture token), else none.
+    pub fn find(run_dir: &std::path::Path) -> Option<RunApi> {
+        if let Some(client) = ApiClient::from_env() {
+            let host = std::env::var("ARVADOS_API_HOST").unwrap_or_default();
+            return Some(RunApi {
+                client,
+                host: host.trim().to_string(),
+                token: std::env::var("ARVADOS_API_TOKEN").unwrap_or_default(),
+            });
+        }
+        let host = super::api::launcher::running_host(run_dir)?;
+        Some(RunApi {
+            client: ApiClient::new(&host, true),
+            token: super::api::fixtures::token("admin")?.to_string(),
+            host,
+        })
+    }
+
+    /// The environment a daemon needs to reach this API server (`ARVADOS_API_HOST`,
+    /// `ARVADOS_API_HOST_INSECURE`, and with `with_token` `ARVADOS_API_TOKEN`).
+    pub fn env(&self, with_token: bool) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let mut env = vec![
+            ("ARVADOS_API_HOST".into(), self.host.clone().into()),
+            ("ARVADOS_API_HOST_INSECURE".into(), "true".into()),
+        ];
+        if with_token {
+            env.push(("ARVADOS_API_TOKEN".into(), self.token.clone().into()));
+        }
+        env
+    }
+}
+
+impl ApiClient {
+    /// A client for `host` (`HOST:PORT`, or a full `https://` URL).
+    pub fn new(host: &str, insecure: bool) -> ApiClient {
+        let host = host.trim_end_matches('/');
+        let host = if host.contains("://") {
+            host.to_string()
+        } else {
+            format!("https://{host}")
+        };
+        ApiClient {
+            host,
+            agent: http_agent(API_TIMEOUT, insecure),
+        }
+    }
+
+    /// The client `ARVADOS_API_HOST` and `ARVADOS_API_HOST_INSECURE` describe, if the first
+    /// is set.
+    pub fn from_env() -> Option<ApiClient> {
+        let host = std::env::var("ARVADOS_API_HOST").ok()?;
+        if host.trim().is_empty() {
+            return None;
+        }
+        let insecure = std::env::var("ARVADOS_API_HOST_INSECURE")
+            .map(|v| truthy(&v))
+            .unwrap_or(false);
+        Some(ApiClient::new(host.trim(), insecure))
+    }
+
+    /// The base URL, `https://HOST:PORT`.
+    pub fn base_url(&self) -> &str {
+        &self.host
+    }
+
+    /// One call: `method` on `/arvados/v1/{path}` with `token`, optional query pairs and JSON
+    /// body; the answer's JSON (`null` for an empty body).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let what = format!("{method} {path}");
+        let url = format!("{}/arvados/v1/{path}", self.host);
+        let mut request = self
+            .agent
+            .request(method, &url)
+            .set("Authorization", &format!("OAuth2 {token}"))
+            .set("Accept", "application/json");
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
+        let result = match body {
+            Some(body) => request
+                .set("Content-Type", "application/json")
+                .send_string(&body.to_string()),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(status, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("errors").and_then(|e| e.as_array()).map(|errors| {
+                            errors
+                                .iter()
+                                .map(|e| e.as_str().map(str::to_string).unwrap_or(e.to_string()))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        })
+                    })
+                    .unwrap_or_else(|| text.trim().chars().take(200).collect());
+                return Err(ApiError::Status {
+                    status,
+                    what,
+                    message,
+                });
+            }
+            Err(e) => {
+                return Err(ApiError::Transport {
+                    host: self.host.clone(),
+                    what,
+                    message: e.to_string(),
+                })
+            }
+        };
+        let text = response.into_string().map_err(|e| ApiError::Transport {
+            host: self.host.clone(),
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| ApiError::BadAnswer {
+            what,
+            message: e.to_string(),
+        })
+    }
+
+    /// `users/current` for `token`.
+    pub fn current_user(&self, token: &str) -> Result<User, ApiError> {
+        let value = self.call("GET", "users/current", token, &[], None)?;
+        User::from_json(&value).ok_or_else(|| ApiError::BadAnswer {
+            what: "GET users/current".into(),
+            message: "no uuid in the answer".into(),
+        })
+    }
+
+    /// The `items` of a list call with `filters`.
+    pub fn list(
+        &self,
+        resource: &str,
+        token: &str,
+        filters: &Value,
+    ) -> Result<Vec<Value>, ApiError> {
+        let filters = filters.to_string();
+        let value = self.call("GET", resource, token, &[("filters", &filters)], None)?;
+        items(&value, resource)
+    }
+
+    /// `keep_services/accessible`: the services `token` may use.
+    pub fn accessible_keep_services(&self, token: &str) -> Result<Vec<Value>, ApiError> {
+        let value = self.call("GET", "keep_services/accessible", token, &[], None)?;
+        items(&value, "keep_services/accessible")
+    }
+}
+
+fn items(value: &Value, what: &str) -> Result<Vec<Value>, ApiError> {
+    value
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| ApiError::BadAnswer {
+            what: what.to_string(),
+            message: "no items list in the answer".into(),
+        })
+}
+
+/// What the services need to know about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Its uuid.
+    pub uuid: String,
+    /// Whether it is an admin.
+    pub is_admin: bool,
+}
+
+impl User {
+    fn from_json(value: &Value) -> Option<User> {
+        Some(User {
+            uuid: value.get("uuid")?.as_str()?.to_string(),
+            is_admin: value
+                .get("is_admin")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// Answers remembered for a short time, keyed by token (and whatever else the caller puts in
+/// the key). Failures are not remembered.
+pub struct TokenCache<T> {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, T)>>,
+}
+
+/// Most entries kept; the cache is emptied when it grows past this.
+const CACHE_ENTRIES: usize = 1000;
+
+impl<T: Clone> TokenCache<T> {
+    /// An empty cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> TokenCache<T> {
+        TokenCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The remembered answer for `key`, or `fetch()`'s (remembered when it is `Ok`).
+    pub fn get_or_try<E>(&self, key: &str, fetch: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, value)) = entries.get(key) {
+                if at.elapsed() < self.ttl {
+                    return Ok(value.clone());
+                }
+            }
+        }
+        let value = fetch()?;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key.to_string(), (Instant::now(), value.clone()));
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_remembers_successes_only() {
+        let cache: TokenCache<u32> = TokenCache::new(Duration::from_secs(60));
+        let mut calls = 0;
+        let r: Result<u32, ()> = cache.get_or_try("a", || {
+            calls += 1;
+            Err(())
+        });
+        assert!(r.is_err());
+        for _ in 0..3 {
+            let r: Result<u32, ()> = cache.get_or_try("a", || {
+                calls += 1;
+                Ok(7)
+            });
+            assert_eq!(r, Ok(7));
+        }
+        assert_eq!(calls, 2);
+        let short: TokenCache<u32> = TokenCache::new(Duration::ZERO);
+        let _: Result<u32, ()> = short.get_or_try("a", || Ok(1));
+        let r: Result<u32, ()> = short.get_or_try("a", || Ok(2));
+        assert_eq!(r, Ok(2));
+    }
+
+    #[test]
+    fn hosts_and_flags() {
+        assert_eq!(
+            ApiClient::new("127.0.0.1:1234/", true).base_url(),
+            "https://127.0.0.1:1234"
+        );
+        assert_eq!(ApiClient::new("http://h:1", false).base_url(), "http://h:1");
+        assert!(truthy("True") && truthy("1") && !truthy("") && !truthy("false"));
+    }
+}

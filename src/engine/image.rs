@@ -94,9 +94,10 @@ const BUILD_TRIES: u32 = 6;
 
 /// Runs `ENGINE build ARGV` (see [`Engine::stream`]); `feed` makes the stdin feeder anew for
 /// each try. podman 4.3 fails a build whose layer-cache lookup meets an image being removed
-/// at the same moment ("getting top layer info: layer not known"); such a build is tried
-/// again after a pause that doubles each time (0.2 s to 3.2 s), since nothing about it was
-/// wrong.
+/// at the same moment ("getting top layer info: layer not known"), and sometimes cannot find
+/// the base image it has just been handed while another process rewrites the image store
+/// ("creating build container: NAME: image not known"); such a build is tried again after a
+/// pause that doubles each time (0.2 s to 3.2 s), since nothing about it was wrong.
 pub fn run_build(
     engine: &Engine,
     argv: &[OsString],
@@ -110,15 +111,22 @@ pub fn run_build(
         match engine.stream(argv, quiet, envs, feed()) {
             Err(EngineError::Failed { tail, .. })
                 if engine.kind == EngineKind::Podman
-                    && tail.contains("layer not known")
+                    && is_storage_race(&tail)
                     && tries < BUILD_TRIES =>
             {
-                eprintln!("cibox: podman lost a layer to a concurrent removal; building again");
+                eprintln!("cibox: podman tripped over a concurrent change of its image store; building again");
                 std::thread::sleep(std::time::Duration::from_millis(100 << tries));
             }
             other => return other,
         }
     }
+}
+
+/// Whether a podman build failed on its storage race rather than on anything in the build.
+fn is_storage_race(stderr_tail: &str) -> bool {
+    stderr_tail.contains("layer not known")
+        || (stderr_tail.contains("creating build container")
+            && stderr_tail.contains("image not known"))
 }
 
 /// A creation time as the engines print it, in UTC; `None` when it is none of their forms.
@@ -158,6 +166,22 @@ pub fn is_short_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_races_are_told_from_build_failures() {
+        assert!(is_storage_race(
+            "Error: getting top layer info: layer not known"
+        ));
+        assert!(is_storage_race(
+            "Error: creating build container: cibox-test/x-1-0: image not known"
+        ));
+        assert!(!is_storage_race(
+            "Error: error building at STEP \"RUN false\": exit status 1"
+        ));
+        assert!(!is_storage_race(
+            "Error: repository localhost/qemu/x not found: image not known"
+        ));
+    }
     use chrono::TimeZone;
 
     #[test]

@@ -568,6 +568,61 @@ fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
 }
 
 #[test]
+fn apiserver_answers_503_past_its_connection_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+    cibox::arvados::tls::write_self_signed(&cert, &key).unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(CIBOX)
+        .args([
+            "apiserver",
+            &format!("-listen=127.0.0.1:{port}"),
+            "-header-timeout=1",
+            "-max-connections=1",
+        ])
+        .arg(format!("-tls-cert={}", cert.display()))
+        .arg(format!("-tls-key={}", key.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    cibox::process::wait_for_port::<std::io::Error>(addr, Duration::from_secs(10), || Ok(()))
+        .unwrap();
+    let tls = cibox::arvados::tls::client_config_trusting(&cert).unwrap();
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(tls))
+        .timeout(Duration::from_secs(5))
+        .build();
+    let url = format!("https://127.0.0.1:{port}/arvados/v1/users/current");
+    // Let the server see the probe above close, then a client stuck before its TLS handshake
+    // holds the only place.
+    std::thread::sleep(Duration::from_millis(300));
+    let holder = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    match agent.get(&url).call() {
+        Err(ureq::Error::Status(503, _)) => {}
+        other => panic!("expected 503 past the cap, got {other:?}"),
+    }
+    // The handshake timeout frees the place.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match agent.get(&url).call() {
+            Err(ureq::Error::Status(503, _)) => {}
+            Err(ureq::Error::Status(401, _)) => break,
+            other => panic!("expected 401 without a token, got {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place is never freed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(holder);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
 fn start_keep_registers_its_servers_replacing_the_old_ones() {
     let stack = Stack::new();
     let host = stack.start();

@@ -13,6 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use crate::applet::{Applet, Invocation, Manual};
 use crate::args::normalize_go_flags;
 use crate::arvados::api::{self, Config};
+use crate::httpd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,9 +47,21 @@ struct ApiServerArgs {
     /// it exists
     #[arg(long, value_name = "FILE")]
     blob_signing_key_file: Option<PathBuf>,
-    /// Seconds a client has for the TLS handshake and then for each request head
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = crate::httpd::parse_seconds)]
-    read_timeout: Duration,
+    /// Seconds for the TLS handshake, and then for each whole request head; slower
+    /// connections are closed (-read-timeout is accepted for it too)
+    #[arg(long, alias = "read-timeout", value_name = "SECONDS", default_value = "10",
+          value_parser = httpd::parse_seconds)]
+    header_timeout: Duration,
+    /// Seconds each piece of a request body may take to arrive; a stalled body gets 408
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = httpd::parse_seconds)]
+    body_timeout: Duration,
+    /// Seconds a connection may move no byte between requests, or while a client does not
+    /// read its answer, before it is closed
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = httpd::parse_seconds)]
+    idle_timeout: Duration,
+    /// Connections served at once (a TLS handshake included); more are answered 503 and closed
+    #[arg(long, value_name = "N", default_value = "512", value_parser = httpd::parse_connection_cap)]
+    max_connections: usize,
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
@@ -68,7 +81,13 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         key: args.tls_key,
         state_file: args.state,
         blob_signing_key_file: args.blob_signing_key_file,
-        read_timeout: args.read_timeout,
+        http: httpd::Limits {
+            header_read_timeout: args.header_timeout,
+            body_read_timeout: args.body_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+            ..httpd::Limits::default()
+        },
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -99,7 +99,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__apiserver)
-            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --read-timeout --log_format --log-format --help"
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,7 +129,19 @@ _cibox() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --read-timeout)
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

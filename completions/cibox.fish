@@ -56,7 +56,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-cert -d 'T
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-key -d 'TLS private key (PEM)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l state -d 'Save the records here on every change (and start from it when it exists)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l blob-signing-key-file -d 'The keepstores\' blob signing key file: manifests are checked and signed with it when it exists' -r -F
-complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l read-timeout -d 'Seconds a client has for the TLS handshake and then for each request head' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l header-timeout -d 'Seconds for the TLS handshake, and then for each whole request head; slower connections are closed (-read-timeout is accepted for it too)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l max-connections -d 'Connections served at once (a TLS handshake included); more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -99,7 +99,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__apiserver)
-            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --body-timeout --idle-timeout --max-connections --log_format --log-format --header-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,10 +129,6 @@ _cibox() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --header-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --body-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -151,6 +147,10 @@ _cibox() {
                     ;;
                 --log_format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -123,6 +123,40 @@ pub fn parse_connection_cap(text: &str) -> Result<usize, String> {
     }
 }
 
+/// The options for [`Limits`] of the Go-style daemons (keepstore, apiserver), to flatten into
+/// their clap parsers: `-header-timeout`, `-body-timeout`, `-idle-timeout`, `-max-connections`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Seconds for a whole request head to arrive (over TLS, the handshake first gets as
+    /// long); slower connections are closed
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+    /// Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a
+    /// stalled keepstore PUT gives its buffer back)
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub body_timeout: Duration,
+    /// Seconds a connection may move no byte between requests, or while a client does not
+    /// read its answer, before it is closed
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+    /// Connections served at once (TLS handshakes included); more are answered 503 and closed
+    #[arg(long, value_name = "N", default_value = "512", value_parser = parse_connection_cap)]
+    pub max_connections: usize,
+}
+
+impl LimitArgs {
+    /// The limits these options give, with `shutdown_grace` for requests in flight at shutdown.
+    pub fn limits(&self, shutdown_grace: Duration) -> Limits {
+        Limits {
+            header_read_timeout: self.header_timeout,
+            body_read_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            shutdown_grace,
+        }
+    }
+}
+
 /// Both ends of a connection, given to handlers as `ConnectInfo<Peer>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {

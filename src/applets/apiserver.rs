@@ -6,7 +6,6 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
@@ -47,24 +46,17 @@ struct ApiServerArgs {
     /// it exists
     #[arg(long, value_name = "FILE")]
     blob_signing_key_file: Option<PathBuf>,
-    /// Seconds for the TLS handshake, and then for each whole request head; slower
-    /// connections are closed (-read-timeout is accepted for it too)
-    #[arg(long, alias = "read-timeout", value_name = "SECONDS", default_value = "10",
-          value_parser = httpd::parse_seconds)]
-    header_timeout: Duration,
-    /// Seconds each piece of a request body may take to arrive; a stalled body gets 408
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = httpd::parse_seconds)]
-    body_timeout: Duration,
-    /// Seconds a connection may move no byte between requests, or while a client does not
-    /// read its answer, before it is closed
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = httpd::parse_seconds)]
-    idle_timeout: Duration,
-    /// Connections served at once (a TLS handshake included); more are answered 503 and closed
-    #[arg(long, value_name = "N", default_value = "512", value_parser = httpd::parse_connection_cap)]
-    max_connections: usize,
+    #[command(flatten)]
+    http: httpd::LimitArgs,
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
+}
+
+/// The command line, with `-read-timeout` (the flag's earlier name) accepted for
+/// `-header-timeout`.
+fn command() -> clap::Command {
+    ApiServerArgs::command().mut_arg("header_timeout", |flag| flag.alias("read-timeout"))
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -81,13 +73,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         key: args.tls_key,
         state_file: args.state,
         blob_signing_key_file: args.blob_signing_key_file,
-        http: httpd::Limits {
-            header_read_timeout: args.header_timeout,
-            body_read_timeout: args.body_timeout,
-            idle_timeout: args.idle_timeout,
-            max_connections: args.max_connections,
-            ..httpd::Limits::default()
-        },
+        http: args.http.limits(httpd::DEFAULT_SHUTDOWN_GRACE),
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -97,7 +83,7 @@ inventory::submit! {
         name: "apiserver",
         about: "Arvados-compatible API server for test runs (HTTPS)",
         aliases: &[],
-        command: ApiServerArgs::command,
+        command,
         run,
         passthrough: false,
     }

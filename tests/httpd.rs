@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use axum::Router;
 use cibox::httpd::{self, Limits, Peer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -52,6 +52,10 @@ fn app() -> Router {
         )
         .route("/big", get(|| async { big_body(64) }))
 }
+
+/// A client connection, plain or TLS.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
 
 struct Server {
     addrs: Vec<SocketAddr>,
@@ -111,15 +115,30 @@ impl Server {
         }
     }
 
-    /// A TLS connection to a [`Server::start_tls`] server, handshake done.
-    async fn connect_tls(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let (connector, _) = self.tls.as_ref().expect("a TLS server");
+    /// A connection ready for HTTP: plain, or TLS with the handshake done.
+    async fn connect(&self) -> Box<dyn Connection> {
         let tcp = TcpStream::connect(self.addr()).await.unwrap();
+        let Some((connector, _)) = &self.tls else {
+            return Box::new(tcp);
+        };
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        let secured = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
             .await
             .expect("a handshake within 5 s")
-            .expect("a TLS handshake")
+            .expect("a TLS handshake");
+        Box::new(secured)
+    }
+
+    /// The whole answer to `GET path` on a connection of its own.
+    async fn fetch(&self, path: &str) -> String {
+        let mut s = self.connect().await;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let got = read_to_close(&mut s, Duration::from_secs(5)).await.unwrap();
+        String::from_utf8_lossy(&got).to_string()
     }
 
     fn addr(&self) -> SocketAddr {
@@ -193,69 +212,104 @@ async fn get_ok(addr: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&got).to_string()
 }
 
-#[tokio::test]
-async fn stalled_headers_close_the_connection() {
-    let server = Server::start(quick_limits(), 1).await;
-    let mut s = TcpStream::connect(server.addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    let started = Instant::now();
-    let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-    assert!(
-        got.is_empty() || String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"),
-        "unexpected answer {:?}",
-        String::from_utf8_lossy(&got)
-    );
-    assert!(started.elapsed() >= Duration::from_millis(300));
-    assert!(get_ok(server.addr(), "/").await.contains("hello"));
-    server.stop().await;
-}
+/// The bounds on one connection, checked the same way over plain TCP and over TLS.
+mod per_connection {
+    use super::*;
 
-#[tokio::test]
-async fn stalled_body_gets_408() {
-    let server = Server::start(quick_limits(), 1).await;
-    let mut s = TcpStream::connect(server.addr()).await.unwrap();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
-        .await
-        .unwrap();
-    let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-    let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("HTTP/1.1 408"), "answer: {text:?}");
-    assert!(text.to_ascii_lowercase().contains("connection: close"));
-    server.stop().await;
-}
+    async fn stalled_headers_close_the_connection(server: Server) {
+        let mut s = server.connect().await;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let started = Instant::now();
+        let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
+        assert!(
+            got.is_empty() || String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"),
+            "unexpected answer {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(server.fetch("/").await.contains("hello"));
+        server.stop().await;
+    }
 
-#[tokio::test]
-async fn complete_body_is_served() {
-    let server = Server::start(quick_limits(), 1).await;
-    let mut s = TcpStream::connect(server.addr()).await.unwrap();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-        .await
-        .unwrap();
-    let text = read_one_answer(&mut s).await;
-    assert!(text.starts_with("HTTP/1.1 200"), "answer: {text:?}");
-    assert!(text.ends_with("hello"));
-    server.stop().await;
-}
+    async fn stalled_body_gets_408(server: Server) {
+        let mut s = server.connect().await;
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+            .await
+            .unwrap();
+        let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 408"), "answer: {text:?}");
+        assert!(text.to_ascii_lowercase().contains("connection: close"));
+        server.stop().await;
+    }
 
-#[tokio::test]
-async fn idle_keep_alive_connection_is_closed() {
-    // The header read timeout is long here: the idle timeout alone must close the connection.
-    let limits = Limits {
-        header_read_timeout: Duration::from_secs(30),
-        ..quick_limits()
-    };
-    let server = Server::start(limits, 1).await;
-    let mut s = TcpStream::connect(server.addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_one_answer(&mut s).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer:?}");
-    let started = Instant::now();
-    let rest = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-    assert!(rest.is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(300));
-    server.stop().await;
+    async fn complete_body_is_served(server: Server) {
+        let mut s = server.connect().await;
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            .await
+            .unwrap();
+        let text = read_one_answer(&mut s).await;
+        assert!(text.starts_with("HTTP/1.1 200"), "answer: {text:?}");
+        assert!(text.ends_with("hello"));
+        server.stop().await;
+    }
+
+    /// The idle timeout is long here: the header read timeout alone must close the connection.
+    fn header_limits() -> Limits {
+        Limits {
+            idle_timeout: Duration::from_secs(30),
+            ..quick_limits()
+        }
+    }
+
+    /// The header read timeout is long here: the idle timeout alone must close the connection.
+    fn idle_limits() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            ..quick_limits()
+        }
+    }
+
+    async fn idle_keep_alive_connection_is_closed(server: Server) {
+        let mut s = server.connect().await;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_one_answer(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer:?}");
+        let started = Instant::now();
+        let rest = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
+        assert!(rest.is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        server.stop().await;
+    }
+
+    /// One `#[tokio::test]` over plain TCP and one over TLS for each check above.
+    macro_rules! plain_and_tls {
+        ($($check:ident($limits:expr);)*) => {
+            mod plain {
+                use super::*;
+                $(#[tokio::test]
+                async fn $check() {
+                    super::$check(Server::start($limits, 1).await).await;
+                })*
+            }
+            mod tls {
+                use super::*;
+                $(#[tokio::test]
+                async fn $check() {
+                    super::$check(Server::start_tls($limits).await).await;
+                })*
+            }
+        };
+    }
+
+    plain_and_tls! {
+        stalled_headers_close_the_connection(header_limits());
+        stalled_body_gets_408(quick_limits());
+        complete_body_is_served(quick_limits());
+        idle_keep_alive_connection_is_closed(idle_limits());
+    }
 }
 
 #[tokio::test]
@@ -382,20 +436,11 @@ async fn no_listener_is_an_error() {
 }
 
 #[tokio::test]
-async fn tls_serves_requests_with_the_peer_known() {
+async fn tls_peer_is_known() {
     let server = Server::start_tls(quick_limits()).await;
-    let mut s = server.connect_tls().await;
-    s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_one_answer(&mut s).await;
+    let answer = server.fetch("/peer").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer:?}");
     assert!(answer.contains(&format!("127.0.0.1 {}", server.addr())));
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-        .await
-        .unwrap();
-    let answer = read_one_answer(&mut s).await;
-    assert!(answer.ends_with("hello"), "answer: {answer:?}");
     server.stop().await;
 }
 
@@ -416,65 +461,7 @@ async fn tls_stalled_handshake_is_closed() {
     }
     assert!(started.elapsed() >= Duration::from_millis(300));
     // A real client still gets through.
-    let mut s = server.connect_tls().await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(read_one_answer(&mut s).await.ends_with("hello\n"));
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn tls_stalled_headers_close_the_connection() {
-    let limits = Limits {
-        idle_timeout: Duration::from_secs(30),
-        ..quick_limits()
-    };
-    let server = Server::start_tls(limits).await;
-    let mut s = server.connect_tls().await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    let started = Instant::now();
-    let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-    let text = String::from_utf8_lossy(&got);
-    assert!(
-        got.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "answer: {text:?}"
-    );
-    assert!(started.elapsed() >= Duration::from_millis(300));
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn tls_stalled_body_gets_408() {
-    let server = Server::start_tls(quick_limits()).await;
-    let mut s = server.connect_tls().await;
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
-        .await
-        .unwrap();
-    let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-    let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("HTTP/1.1 408"), "answer: {text:?}");
-    assert!(text.to_ascii_lowercase().contains("connection: close"));
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn tls_idle_keep_alive_connection_is_closed() {
-    let limits = Limits {
-        header_read_timeout: Duration::from_secs(30),
-        ..quick_limits()
-    };
-    let server = Server::start_tls(limits).await;
-    let mut s = server.connect_tls().await;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_one_answer(&mut s).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer:?}");
-    let started = Instant::now();
-    let rest = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-    assert!(rest.is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(server.fetch("/").await.ends_with("hello\n"));
     server.stop().await;
 }
 
@@ -494,7 +481,7 @@ async fn tls_handshakes_count_against_the_cap_and_extra_clients_get_503() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..3 {
-        let mut over = server.connect_tls().await;
+        let mut over = server.connect().await;
         let got = read_to_close(&mut over, Duration::from_secs(2))
             .await
             .unwrap();
@@ -507,12 +494,7 @@ async fn tls_handshakes_count_against_the_cap_and_extra_clients_get_503() {
     // Their handshakes time out and free the places.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut s = server.connect_tls().await;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let got = read_to_close(&mut s, Duration::from_secs(3)).await.unwrap();
-        if String::from_utf8_lossy(&got).contains("hello") {
+        if server.fetch("/").await.contains("hello") {
             break;
         }
         assert!(Instant::now() < deadline, "the places are never freed");

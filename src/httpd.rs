@@ -145,14 +145,14 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// The limits these options give, with `shutdown_grace` for requests in flight at shutdown.
-    pub fn limits(&self, shutdown_grace: Duration) -> Limits {
+    /// The limits these options ask for, with the default shutdown grace.
+    pub fn limits(&self) -> Limits {
         Limits {
             header_read_timeout: self.header_timeout,
             body_read_timeout: self.body_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
-            shutdown_grace,
+            ..Limits::default()
         }
     }
 }

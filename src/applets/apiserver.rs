@@ -73,7 +73,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         key: args.tls_key,
         state_file: args.state,
         blob_signing_key_file: args.blob_signing_key_file,
-        http: args.http.limits(httpd::DEFAULT_SHUTDOWN_GRACE),
+        http: args.http.limits(),
     })?;
     Ok(ExitCode::SUCCESS)
 }

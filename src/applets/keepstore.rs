@@ -188,7 +188,10 @@ fn config_from(matches: &ArgMatches, args: KeepstoreArgs) -> anyhow::Result<Conf
         trash_lifetime: args.trash_lifetime,
         trash_check_interval: args.trash_check_interval,
         min_free: args.min_free_space,
-        http: args.http.limits(server::SHUTDOWN_GRACE),
+        http: httpd::Limits {
+            shutdown_grace: server::SHUTDOWN_GRACE,
+            ..args.http.limits()
+        },
     })
 }
 

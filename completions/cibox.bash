@@ -126,7 +126,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__apiserver)
-            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --read-timeout --log_format --log-format --help"
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --body-timeout --idle-timeout --max-connections --log_format --log-format --header-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -156,7 +156,15 @@ _cibox() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --read-timeout)
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -166,6 +174,10 @@ _cibox() {
                     ;;
                 --log_format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

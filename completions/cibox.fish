@@ -65,9 +65,12 @@ complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-cert -d 'T
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-key -d 'TLS private key (PEM)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l state -d 'Save the records here on every change (and start from it when it exists)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l blob-signing-key-file -d 'The keepstores\' blob signing key file: manifests are checked and signed with it when it exists' -r -F
-complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l read-timeout -d 'Seconds a client has for the TLS handshake and then for each request head' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l max-connections -d 'Connections served at once (TLS handshakes included); more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l header-timeout -d 'Seconds for a whole request head to arrive (over TLS, the handshake first gets as long); slower connections are closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l address -d 'Address to listen on' -r
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l repo-root -d 'Directory holding the repositories (UUID.git or NAME.git)' -r -F
@@ -159,10 +162,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-buffers -d
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-lifetime -d 'Seconds a deleted block stays in trash (0: delete at once)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-check-interval -d 'Seconds between runs that empty expired trash' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l min-free-space -d '(cibox) A volume with less free space than this is full' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l header-timeout -d 'Seconds for a whole request head to arrive; slower connections are closed' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled PUT gets 408 and gives its buffer back' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l header-timeout -d 'Seconds for a whole request head to arrive (over TLS, the handshake first gets as long); slower connections are closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-connections -d 'Connections served at once; more are answered 503 and closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-connections -d 'Connections served at once (TLS handshakes included); more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -20,6 +20,13 @@
 //!   idle connections close, requests in progress may finish within the shutdown grace, and then
 //!   whatever is left is dropped.
 //!
+//! [`serve_tls`] does the same over TLS (the Arvados API server's HTTPS): the handshake runs in
+//! the connection's own task, holds one place under the connection cap, must finish within the
+//! header read timeout, and is abandoned when shutdown starts; then the bounds above apply to
+//! the decrypted connection as to a plain one (the idle timeout counting bytes on the socket).
+//! A connection past the cap gets its 503 after a handshake of its own, bounded the same way;
+//! only a few such refusals run at once, and past them a connection is closed unanswered.
+//!
 //! Handlers see the client and local addresses as `ConnectInfo<Peer>` (and the client address
 //! alone as `ConnectInfo<SocketAddr>`, as `axum::serve` gives it). Accepted sockets get
 //! `TCP_NODELAY`.
@@ -40,10 +47,11 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 use tower_http::timeout::{TimeoutBody, TimeoutError};
 
@@ -115,6 +123,40 @@ pub fn parse_connection_cap(text: &str) -> Result<usize, String> {
     }
 }
 
+/// The options for [`Limits`] of the Go-style daemons (keepstore, apiserver), to flatten into
+/// their clap parsers: `-header-timeout`, `-body-timeout`, `-idle-timeout`, `-max-connections`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Seconds for a whole request head to arrive (over TLS, the handshake first gets as
+    /// long); slower connections are closed
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+    /// Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a
+    /// stalled keepstore PUT gives its buffer back)
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub body_timeout: Duration,
+    /// Seconds a connection may move no byte between requests, or while a client does not
+    /// read its answer, before it is closed
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+    /// Connections served at once (TLS handshakes included); more are answered 503 and closed
+    #[arg(long, value_name = "N", default_value = "512", value_parser = parse_connection_cap)]
+    pub max_connections: usize,
+}
+
+impl LimitArgs {
+    /// The limits these options ask for, with the default shutdown grace.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: self.header_timeout,
+            body_read_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            ..Limits::default()
+        }
+    }
+}
+
 /// Both ends of a connection, given to handlers as `ConnectInfo<Peer>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
@@ -143,6 +185,35 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_with(router, listeners, None, limits, shutdown).await
+}
+
+/// [`serve`] over TLS: every accepted connection first completes a handshake with `tls`, within
+/// the header read timeout and counted against the connection cap (see the module
+/// documentation).
+pub async fn serve_tls<F>(
+    router: Router,
+    listeners: Vec<TcpListener>,
+    tls: TlsAcceptor,
+    limits: Limits,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_with(router, listeners, Some(tls), limits, shutdown).await
+}
+
+async fn serve_with<F>(
+    router: Router,
+    listeners: Vec<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     if listeners.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -153,8 +224,17 @@ where
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (accepted_tx, mut accepted_rx) = mpsc::channel::<Accepted>(64);
     let mut accept_loops = JoinSet::new();
+    let refusal = tls.clone().map(|acceptor| TlsRefusal {
+        acceptor,
+        handshake_timeout: limits.header_read_timeout,
+    });
     for listener in listeners {
-        accept_loops.spawn(accept_loop(listener, permits.clone(), accepted_tx.clone()));
+        accept_loops.spawn(accept_loop(
+            listener,
+            permits.clone(),
+            refusal.clone(),
+            accepted_tx.clone(),
+        ));
     }
     drop(accepted_tx);
 
@@ -168,6 +248,7 @@ where
                 Some(accepted) => {
                     connections.spawn(serve_connection(
                         accepted,
+                        tls.clone(),
                         router.clone(),
                         limits.clone(),
                         stop_rx.clone(),
@@ -199,8 +280,42 @@ struct Accepted {
     permit: OwnedSemaphorePermit,
 }
 
-async fn accept_loop(listener: TcpListener, permits: Arc<Semaphore>, out: mpsc::Sender<Accepted>) {
+/// How a TLS server refuses a connection past the cap: the 503 is only readable after a
+/// handshake, so a few such handshakes (at most [`TLS_REFUSALS_AT_ONCE`] per listener, each
+/// within the header read timeout) run beside the served connections; past that a connection
+/// is closed without an answer.
+#[derive(Clone)]
+struct TlsRefusal {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+/// Handshakes at once, per listener, only to answer 503 to connections past the cap.
+const TLS_REFUSALS_AT_ONCE: usize = 16;
+
+impl TlsRefusal {
+    async fn refuse(self, stream: TcpStream) {
+        let handshake = self.acceptor.accept(stream);
+        if let Ok(Ok(mut secured)) = tokio::time::timeout(self.handshake_timeout, handshake).await {
+            let answer = async {
+                secured.write_all(OVER_CAP_ANSWER).await?;
+                secured.shutdown().await
+            };
+            let _ = tokio::time::timeout(self.handshake_timeout, answer).await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    tls_refusal: Option<TlsRefusal>,
+    out: mpsc::Sender<Accepted>,
+) {
+    // Dropped (and so aborted) with the loop when shutdown starts.
+    let mut refusals = JoinSet::new();
     loop {
+        while refusals.try_join_next().is_some() {}
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -210,9 +325,18 @@ async fn accept_loop(listener: TcpListener, permits: Arc<Semaphore>, out: mpsc::
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // Past the cap: answer only if the socket takes it now, then close.
-            let _ = stream.try_write(OVER_CAP_ANSWER);
-            drop(stream);
+            match &tls_refusal {
+                // Past the cap over TLS: answer after a bounded handshake, if few are running.
+                Some(refusal) if refusals.len() < TLS_REFUSALS_AT_ONCE => {
+                    refusals.spawn(refusal.clone().refuse(stream));
+                }
+                Some(_) => drop(stream),
+                // Past the cap: answer only if the socket takes it now, then close.
+                None => {
+                    let _ = stream.try_write(OVER_CAP_ANSWER);
+                    drop(stream);
+                }
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -339,8 +463,11 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
+/// Serves one accepted connection, after its TLS handshake when `tls` is given, and gives its
+/// place under the cap back when it ends.
 async fn serve_connection(
     accepted: Accepted,
+    tls: Option<TlsAcceptor>,
     router: Router,
     limits: Arc<Limits>,
     mut stop: watch::Receiver<bool>,
@@ -351,10 +478,50 @@ async fn serve_connection(
         permit,
     } = accepted;
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(TrackedStream {
+    let tracked = TrackedStream {
         inner: stream,
         activity: activity.clone(),
-    });
+    };
+    match tls {
+        None => serve_http(tracked, activity, peer, router, &limits, stop).await,
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tracked));
+            let secured = tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(secured)) => Some(secured),
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {} failed: {e}", peer.remote);
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake with {} timed out", peer.remote);
+                        None
+                    }
+                },
+                _ = stop.wait_for(|stopping| *stopping) => None,
+            };
+            if let Some(secured) = secured {
+                serve_http(secured, activity, peer, router, &limits, stop).await;
+            }
+        }
+    }
+    drop(permit);
+}
+
+/// Runs HTTP/1.1 on one connection (plain or decrypted) within `limits` until it ends, is idle
+/// too long, or shutdown closes it.
+async fn serve_http<S>(
+    stream: S,
+    activity: Arc<Activity>,
+    peer: Peer,
+    router: Router,
+    limits: &Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let body_timeout = limits.body_read_timeout;
     let service_activity = activity.clone();
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -398,7 +565,6 @@ async fn serve_connection(
             }
         }
     }
-    drop(permit);
 }
 
 /// Runs one request through the router: connection info in, body read under its timeout, and

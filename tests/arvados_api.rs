@@ -516,6 +516,29 @@ fn with_arvados_test_api_host_the_given_server_is_only_reset() {
     assert_eq!(api.get("/arvados/v1/users/current", ADMIN).0, 200);
 }
 
+/// `cibox apiserver` on a free port with `flags`, serving a self-signed certificate written to
+/// `dir` (`c.pem`, `k.pem`), once it listens.
+fn spawn_apiserver(
+    dir: &std::path::Path,
+    flags: &[&str],
+) -> (std::process::Child, std::net::SocketAddr) {
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    cibox::arvados::tls::write_self_signed(&cert, &key).unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let server = std::process::Command::new(CIBOX)
+        .arg("apiserver")
+        .arg(format!("-listen={addr}"))
+        .args(flags)
+        .arg(format!("-tls-cert={}", cert.display()))
+        .arg(format!("-tls-key={}", key.display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    cibox::process::wait_for_port::<std::io::Error>(addr, Duration::from_secs(10), || Ok(()))
+        .unwrap();
+    (server, addr)
+}
+
 #[test]
 fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
     use std::io::Read;
@@ -531,22 +554,8 @@ fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("c.pem") && err.lines().count() == 1, "{err}");
 
-    cibox::arvados::tls::write_self_signed(&cert, &key).unwrap();
-    let port = free_port();
-    let mut server = std::process::Command::new(CIBOX)
-        .args([
-            "apiserver",
-            &format!("-listen=127.0.0.1:{port}"),
-            "-read-timeout=0.3",
-        ])
-        .arg(format!("-tls-cert={}", cert.display()))
-        .arg(format!("-tls-key={}", key.display()))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    cibox::process::wait_for_port::<std::io::Error>(addr, Duration::from_secs(10), || Ok(()))
-        .unwrap();
+    // -read-timeout is the earlier name of -header-timeout.
+    let (mut server, addr) = spawn_apiserver(tmp.path(), &["-read-timeout=0.3"]);
     // A client that connects and says nothing is disconnected after the read timeout.
     let mut silent = std::net::TcpStream::connect(addr).unwrap();
     silent
@@ -563,6 +572,45 @@ fn apiserver_drops_silent_clients_and_names_a_bad_certificate() {
         "{:?}",
         started.elapsed()
     );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn apiserver_answers_503_past_its_connection_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, addr) =
+        spawn_apiserver(tmp.path(), &["-header-timeout=1", "-max-connections=1"]);
+    let tls = cibox::arvados::tls::client_config_trusting(&tmp.path().join("c.pem")).unwrap();
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(tls))
+        .timeout(Duration::from_secs(5))
+        .build();
+    let url = format!("https://{addr}/arvados/v1/users/current");
+    // Let the server see the probe above close, then a client stuck before its TLS handshake
+    // holds the only place.
+    std::thread::sleep(Duration::from_millis(300));
+    let holder = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    match agent.get(&url).call() {
+        Err(ureq::Error::Status(503, _)) => {}
+        other => panic!("expected 503 past the cap, got {other:?}"),
+    }
+    // The handshake timeout frees the place.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match agent.get(&url).call() {
+            Err(ureq::Error::Status(503, _)) => {}
+            Err(ureq::Error::Status(401, _)) => break,
+            other => panic!("expected 401 without a token, got {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place is never freed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(holder);
     server.kill().unwrap();
     server.wait().unwrap();
 }

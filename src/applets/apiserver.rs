@@ -6,13 +6,13 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::applet::{Applet, Invocation, Manual};
 use crate::args::normalize_go_flags;
 use crate::arvados::api::{self, Config};
+use crate::httpd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,12 +46,17 @@ struct ApiServerArgs {
     /// it exists
     #[arg(long, value_name = "FILE")]
     blob_signing_key_file: Option<PathBuf>,
-    /// Seconds a client has for the TLS handshake and then for each request head
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = crate::httpd::parse_seconds)]
-    read_timeout: Duration,
+    #[command(flatten)]
+    http: httpd::LimitArgs,
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
+}
+
+/// The command line, with `-read-timeout` (the flag's earlier name) accepted for
+/// `-header-timeout`.
+fn command() -> clap::Command {
+    ApiServerArgs::command().mut_arg("header_timeout", |flag| flag.alias("read-timeout"))
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -68,7 +73,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         key: args.tls_key,
         state_file: args.state,
         blob_signing_key_file: args.blob_signing_key_file,
-        read_timeout: args.read_timeout,
+        http: args.http.limits(),
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -78,7 +83,7 @@ inventory::submit! {
         name: "apiserver",
         about: "Arvados-compatible API server for test runs (HTTPS)",
         aliases: &[],
-        command: ApiServerArgs::command,
+        command,
         run,
         passthrough: false,
     }

@@ -7,7 +7,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
@@ -95,20 +94,8 @@ struct KeepstoreArgs {
     /// (cibox) A volume with less free space than this is full
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MIN_FREE)]
     min_free_space: u64,
-    /// Seconds for a whole request head to arrive; slower connections are closed
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = httpd::parse_seconds)]
-    header_timeout: Duration,
-    /// Seconds each piece of a request body may take to arrive; a stalled PUT gets 408 and
-    /// gives its buffer back
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = httpd::parse_seconds)]
-    body_timeout: Duration,
-    /// Seconds a connection may move no byte between requests, or while a client does not
-    /// read its answer, before it is closed
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = httpd::parse_seconds)]
-    idle_timeout: Duration,
-    /// Connections served at once; more are answered 503 and closed
-    #[arg(long, value_name = "N", default_value = "512", value_parser = httpd::parse_connection_cap)]
-    max_connections: usize,
+    #[command(flatten)]
+    http: httpd::LimitArgs,
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
@@ -202,11 +189,8 @@ fn config_from(matches: &ArgMatches, args: KeepstoreArgs) -> anyhow::Result<Conf
         trash_check_interval: args.trash_check_interval,
         min_free: args.min_free_space,
         http: httpd::Limits {
-            header_read_timeout: args.header_timeout,
-            body_read_timeout: args.body_timeout,
-            idle_timeout: args.idle_timeout,
-            max_connections: args.max_connections,
             shutdown_grace: server::SHUTDOWN_GRACE,
+            ..args.http.limits()
         },
     })
 }

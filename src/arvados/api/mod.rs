@@ -10,9 +10,9 @@
 //! * [`client`]: cibox's own calls to an API server (registering keepstores, resets).
 //! * [`launcher`]: `start`/`stop` of the server in a run directory.
 //!
-//! This module serves it: TLS with rustls, HTTP/1.1 with hyper, a cap on connections, and
-//! timeouts for the TLS handshake, the request head and the body, so slow clients cannot hold
-//! connections forever.
+//! This module serves it: TLS with rustls through the shared front end [`crate::httpd`], which
+//! bounds the TLS handshake, request heads, bodies and idle connections and caps how many
+//! connections are served at once, so slow clients cannot hold connections forever.
 
 pub mod client;
 pub mod discovery;
@@ -24,24 +24,16 @@ pub mod resources;
 pub mod router;
 pub mod state;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::{header, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
-
-/// Connections served at once; further ones wait to be accepted.
-const MAX_CONNECTIONS: usize = 256;
-/// Time for a whole request body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 
 /// What the `apiserver` applet was given.
 #[derive(Debug, Clone)]
@@ -58,9 +50,8 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// The keepstores' blob signing key file, shared for locator signatures.
     pub blob_signing_key_file: Option<PathBuf>,
-    /// Time for a TLS handshake, and for each request head (a client that sends nothing is
-    /// disconnected after it).
-    pub read_timeout: Duration,
+    /// Timeouts and the connection cap (the header read timeout also bounds the TLS handshake).
+    pub http: crate::httpd::Limits,
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -91,73 +82,46 @@ async fn serve(
     config: &Config,
     tls: Arc<rustls::ServerConfig>,
 ) -> anyhow::Result<()> {
-    let (listen, read_timeout) = (config.listen, config.read_timeout);
+    let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!("listening on https://{}", listener.local_addr()?);
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p?,
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    continue;
-                }
-            },
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        };
-        let (acceptor, server) = (acceptor.clone(), server.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!("{peer}: TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("{peer}: TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |req| handle(server.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("{peer}: {e}");
-            }
-        });
-    }
-    tracing::info!("stopping");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("watching for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    let app = axum::Router::new().fallback(handle).with_state(server);
+    crate::httpd::serve_tls(
+        app,
+        vec![listener],
+        tokio_rustls::TlsAcceptor::from(tls),
+        config.http.clone(),
+        shutdown,
+    )
+    .await
+    .context("serving")?;
+    tracing::info!("stopped");
     Ok(())
 }
 
-fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>> {
+fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     let mut text = serde_json::to_vec(body).unwrap_or_default();
     text.push(b'\n');
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from(text)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(Body::from(text))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-async fn handle(
-    server: Arc<router::Server>,
-    req: hyper::Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Answers every request: the body read whole (a stalled one is answered 408 by
+/// [`crate::httpd`]), then [`router::answer`] on a blocking thread.
+async fn handle(State(server): State<Arc<router::Server>>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let header = |name: &str| {
         parts
@@ -168,11 +132,9 @@ async fn handle(
     };
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
-    let collected =
-        tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, router::MAX_BODY).collect()).await;
-    let body = match collected {
-        Ok(Ok(b)) => b.to_bytes().to_vec(),
-        Ok(Err(e)) => {
+    let body = match Limited::new(body, router::MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(e) => {
             let (status, message) = if e.is::<http_body_util::LengthLimitError>() {
                 (
                     413,
@@ -181,14 +143,7 @@ async fn handle(
             } else {
                 (400, format!("cannot read the request body: {e}"))
             };
-            return Ok(json_response(
-                status,
-                &router::ApiError::new(status, message).body(),
-            ));
-        }
-        Err(_) => {
-            let e = router::ApiError::new(408, "the request body did not arrive in time");
-            return Ok(json_response(408, &e.body()));
+            return json_response(status, &router::ApiError::new(status, message).body());
         }
     };
     let request = router::Request {
@@ -209,5 +164,5 @@ async fn handle(
         (500, e.body())
     });
     tracing::info!("{method} {path} {status}");
-    Ok(json_response(status, &value))
+    json_response(status, &value)
 }

@@ -76,10 +76,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l address -d
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l repo-root -d 'Directory holding the repositories (UUID.git or NAME.git)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l pid -d 'Write our pid here, locked while running, removed on exit' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l git-command -d 'The git program [default: git in PATH]' -r -F
-complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
-complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
-complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled' -r
-complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l header-timeout -d 'Seconds for a whole request head to arrive (over TLS, the handshake first gets as long); slower connections are closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l max-connections -d 'Connections served at once (TLS handshakes included); more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -135,10 +135,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l no-put -d 'Ref
 false\t''"
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l default-replicas -d 'Copies to write when the client sends no X-Keep-Desired-Replicas' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l run-dir -d '(cibox) Where start_keep recorded its keepstores [default: $TMPDIR/cibox]' -r -F
-complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled' -r
-complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l header-timeout -d 'Seconds for a whole request head to arrive (over TLS, the handshake first gets as long); slower connections are closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l max-connections -d 'Connections served at once (TLS handshakes included); more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -200,10 +200,10 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -l builder -d 'Builde
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l images_dir -l images-dir -d 'Where --board finds images (BOARD/VERSION/chromiumos_image.bin) [default: $CROS_WORKON_SRCROOT/src/build/images, else ~/trunk/src/build/images]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -l header-timeout -d 'Seconds a client has to send a whole request head; past it the connection closes' -r
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; past it: 408 and close' -r
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -l idle-timeout -d 'Seconds a connection may move no byte while no request is being handled (idle keep-alive, or a client that stops reading); past it the connection closes' -r
-complete -c cibox -n "__fish_cibox_using_subcommand serve" -l max-connections -d 'Connections served at once; more are answered 503 and closed at once' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l header-timeout -d 'Seconds for a whole request head to arrive (over TLS, the handshake first gets as long); slower connections are closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
+complete -c cibox -n "__fish_cibox_using_subcommand serve" -l max-connections -d 'Connections served at once (TLS handshakes included); more are answered 503 and closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l download-timeout -d 'Seconds one artifact of /download may take (HTTP, or gsutil stat + cp)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l download-max-bytes -d 'Largest artifact /download accepts, downloaded or unpacked, in bytes [16 GiB]' -r
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l payload-metadata -l payload_metadata -l update-metadata -d 'Directory of nebraska-style payload metadata (*.json beside each payload, per appid): DLC, miniOS and platform payloads, full and delta, served under /payloads/' -r -F

@@ -123,8 +123,8 @@ pub fn parse_connection_cap(text: &str) -> Result<usize, String> {
     }
 }
 
-/// The options for [`Limits`] of the Go-style daemons (keepstore, apiserver), to flatten into
-/// their clap parsers: `-header-timeout`, `-body-timeout`, `-idle-timeout`, `-max-connections`.
+/// The options for [`Limits`] of every server (serve, keepstore, apiserver, keepproxy,
+/// arv-git-httpd; the Go-style ones also take `-flag=value`), to flatten into their clap parsers: `-header-timeout`, `-body-timeout`, `-idle-timeout`, `-max-connections`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LimitArgs {
     /// Seconds for a whole request head to arrive (over TLS, the handshake first gets as

@@ -221,26 +221,8 @@ struct ServeArgs {
 
     #[command(flatten)]
     log: crate::logging::LogArgs,
-    /// Seconds a client has to send a whole request head; past it the connection closes
-    #[arg(long = "header-timeout", value_name = "SECS", default_value = "10",
-          value_parser = httpd::parse_seconds)]
-    header_timeout: Duration,
-
-    /// Seconds each piece of a request body may take to arrive; past it: 408 and close
-    #[arg(long = "body-timeout", value_name = "SECS", default_value = "30",
-          value_parser = httpd::parse_seconds)]
-    body_timeout: Duration,
-
-    /// Seconds a connection may move no byte while no request is being handled
-    /// (idle keep-alive, or a client that stops reading); past it the connection closes
-    #[arg(long = "idle-timeout", value_name = "SECS", default_value = "60",
-          value_parser = httpd::parse_seconds)]
-    idle_timeout: Duration,
-
-    /// Connections served at once; more are answered 503 and closed at once
-    #[arg(long = "max-connections", value_name = "N", default_value = "512",
-          value_parser = httpd::parse_connection_cap)]
-    max_connections: usize,
+    #[command(flatten)]
+    limits: httpd::LimitArgs,
 
     /// Seconds one artifact of /download may take (HTTP, or gsutil stat + cp)
     #[arg(long = "download-timeout", value_name = "SECS", default_value = "1800",
@@ -332,13 +314,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         builder: args.builder,
         images_dir: args.images_dir,
         no_demo: args.no_demo,
-        limits: httpd::Limits {
-            header_read_timeout: args.header_timeout,
-            body_read_timeout: args.body_timeout,
-            idle_timeout: args.idle_timeout,
-            max_connections: args.max_connections,
-            ..httpd::Limits::default()
-        },
+        limits: args.limits.limits(),
         stage_limits: StageLimits {
             download_timeout: args.download_timeout,
             max_bytes: args.download_max_bytes,
@@ -385,10 +361,7 @@ mod tests {
     fn connection_limits_default_to_the_documented_ones() {
         let args = ServeArgs::try_parse_from(["serve"]).unwrap();
         let defaults = httpd::Limits::default();
-        assert_eq!(args.header_timeout, defaults.header_read_timeout);
-        assert_eq!(args.body_timeout, defaults.body_read_timeout);
-        assert_eq!(args.idle_timeout, defaults.idle_timeout);
-        assert_eq!(args.max_connections, defaults.max_connections);
+        assert_eq!(args.limits.limits(), defaults);
         let staging = StageLimits::default();
         assert_eq!(args.download_timeout, staging.download_timeout);
         assert_eq!(args.download_max_bytes, staging.max_bytes);

@@ -66,37 +66,4 @@ async fn serve(
     Ok(())
 }
 
-/// The [`crate::httpd::Limits`] flags the stack's daemons share (Go-style spelling works too:
-/// `-idle-timeout=5`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct LimitArgs {
-    /// Seconds a client has to send a whole request head; past it the connection closes
-    #[arg(long = "header-timeout", value_name = "SECS", default_value = "10",
-          value_parser = crate::httpd::parse_seconds)]
-    header_timeout: Duration,
-    /// Seconds each piece of a request body may take to arrive; past it: 408 and close
-    #[arg(long = "body-timeout", value_name = "SECS", default_value = "30",
-          value_parser = crate::httpd::parse_seconds)]
-    body_timeout: Duration,
-    /// Seconds a connection may move no byte while no request is being handled
-    #[arg(long = "idle-timeout", value_name = "SECS", default_value = "60",
-          value_parser = crate::httpd::parse_seconds)]
-    idle_timeout: Duration,
-    /// Connections served at once; more are answered 503 and closed at once
-    #[arg(long = "max-connections", value_name = "N", default_value = "512",
-          value_parser = crate::httpd::parse_connection_cap)]
-    max_connections: usize,
-}
-
-impl LimitArgs {
-    /// The limits these flags ask for.
-    pub fn limits(&self) -> crate::httpd::Limits {
-        crate::httpd::Limits {
-            header_read_timeout: self.header_timeout,
-            body_read_timeout: self.body_timeout,
-            idle_timeout: self.idle_timeout,
-            max_connections: self.max_connections,
-            ..crate::httpd::Limits::default()
-        }
-    }
-}
+pub use crate::httpd::LimitArgs;

@@ -2,6 +2,7 @@
 //! answers, full and read-only volumes, oversize bodies, and an attack list with a memory bound.
 
 mod keep_support;
+mod proc_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keep_support::*;
+use proc_support::rss_kib;
 
 const DM_TOKEN: &str = "dm-token-for-hostile-tests";
 
@@ -239,16 +241,6 @@ fn a_read_only_file_system_is_507_with_a_clear_error() {
     let (status, body) = put(&ks.url(&format!("/{}", md5_hex(&data))), None, &data);
     assert_eq!(status, 507, "{body}");
     assert!(body.to_lowercase().contains("read-only"), "{body}");
-}
-
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// Sends `request` on a new connection (stopping early if the server closes it) and waits for

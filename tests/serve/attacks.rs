@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::proc_support::rss_kib;
 use crate::support::*;
 
 /// Connects and sends `head` (possibly incomplete), then waits for the server to answer or
@@ -123,16 +124,6 @@ fn hostile_factory_configs_are_clear_errors() {
         assert!(stderr.contains(expected), "{config:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-}
-
-/// Resident memory of a process, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// What an attack may get: these statuses, or the connection closed without an answer.

@@ -1,6 +1,8 @@
 //! Integration tests of `cibox serve`, through the binary over loopback HTTP. Each test runs
 //! its own server in its own temp dir on its own port.
 
+#[path = "../proc_support/mod.rs"]
+mod proc_support;
 mod support;
 
 mod attacks;

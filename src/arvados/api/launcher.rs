@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::client::{ApiClient, Trust};
 use super::fixtures;
+use crate::arvados::apiclient::{ApiClient, Trust};
 use crate::arvados::launcher::RUN_DIR_WAIT;
 use crate::arvados::tls;
 use crate::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
@@ -79,18 +79,14 @@ pub fn external_host() -> Option<String> {
 pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
     if let Some(host) = running_host(run_dir) {
         let cert = run_dir.join(tls::CERT_FILE);
-        return Ok(Some(ApiClient::new(
-            &host,
-            admin_token(),
-            &Trust::Certificate(cert),
-        )?));
+        return Ok(Some(
+            ApiClient::new(&host, &Trust::Certificate(cert))?.with_token(admin_token()),
+        ));
     }
     if let Some(host) = external_host() {
-        return Ok(Some(ApiClient::new(
-            &host,
-            admin_token(),
-            &Trust::Insecure,
-        )?));
+        return Ok(Some(
+            ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token()),
+        ));
     }
     Ok(None)
 }
@@ -110,7 +106,7 @@ pub fn running_host(run_dir: &Path) -> Option<String> {
 /// server `ARVADOS_TEST_API_HOST` names.
 pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
     if let Some(host) = external_host() {
-        let client = ApiClient::new(&host, admin_token(), &Trust::Insecure)?;
+        let client = ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token());
         client
             .reset()
             .with_context(|| format!("resetting the API server {EXTERNAL_HOST_VAR}={host}"))?;

@@ -485,17 +485,54 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
         by_hash["uuid"] = uuid.into();
         return Ok(by_hash);
     }
-    let record = call
-        .store
-        .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
-        .cloned()
-        .ok_or_else(|| not_found(plural, uuid))?;
+    let record = readable_record(call, plural, uuid)?;
     let select = query_select(call, plural)?;
     Ok(query::project(
         present(call, plural, record),
         select.as_deref(),
     ))
+}
+
+/// The record `uuid` of `plural` if the caller may read it, else 404.
+fn readable_record(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
+    call.store
+        .get(plural, uuid)
+        .filter(|r| readable(call, plural, r))
+        .cloned()
+        .ok_or_else(|| not_found(plural, uuid))
+}
+
+/// Whether the caller may `verb` (create, update, delete) records of `plural`: keep services
+/// and disks are for admins (`admin_verb` names what a refusal says they may do), collections
+/// for anyone; the other resources are read-only here (501).
+fn check_writable(call: &Call, plural: &str, verb: &str, admin_verb: &str) -> Result<(), ApiError> {
+    match plural {
+        "keep_services" | "keep_disks" => {
+            require_admin(call, &format!("{admin_verb} {}", plural.replace('_', " ")))
+        }
+        "collections" => Ok(()),
+        _ => Err(ApiError::new(
+            501,
+            format!("this test API server does not {verb} {plural}"),
+        )),
+    }
+}
+
+/// Sets each attribute of `record` that is null or missing to its default.
+fn fill_defaults<const N: usize>(record: &mut Value, defaults: [(&str, Value); N]) {
+    for (k, default) in defaults {
+        if record[k].is_null() {
+            record[k] = default;
+        }
+    }
+}
+
+/// Stores `record` in `plural` and answers it as the caller sees it.
+fn save(call: &mut Call, plural: &str, record: Value) -> Result<Value, ApiError> {
+    call.store
+        .put(plural, record.clone())
+        .map_err(ApiError::internal)?;
+    Ok(present(call, plural, record))
 }
 
 fn query_select(call: &Call, plural: &str) -> Result<Option<Vec<String>>, ApiError> {
@@ -531,21 +568,9 @@ fn present(call: &Call, plural: &str, mut record: Value) -> Value {
 /// `POST /arvados/v1/RESOURCE`
 pub fn create(call: &mut Call, plural: &str) -> Result<Value, ApiError> {
     let attrs = attributes(call, plural)?;
-    match plural {
-        "keep_services" => {
-            require_admin(call, "register keep services")?;
-            check_keep_service(&attrs)?;
-        }
-        "keep_disks" => {
-            require_admin(call, "register keep disks")?;
-        }
-        "collections" => {}
-        _ => {
-            return Err(ApiError::new(
-                501,
-                format!("this test API server does not create {plural}"),
-            ))
-        }
+    check_writable(call, plural, "create", "register")?;
+    if plural == "keep_services" {
+        check_keep_service(&attrs)?;
     }
     if let Some(uuid) = attrs.get("uuid").and_then(Value::as_str) {
         if call.store.get(plural, uuid).is_some() {
@@ -557,25 +582,19 @@ pub fn create(call: &mut Call, plural: &str) -> Result<Value, ApiError> {
     }
     let mut record = new_record(plural, &attrs, &call.caller)?;
     match plural {
-        "keep_services" => {
-            for (k, default) in [
+        "keep_services" => fill_defaults(
+            &mut record,
+            [
                 ("service_ssl_flag", json!(false)),
                 ("service_type", json!("disk")),
                 ("read_only", json!(false)),
-            ] {
-                if record[k].is_null() {
-                    record[k] = default;
-                }
-            }
-        }
+            ],
+        ),
         "keep_disks" => fill_keep_disk(call, &mut record)?,
         "collections" => prepare_collection(call, &mut record, None)?,
         _ => {}
     }
-    call.store
-        .put(plural, record.clone())
-        .map_err(ApiError::internal)?;
-    Ok(present(call, plural, record))
+    save(call, plural, record)
 }
 
 fn check_keep_service(attrs: &Map<String, Value>) -> Result<(), ApiError> {
@@ -621,11 +640,10 @@ fn fill_keep_disk(call: &Call, record: &mut Value) -> Result<(), ApiError> {
     for k in ["service_host", "service_port", "service_ssl_flag"] {
         record[k] = service[k].clone();
     }
-    for (k, default) in [("is_readable", true), ("is_writable", true)] {
-        if record[k].is_null() {
-            record[k] = default.into();
-        }
-    }
+    fill_defaults(
+        record,
+        [("is_readable", json!(true)), ("is_writable", json!(true))],
+    );
     Ok(())
 }
 
@@ -736,25 +754,10 @@ fn manifest_error(e: ManifestError) -> ApiError {
 /// `PUT`/`PATCH /arvados/v1/RESOURCE/UUID`
 pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     let attrs = attributes(call, plural)?;
-    let old = call
-        .store
-        .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
-        .cloned()
-        .ok_or_else(|| not_found(plural, uuid))?;
-    match plural {
-        "keep_services" => {
-            require_admin(call, "change keep services")?;
-            check_keep_service(&attrs)?;
-        }
-        "keep_disks" => require_admin(call, "change keep disks")?,
-        "collections" => {}
-        _ => {
-            return Err(ApiError::new(
-                501,
-                format!("this test API server does not update {plural}"),
-            ))
-        }
+    let old = readable_record(call, plural, uuid)?;
+    check_writable(call, plural, "update", "change")?;
+    if plural == "keep_services" {
+        check_keep_service(&attrs)?;
     }
     if attrs.get("uuid").is_some_and(|u| u != uuid) {
         return Err(ApiError::unprocessable(
@@ -771,30 +774,13 @@ pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         _ => {}
     }
     stamp(&mut record, &call.caller);
-    call.store
-        .put(plural, record.clone())
-        .map_err(ApiError::internal)?;
-    Ok(present(call, plural, record))
+    save(call, plural, record)
 }
 
 /// `DELETE /arvados/v1/RESOURCE/UUID`
 pub fn delete(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
-    let record = call
-        .store
-        .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
-        .cloned()
-        .ok_or_else(|| not_found(plural, uuid))?;
-    match plural {
-        "keep_services" | "keep_disks" => require_admin(call, &format!("delete {plural}"))?,
-        "collections" => {}
-        _ => {
-            return Err(ApiError::new(
-                501,
-                format!("this test API server does not delete {plural}"),
-            ))
-        }
-    }
+    let record = readable_record(call, plural, uuid)?;
+    check_writable(call, plural, "delete", "delete")?;
     call.store
         .remove(plural, uuid)
         .map_err(ApiError::internal)?;

@@ -68,19 +68,28 @@ pub struct Resource {
     pub writable: &'static [&'static str],
 }
 
-/// The resources this server implements.
-pub const RESOURCES: &[Resource] = &[
-    Resource {
-        plural: "users",
-        singular: "user",
-        kind: "User",
-        columns: &[
+/// A resource's columns: the ones every record has (uuid, owner, times, etag), then its own.
+macro_rules! record_columns {
+    ($($own:literal),* $(,)?) => {
+        &[
             "uuid",
             "owner_uuid",
             "created_at",
             "modified_at",
             "modified_by_user_uuid",
             "etag",
+            $($own),*
+        ]
+    };
+}
+
+/// The resources this server implements.
+pub const RESOURCES: &[Resource] = &[
+    Resource {
+        plural: "users",
+        singular: "user",
+        kind: "User",
+        columns: record_columns![
             "email",
             "first_name",
             "last_name",
@@ -98,30 +107,14 @@ pub const RESOURCES: &[Resource] = &[
         plural: "api_client_authorizations",
         singular: "api_client_authorization",
         kind: "ApiClientAuthorization",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
-            "api_token",
-            "expires_at",
-            "scopes",
-        ],
+        columns: record_columns!["api_token", "expires_at", "scopes",],
         writable: &[],
     },
     Resource {
         plural: "keep_services",
         singular: "keep_service",
         kind: "KeepService",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "service_host",
             "service_port",
             "service_ssl_flag",
@@ -142,13 +135,7 @@ pub const RESOURCES: &[Resource] = &[
         plural: "keep_disks",
         singular: "keep_disk",
         kind: "KeepDisk",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "keep_service_uuid",
             "node_uuid",
             "filesystem_uuid",
@@ -181,13 +168,7 @@ pub const RESOURCES: &[Resource] = &[
         plural: "collections",
         singular: "collection",
         kind: "Collection",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "name",
             "description",
             "manifest_text",
@@ -224,13 +205,7 @@ pub const RESOURCES: &[Resource] = &[
         plural: "repositories",
         singular: "repository",
         kind: "Repository",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "name",
             "writable_by",
             "readable_by",

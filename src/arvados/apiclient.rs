@@ -235,7 +235,11 @@ impl ApiClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let what = format!("{method} {path}");
+        // Errors name API calls as `GET users/current`, other paths whole.
+        let what = format!(
+            "{method} {}",
+            path.strip_prefix("/arvados/v1/").unwrap_or(path)
+        );
         let url = format!("{}{path}", self.host);
         let mut request = self
             .agent
@@ -495,5 +499,29 @@ mod tests {
             "http://h:1"
         );
         assert!(truthy("True") && truthy("1") && !truthy("") && !truthy("false"));
+    }
+
+    #[test]
+    fn a_certificate_that_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such.pem");
+        let err = ApiClient::new("127.0.0.1:1", &Trust::Certificate(missing.clone())).unwrap_err();
+        assert!(matches!(err, ApiError::Tls(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        assert!(ApiClient::new("127.0.0.1:1", &Trust::Certificate(garbage)).is_err());
+    }
+
+    #[test]
+    fn a_default_token_is_kept_apart_from_the_host() {
+        let client = ApiClient::new("127.0.0.1:1", &Trust::Insecure)
+            .unwrap()
+            .with_token("secret");
+        assert_eq!(client.token, "secret");
+        assert!(!format!("{client:?}").contains("secret"));
     }
 }

@@ -213,7 +213,8 @@ pub fn start_locked(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Starte
     }
 }
 
-fn remove_quietly(path: &Path) {
+/// Removes `path`; a missing file is fine, another failure is said on stderr.
+pub fn remove_quietly(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         if e.kind() != io::ErrorKind::NotFound {
             eprintln!("cibox: cannot remove {}: {e}", path.display());

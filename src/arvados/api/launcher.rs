@@ -163,12 +163,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
 /// Removes what the API server has beside its pid and port files (which [`services`] owns).
 fn remove_own_files(run_dir: &Path) {
     for name in [STATE_FILE, tls::CERT_FILE, tls::KEY_FILE] {
-        let path = run_dir.join(name);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("cibox: cannot remove {}: {e}", path.display());
-            }
-        }
+        services::remove_quietly(&run_dir.join(name));
     }
 }
 

@@ -1,16 +1,18 @@
-//! A small blocking client for the Arvados API server, for the services that stand beside it
-//! (keepproxy, the git server, the launchers): token checks, keep service discovery and
-//! registration, repository lookup, each call with the token it is about. [`RunApi::find`]
-//! picks the server: `ARVADOS_API_HOST` (certificate checks skipped when
-//! `ARVADOS_API_HOST_INSECURE` is true), else the one `start_api` runs in the run directory.
-//! Answers to token checks are kept for a short while in a [`TokenCache`]. (The API server's
-//! own launcher calls with one fixed token through [`super::api::client`].)
+//! The one blocking client for the Arvados API server, for everything in cibox that calls it:
+//! the services that stand beside it (keepproxy, the git server: token checks, keep service
+//! discovery, repository lookup, each call with the token it is about) and the launchers
+//! (`start_api`'s reset, `start_keep`'s registration, with a default token the client holds).
+//! A client trusts the system roots, one certificate (the run directory's self-signed one) or
+//! anything ([`Trust`]). [`RunApi::find`] picks the server: `ARVADOS_API_HOST` (certificate
+//! checks skipped when `ARVADOS_API_HOST_INSECURE` is true), else the one `start_api` runs in
+//! the run directory. Answers to token checks are kept for a short while in a [`TokenCache`].
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// How long a request to the API server may take.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +48,20 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+}
+
+/// Which server certificates a client accepts.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Those the system's roots vouch for.
+    System,
+    /// Only this certificate (the run directory's self-signed one).
+    Certificate(PathBuf),
+    /// Anything (`ARVADOS_API_HOST_INSECURE`).
+    Insecure,
 }
 
 impl ApiError {
@@ -63,6 +79,8 @@ impl ApiError {
 pub struct ApiClient {
     host: String,
     agent: ureq::Agent,
+    /// The token of the calls that name none ([`ApiClient::with_token`]).
+    token: String,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -120,7 +138,7 @@ impl RunApi {
         }
         let host = super::api::launcher::running_host(run_dir)?;
         Some(RunApi {
-            client: ApiClient::new(&host, true),
+            client: ApiClient::new(&host, &Trust::Insecure).ok()?,
             token: super::api::fixtures::token("admin")?.to_string(),
             host,
         })
@@ -141,18 +159,35 @@ impl RunApi {
 }
 
 impl ApiClient {
-    /// A client for `host` (`HOST:PORT`, or a full `https://` URL).
-    pub fn new(host: &str, insecure: bool) -> ApiClient {
+    /// A client for `host` (`HOST:PORT`, or a full `https://` URL) accepting the certificates
+    /// `trust` names, without a default token.
+    pub fn new(host: &str, trust: &Trust) -> Result<ApiClient, ApiError> {
         let host = host.trim_end_matches('/');
         let host = if host.contains("://") {
             host.to_string()
         } else {
             format!("https://{host}")
         };
-        ApiClient {
+        let agent = match trust {
+            Trust::System => http_agent(API_TIMEOUT, false),
+            Trust::Insecure => http_agent(API_TIMEOUT, true),
+            Trust::Certificate(path) => ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(5))
+                .timeout(API_TIMEOUT)
+                .tls_config(Arc::new(super::tls::client_config_trusting(path)?))
+                .build(),
+        };
+        Ok(ApiClient {
             host,
-            agent: http_agent(API_TIMEOUT, insecure),
-        }
+            agent,
+            token: String::new(),
+        })
+    }
+
+    /// This client with `token` for the calls that name none.
+    pub fn with_token(mut self, token: &str) -> ApiClient {
+        self.token = token.to_string();
+        self
     }
 
     /// The client `ARVADOS_API_HOST` and `ARVADOS_API_HOST_INSECURE` describe, if the first
@@ -165,7 +200,12 @@ impl ApiClient {
         let insecure = std::env::var("ARVADOS_API_HOST_INSECURE")
             .map(|v| truthy(&v))
             .unwrap_or(false);
-        Some(ApiClient::new(host.trim(), insecure))
+        let trust = if insecure {
+            Trust::Insecure
+        } else {
+            Trust::System
+        };
+        ApiClient::new(host.trim(), &trust).ok()
     }
 
     /// The base URL, `https://HOST:PORT`.
@@ -183,8 +223,24 @@ impl ApiClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let what = format!("{method} {path}");
-        let url = format!("{}/arvados/v1/{path}", self.host);
+        self.request(method, &format!("/arvados/v1/{path}"), token, query, body)
+    }
+
+    /// `method` on the server path `path` (from its root, `/...`); as [`ApiClient::call`].
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        // Errors name API calls as `GET users/current`, other paths whole.
+        let what = format!(
+            "{method} {}",
+            path.strip_prefix("/arvados/v1/").unwrap_or(path)
+        );
+        let url = format!("{}{path}", self.host);
         let mut request = self
             .agent
             .request(method, &url)
@@ -268,6 +324,65 @@ impl ApiClient {
     pub fn accessible_keep_services(&self, token: &str) -> Result<Vec<Value>, ApiError> {
         let value = self.call("GET", "keep_services/accessible", token, &[], None)?;
         items(&value, "keep_services/accessible")
+    }
+
+    /// `POST /database/reset` with the default token: the server back to its fixtures.
+    pub fn reset(&self) -> Result<(), ApiError> {
+        self.request(
+            "POST",
+            "/database/reset",
+            &self.token,
+            &[],
+            Some(&json!({})),
+        )
+        .map(|_| ())
+    }
+
+    /// The uuids of up to 1000 `resource` records, with the default token.
+    fn uuids(&self, resource: &str) -> Result<Vec<String>, ApiError> {
+        let list = self.call("GET", resource, &self.token, &[("limit", "1000")], None)?;
+        Ok(items(&list, resource)?
+            .iter()
+            .filter_map(|i| i["uuid"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// With the default token, replaces every keep service (of type `service_type`) and, for
+    /// `disk`, every keep disk with the given servers: `(uuid, host, port)`.
+    pub fn register_keep_services(
+        &self,
+        service_type: &str,
+        servers: &[(String, String, u16)],
+    ) -> Result<(), ApiError> {
+        let token = self.token.as_str();
+        let services = self.call("GET", "keep_services", token, &[("limit", "1000")], None)?;
+        for item in items(&services, "keep_services")? {
+            if item["service_type"] == service_type {
+                if let Some(uuid) = item["uuid"].as_str() {
+                    self.call("DELETE", &format!("keep_services/{uuid}"), token, &[], None)?;
+                }
+            }
+        }
+        if service_type == "disk" {
+            for uuid in self.uuids("keep_disks")? {
+                self.call("DELETE", &format!("keep_disks/{uuid}"), token, &[], None)?;
+            }
+        }
+        for (uuid, host, port) in servers {
+            let body = json!({"keep_service": {
+                "uuid": uuid,
+                "service_host": host,
+                "service_port": port,
+                "service_type": service_type,
+                "service_ssl_flag": false,
+            }});
+            let service = self.call("POST", "keep_services", token, &[], Some(&body))?;
+            if service_type == "disk" {
+                let body = json!({"keep_disk": {"keep_service_uuid": service["uuid"]}});
+                self.call("POST", "keep_disks", token, &[], Some(&body))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -372,10 +487,41 @@ mod tests {
     #[test]
     fn hosts_and_flags() {
         assert_eq!(
-            ApiClient::new("127.0.0.1:1234/", true).base_url(),
+            ApiClient::new("127.0.0.1:1234/", &Trust::Insecure)
+                .unwrap()
+                .base_url(),
             "https://127.0.0.1:1234"
         );
-        assert_eq!(ApiClient::new("http://h:1", false).base_url(), "http://h:1");
+        assert_eq!(
+            ApiClient::new("http://h:1", &Trust::System)
+                .unwrap()
+                .base_url(),
+            "http://h:1"
+        );
         assert!(truthy("True") && truthy("1") && !truthy("") && !truthy("false"));
+    }
+
+    #[test]
+    fn a_certificate_that_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such.pem");
+        let err = ApiClient::new("127.0.0.1:1", &Trust::Certificate(missing.clone())).unwrap_err();
+        assert!(matches!(err, ApiError::Tls(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        assert!(ApiClient::new("127.0.0.1:1", &Trust::Certificate(garbage)).is_err());
+    }
+
+    #[test]
+    fn a_default_token_is_kept_apart_from_the_host() {
+        let client = ApiClient::new("127.0.0.1:1", &Trust::Insecure)
+            .unwrap()
+            .with_token("secret");
+        assert_eq!(client.token, "secret");
+        assert!(!format!("{client:?}").contains("secret"));
     }
 }

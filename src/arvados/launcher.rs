@@ -297,7 +297,7 @@ fn register(run_dir: &Path, servers: &[Server]) -> anyhow::Result<()> {
         .with_context(|| {
             format!(
                 "registering the keepstores with the API server {}",
-                client.host()
+                client.base_url()
             )
         })
 }

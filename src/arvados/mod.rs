@@ -9,8 +9,8 @@
 //! * [`volume`]: the directory volume layout, atomic writes, trash.
 //! * [`keepstore`]: the Keep block server behind the `keepstore` applet.
 //! * [`launcher`]: starting and stopping servers for a test run (`start_keep`, `stop_keep`).
-//! * [`apiclient`]: the blocking API server client the services use (tokens, keep services,
-//!   repositories).
+//! * [`apiclient`]: the one blocking API server client (tokens, keep services, repositories,
+//!   resets and keepstore registration).
 //! * [`keepproxy`]: the Keep proxy behind the `keepproxy` applet, and its launcher.
 //! * [`git`]: the git server behind `arv-git-httpd` (over `git http-backend`), and its launcher.
 //! * [`nginx`]: the nginx config and launcher for TLS in front of both.

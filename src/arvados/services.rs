@@ -149,6 +149,12 @@ pub fn start(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Started> {
     let run_dir = lock.path();
     stop_locked(run_dir, spec.name)
         .with_context(|| format!("stopping the {} left from an earlier start", spec.name))?;
+    start_locked(run_dir, spec)
+}
+
+/// [`start`] in a run directory the caller holds locked and has cleared of an earlier
+/// `spec.name` (with [`stop_locked`]).
+pub fn start_locked(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Started> {
     let pid_path = pid_file(run_dir, spec.name);
     let mut attempt = 0;
     loop {
@@ -207,7 +213,8 @@ pub fn start(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Started> {
     }
 }
 
-fn remove_quietly(path: &Path) {
+/// Removes `path`; a missing file is fine, another failure is said on stderr.
+pub fn remove_quietly(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         if e.kind() != io::ErrorKind::NotFound {
             eprintln!("cibox: cannot remove {}: {e}", path.display());
@@ -247,7 +254,7 @@ pub fn stop(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
 }
 
 /// [`stop`] in a run directory the caller holds locked.
-fn stop_locked(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
+pub fn stop_locked(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
     let pid_path = pid_file(run_dir, name);
     let pid = match process::pid_file_owner(&pid_path) {
         Ok(pid) => pid,

@@ -11,29 +11,24 @@
 //! With `ARVADOS_TEST_API_HOST` set, a server given by the caller is used instead: `start`
 //! only resets it to fixtures and `stop` leaves it alone, as the original does.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
-use super::client::{ApiClient, Trust};
 use super::fixtures;
+use crate::arvados::apiclient::{ApiClient, Trust};
 use crate::arvados::launcher::RUN_DIR_WAIT;
+use crate::arvados::services::{self, ServiceSpec};
 use crate::arvados::tls;
-use crate::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
+use crate::process::{self, IfMissing, RunDir};
 
-/// Pid file name.
-pub const PID_FILE: &str = "api.pid";
-/// Port file name.
-pub const PORT_FILE: &str = "api.port";
+/// The service name: its pid and port files are `api.pid` and `api.port`.
+pub const NAME: &str = "api";
 /// State file name.
 pub const STATE_FILE: &str = "api.state.json";
 /// The variable naming an API server started by someone else.
 pub const EXTERNAL_HOST_VAR: &str = "ARVADOS_TEST_API_HOST";
-
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A running API server.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -79,30 +74,22 @@ pub fn external_host() -> Option<String> {
 pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
     if let Some(host) = running_host(run_dir) {
         let cert = run_dir.join(tls::CERT_FILE);
-        return Ok(Some(ApiClient::new(
-            &host,
-            admin_token(),
-            &Trust::Certificate(cert),
-        )?));
+        return Ok(Some(
+            ApiClient::new(&host, &Trust::Certificate(cert))?.with_token(admin_token()),
+        ));
     }
     if let Some(host) = external_host() {
-        return Ok(Some(ApiClient::new(
-            &host,
-            admin_token(),
-            &Trust::Insecure,
-        )?));
+        return Ok(Some(
+            ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token()),
+        ));
     }
     Ok(None)
 }
 
 /// `127.0.0.1:PORT` of the server running in `run_dir`, if one is.
 pub fn running_host(run_dir: &Path) -> Option<String> {
-    process::pid_file_owner(&run_dir.join(PID_FILE)).ok()??;
-    let port: u16 = std::fs::read_to_string(run_dir.join(PORT_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    process::pid_file_owner(&services::pid_file(run_dir, NAME)).ok()??;
+    let port = services::recorded_port(run_dir, NAME)?;
     Some(format!("127.0.0.1:{port}"))
 }
 
@@ -110,7 +97,7 @@ pub fn running_host(run_dir: &Path) -> Option<String> {
 /// server `ARVADOS_TEST_API_HOST` names.
 pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
     if let Some(host) = external_host() {
-        let client = ApiClient::new(&host, admin_token(), &Trust::Insecure)?;
+        let client = ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token());
         client
             .reset()
             .with_context(|| format!("resetting the API server {EXTERNAL_HOST_VAR}={host}"))?;
@@ -131,67 +118,52 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
     if !(cert.exists() && key.exists()) {
         tls::write_self_signed(&cert, &key)?;
     }
-    let program = std::env::current_exe().context("cannot find the cibox binary")?;
-    let pid_path = run_dir.join(PID_FILE);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let port = process::free_loopback_port().context("finding a free port")?;
-        process::write_atomic(
-            &run_dir.join(PORT_FILE),
-            format!("{port}\n").as_bytes(),
-            0o644,
-        )?;
-        let spec = DaemonSpec::new(&program, "api")
-            .arg("apiserver")
-            .arg(format!("-listen=127.0.0.1:{port}"))
-            .arg(format!("-pid={}", pid_path.display()))
-            .arg(format!("-tls-cert={}", cert.display()))
-            .arg(format!("-tls-key={}", key.display()))
-            .arg(format!("-state={}", run_dir.join(STATE_FILE).display()))
-            .arg(format!(
-                "-blob-signing-key-file={}",
-                run_dir.join(crate::arvados::launcher::KEY_FILE).display()
-            ));
-        let mut daemon = Daemon::spawn(&spec)?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        match daemon.wait_until_accepting(addr, START_TIMEOUT) {
-            Ok(()) => {
-                let pid = daemon.pid();
-                daemon.detach();
-                return Ok(Started {
-                    host: format!("127.0.0.1:{port}"),
-                    pid: Some(pid),
-                    certificate: Some(cert),
-                    external: false,
-                });
-            }
-            Err(WaitError::Exited { last_lines, .. })
-                if attempt < 3 && last_lines.iter().any(|l| l.contains("in use")) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                let _ = daemon.kill();
-                remove_files(&run_dir);
-                return Err(anyhow::Error::from(e).context("starting the API server"));
-            }
+    let (program, lead) = services::cibox_applet("apiserver")?;
+    let pid_path = services::pid_file(&run_dir, NAME);
+    let args = |port: u16| {
+        let mut args = lead.clone();
+        args.extend(
+            [
+                format!("-listen=127.0.0.1:{port}"),
+                format!("-pid={}", pid_path.display()),
+                format!("-tls-cert={}", cert.display()),
+                format!("-tls-key={}", key.display()),
+                format!("-state={}", run_dir.join(STATE_FILE).display()),
+                format!(
+                    "-blob-signing-key-file={}",
+                    run_dir.join(crate::arvados::launcher::KEY_FILE).display()
+                ),
+            ]
+            .map(OsString::from),
+        );
+        args
+    };
+    let spec = ServiceSpec {
+        name: NAME,
+        program,
+        args: &args,
+        env: Vec::new(),
+        extra_ports: Vec::new(),
+        writes_pid_file: true,
+    };
+    match services::start_locked(&run_dir, &spec) {
+        Ok(started) => Ok(Started {
+            host: format!("127.0.0.1:{}", started.port),
+            pid: Some(started.pid),
+            certificate: Some(cert),
+            external: false,
+        }),
+        Err(e) => {
+            remove_own_files(&run_dir);
+            Err(e.context("starting the API server"))
         }
     }
 }
 
-fn remove_files(run_dir: &Path) {
-    for name in [PORT_FILE, STATE_FILE, tls::CERT_FILE, tls::KEY_FILE] {
-        let path = run_dir.join(name);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("cibox: cannot remove {}: {e}", path.display());
-            }
-        }
-    }
-    let pid = run_dir.join(PID_FILE);
-    if !matches!(process::read_pid_file(&pid), Ok(Some(i)) if i.locked) {
-        let _ = std::fs::remove_file(pid);
+/// Removes what the API server has beside its pid and port files (which [`services`] owns).
+fn remove_own_files(run_dir: &Path) {
+    for name in [STATE_FILE, tls::CERT_FILE, tls::KEY_FILE] {
+        services::remove_quietly(&run_dir.join(name));
     }
 }
 
@@ -210,17 +182,7 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
 
 /// [`stop`] in a run directory the caller holds locked.
 fn stop_locked(run_dir: &Path) -> anyhow::Result<()> {
-    match process::pid_file_owner(&run_dir.join(PID_FILE)) {
-        Ok(Some(pid)) => match process::terminate(&[pid], STOP_GRACE).first() {
-            Some(Ending::Survived) => bail!("the API server (pid {pid}) survived SIGKILL"),
-            Some(Ending::Killed) => {
-                eprintln!("cibox: the API server (pid {pid}) ignored SIGTERM; killed")
-            }
-            _ => {}
-        },
-        Ok(None) => {}
-        Err(e) => eprintln!("cibox: ignoring {e}"),
-    }
-    remove_files(run_dir);
+    services::stop_locked(run_dir, NAME)?;
+    remove_own_files(run_dir);
     Ok(())
 }

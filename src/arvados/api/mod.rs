@@ -7,14 +7,12 @@
 //! * [`resources`]: what each resource's methods do and who may call them.
 //! * [`discovery`]: the discovery document the SDK builds its client from.
 //! * [`router`]: paths, authentication, errors.
-//! * [`client`]: cibox's own calls to an API server (registering keepstores, resets).
 //! * [`launcher`]: `start`/`stop` of the server in a run directory.
 //!
 //! This module serves it: TLS with rustls through the shared front end [`crate::httpd`], which
 //! bounds the TLS handshake, request heads, bodies and idle connections and caps how many
 //! connections are served at once, so slow clients cannot hold connections forever.
 
-pub mod client;
 pub mod discovery;
 pub mod fixtures;
 pub mod launcher;

@@ -68,19 +68,28 @@ pub struct Resource {
     pub writable: &'static [&'static str],
 }
 
-/// The resources this server implements.
-pub const RESOURCES: &[Resource] = &[
-    Resource {
-        plural: "users",
-        singular: "user",
-        kind: "User",
-        columns: &[
+/// A resource's columns: the ones every record has (uuid, owner, times, etag), then its own.
+macro_rules! record_columns {
+    ($($own:literal),* $(,)?) => {
+        &[
             "uuid",
             "owner_uuid",
             "created_at",
             "modified_at",
             "modified_by_user_uuid",
             "etag",
+            $($own),*
+        ]
+    };
+}
+
+/// The resources this server implements.
+pub const RESOURCES: &[Resource] = &[
+    Resource {
+        plural: "users",
+        singular: "user",
+        kind: "User",
+        columns: record_columns![
             "email",
             "first_name",
             "last_name",
@@ -98,30 +107,14 @@ pub const RESOURCES: &[Resource] = &[
         plural: "api_client_authorizations",
         singular: "api_client_authorization",
         kind: "ApiClientAuthorization",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
-            "api_token",
-            "expires_at",
-            "scopes",
-        ],
+        columns: record_columns!["api_token", "expires_at", "scopes",],
         writable: &[],
     },
     Resource {
         plural: "keep_services",
         singular: "keep_service",
         kind: "KeepService",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "service_host",
             "service_port",
             "service_ssl_flag",
@@ -142,13 +135,7 @@ pub const RESOURCES: &[Resource] = &[
         plural: "keep_disks",
         singular: "keep_disk",
         kind: "KeepDisk",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "keep_service_uuid",
             "node_uuid",
             "filesystem_uuid",
@@ -181,13 +168,7 @@ pub const RESOURCES: &[Resource] = &[
         plural: "collections",
         singular: "collection",
         kind: "Collection",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "name",
             "description",
             "manifest_text",
@@ -224,13 +205,7 @@ pub const RESOURCES: &[Resource] = &[
         plural: "repositories",
         singular: "repository",
         kind: "Repository",
-        columns: &[
-            "uuid",
-            "owner_uuid",
-            "created_at",
-            "modified_at",
-            "modified_by_user_uuid",
-            "etag",
+        columns: record_columns![
             "name",
             "writable_by",
             "readable_by",
@@ -485,17 +460,54 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
         by_hash["uuid"] = uuid.into();
         return Ok(by_hash);
     }
-    let record = call
-        .store
-        .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
-        .cloned()
-        .ok_or_else(|| not_found(plural, uuid))?;
+    let record = readable_record(call, plural, uuid)?;
     let select = query_select(call, plural)?;
     Ok(query::project(
         present(call, plural, record),
         select.as_deref(),
     ))
+}
+
+/// The record `uuid` of `plural` if the caller may read it, else 404.
+fn readable_record(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
+    call.store
+        .get(plural, uuid)
+        .filter(|r| readable(call, plural, r))
+        .cloned()
+        .ok_or_else(|| not_found(plural, uuid))
+}
+
+/// Whether the caller may `verb` (create, update, delete) records of `plural`: keep services
+/// and disks are for admins (`admin_verb` names what a refusal says they may do), collections
+/// for anyone; the other resources are read-only here (501).
+fn check_writable(call: &Call, plural: &str, verb: &str, admin_verb: &str) -> Result<(), ApiError> {
+    match plural {
+        "keep_services" | "keep_disks" => {
+            require_admin(call, &format!("{admin_verb} {}", plural.replace('_', " ")))
+        }
+        "collections" => Ok(()),
+        _ => Err(ApiError::new(
+            501,
+            format!("this test API server does not {verb} {plural}"),
+        )),
+    }
+}
+
+/// Sets each attribute of `record` that is null or missing to its default.
+fn fill_defaults<const N: usize>(record: &mut Value, defaults: [(&str, Value); N]) {
+    for (k, default) in defaults {
+        if record[k].is_null() {
+            record[k] = default;
+        }
+    }
+}
+
+/// Stores `record` in `plural` and answers it as the caller sees it.
+fn save(call: &mut Call, plural: &str, record: Value) -> Result<Value, ApiError> {
+    call.store
+        .put(plural, record.clone())
+        .map_err(ApiError::internal)?;
+    Ok(present(call, plural, record))
 }
 
 fn query_select(call: &Call, plural: &str) -> Result<Option<Vec<String>>, ApiError> {
@@ -531,21 +543,9 @@ fn present(call: &Call, plural: &str, mut record: Value) -> Value {
 /// `POST /arvados/v1/RESOURCE`
 pub fn create(call: &mut Call, plural: &str) -> Result<Value, ApiError> {
     let attrs = attributes(call, plural)?;
-    match plural {
-        "keep_services" => {
-            require_admin(call, "register keep services")?;
-            check_keep_service(&attrs)?;
-        }
-        "keep_disks" => {
-            require_admin(call, "register keep disks")?;
-        }
-        "collections" => {}
-        _ => {
-            return Err(ApiError::new(
-                501,
-                format!("this test API server does not create {plural}"),
-            ))
-        }
+    check_writable(call, plural, "create", "register")?;
+    if plural == "keep_services" {
+        check_keep_service(&attrs)?;
     }
     if let Some(uuid) = attrs.get("uuid").and_then(Value::as_str) {
         if call.store.get(plural, uuid).is_some() {
@@ -557,25 +557,19 @@ pub fn create(call: &mut Call, plural: &str) -> Result<Value, ApiError> {
     }
     let mut record = new_record(plural, &attrs, &call.caller)?;
     match plural {
-        "keep_services" => {
-            for (k, default) in [
+        "keep_services" => fill_defaults(
+            &mut record,
+            [
                 ("service_ssl_flag", json!(false)),
                 ("service_type", json!("disk")),
                 ("read_only", json!(false)),
-            ] {
-                if record[k].is_null() {
-                    record[k] = default;
-                }
-            }
-        }
+            ],
+        ),
         "keep_disks" => fill_keep_disk(call, &mut record)?,
         "collections" => prepare_collection(call, &mut record, None)?,
         _ => {}
     }
-    call.store
-        .put(plural, record.clone())
-        .map_err(ApiError::internal)?;
-    Ok(present(call, plural, record))
+    save(call, plural, record)
 }
 
 fn check_keep_service(attrs: &Map<String, Value>) -> Result<(), ApiError> {
@@ -621,11 +615,10 @@ fn fill_keep_disk(call: &Call, record: &mut Value) -> Result<(), ApiError> {
     for k in ["service_host", "service_port", "service_ssl_flag"] {
         record[k] = service[k].clone();
     }
-    for (k, default) in [("is_readable", true), ("is_writable", true)] {
-        if record[k].is_null() {
-            record[k] = default.into();
-        }
-    }
+    fill_defaults(
+        record,
+        [("is_readable", json!(true)), ("is_writable", json!(true))],
+    );
     Ok(())
 }
 
@@ -736,25 +729,10 @@ fn manifest_error(e: ManifestError) -> ApiError {
 /// `PUT`/`PATCH /arvados/v1/RESOURCE/UUID`
 pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     let attrs = attributes(call, plural)?;
-    let old = call
-        .store
-        .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
-        .cloned()
-        .ok_or_else(|| not_found(plural, uuid))?;
-    match plural {
-        "keep_services" => {
-            require_admin(call, "change keep services")?;
-            check_keep_service(&attrs)?;
-        }
-        "keep_disks" => require_admin(call, "change keep disks")?,
-        "collections" => {}
-        _ => {
-            return Err(ApiError::new(
-                501,
-                format!("this test API server does not update {plural}"),
-            ))
-        }
+    let old = readable_record(call, plural, uuid)?;
+    check_writable(call, plural, "update", "change")?;
+    if plural == "keep_services" {
+        check_keep_service(&attrs)?;
     }
     if attrs.get("uuid").is_some_and(|u| u != uuid) {
         return Err(ApiError::unprocessable(
@@ -771,30 +749,13 @@ pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         _ => {}
     }
     stamp(&mut record, &call.caller);
-    call.store
-        .put(plural, record.clone())
-        .map_err(ApiError::internal)?;
-    Ok(present(call, plural, record))
+    save(call, plural, record)
 }
 
 /// `DELETE /arvados/v1/RESOURCE/UUID`
 pub fn delete(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
-    let record = call
-        .store
-        .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
-        .cloned()
-        .ok_or_else(|| not_found(plural, uuid))?;
-    match plural {
-        "keep_services" | "keep_disks" => require_admin(call, &format!("delete {plural}"))?,
-        "collections" => {}
-        _ => {
-            return Err(ApiError::new(
-                501,
-                format!("this test API server does not delete {plural}"),
-            ))
-        }
-    }
+    let record = readable_record(call, plural, uuid)?;
+    check_writable(call, plural, "delete", "delete")?;
     call.store
         .remove(plural, uuid)
         .map_err(ApiError::internal)?;

@@ -135,10 +135,19 @@ impl Invocation {
     /// [`crate::args::normalize_go_flags`]) into `T`, as the Go daemons cibox stands in for
     /// take them. Usage errors come back as [`clap::Error`] like [`Invocation::parse`]'s.
     pub fn parse_go_flags<T: FromArgMatches>(&self) -> anyhow::Result<T> {
+        Ok(self.parse_go_flags_with_matches()?.0)
+    }
+
+    /// [`Invocation::parse_go_flags`], also handing back the matches (for an applet that asks
+    /// where a value came from).
+    pub fn parse_go_flags_with_matches<T: FromArgMatches>(
+        &self,
+    ) -> Result<(T, ArgMatches), clap::Error> {
         let argv = std::iter::once(OsString::from(self.applet.name))
             .chain(crate::args::normalize_go_flags(&self.args));
         let matches = self.command().try_get_matches_from(argv)?;
-        Ok(T::from_arg_matches(&matches).map_err(|e| e.format(&mut self.command()))?)
+        let parsed = T::from_arg_matches(&matches).map_err(|e| e.format(&mut self.command()))?;
+        Ok((parsed, matches))
     }
 
     /// The applet's command, named as the applet.

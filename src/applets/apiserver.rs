@@ -2,15 +2,13 @@
 //! `start_api` runs, as `keepstore` is what `start_keep` runs). It owns the command line
 //! (Go-style flags like keepstore's); [`crate::arvados::api::run`] serves.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation, Manual};
-use crate::args::normalize_go_flags;
 use crate::arvados::api::{self, Config};
 use crate::httpd;
 
@@ -60,11 +58,7 @@ fn command() -> clap::Command {
 }
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
-    let argv =
-        std::iter::once(OsString::from(inv.applet.name)).chain(normalize_go_flags(&inv.args));
-    let matches = inv.command().try_get_matches_from(argv)?;
-    let args =
-        ApiServerArgs::from_arg_matches(&matches).map_err(|e| e.format(&mut inv.command()))?;
+    let args: ApiServerArgs = inv.parse_go_flags()?;
     crate::logging::init(args.log.log_format);
     api::run(Config {
         listen: args.listen,

@@ -4,16 +4,14 @@
 //! per-volume modifiers `-readonly` and `-serialize` are resolved, key and token files are
 //! read, and [`crate::arvados::keepstore::run`] does the rest.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use clap::{ArgMatches, CommandFactory, Parser};
 
 use crate::applet::{Applet, Invocation, Manual};
-use crate::args::normalize_go_flags;
 use crate::arvados::keepstore::{self as server, Config, VolumeConfig};
 use crate::arvados::signature::DEFAULT_TTL;
 use crate::arvados::volume::DEFAULT_MIN_FREE;
@@ -196,11 +194,7 @@ fn config_from(matches: &ArgMatches, args: KeepstoreArgs) -> anyhow::Result<Conf
 }
 
 fn parse(inv: &Invocation) -> anyhow::Result<(Config, LogFormat)> {
-    let argv =
-        std::iter::once(OsString::from(inv.applet.name)).chain(normalize_go_flags(&inv.args));
-    let matches = inv.command().try_get_matches_from(argv)?;
-    let args =
-        KeepstoreArgs::from_arg_matches(&matches).map_err(|e| e.format(&mut inv.command()))?;
+    let (args, matches): (KeepstoreArgs, _) = inv.parse_go_flags_with_matches()?;
     let log_format = args.log.log_format;
     Ok((config_from(&matches, args)?, log_format))
 }
@@ -225,7 +219,12 @@ inventory::submit! {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+
+    use clap::FromArgMatches;
+
     use super::*;
+    use crate::args::normalize_go_flags;
 
     fn parse_args(args: &[&str]) -> Result<Config, String> {
         let argv: Vec<OsString> = args.iter().map(OsString::from).collect();

@@ -157,6 +157,38 @@ impl LimitArgs {
     }
 }
 
+/// SIGINT and SIGTERM, watched from the moment [`ShutdownSignals::install`] returns, so a
+/// signal sent as soon as a server announces itself is a clean shutdown, not the default death.
+pub struct ShutdownSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers (inside a tokio runtime).
+    pub fn install() -> io::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the first of them; its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+
+    /// The `shutdown` future for [`serve`] and [`serve_tls`]: the first signal, logged.
+    pub async fn logged(mut self) {
+        let name = self.recv().await;
+        tracing::info!("{name}: finishing requests in flight, then exiting");
+    }
+}
+
 /// Both ends of a connection, given to handlers as `ConnectInfo<Peer>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {

@@ -1,16 +1,15 @@
-//! Running one of the stack's HTTP daemons (keepproxy, the git server): pid file, listening
-//! address in Go's `[HOST]:PORT` spelling, request log lines, and a graceful stop on SIGTERM or
+//! Running one of the stack's HTTP daemons (keepproxy, the git server; keepstore uses the
+//! pieces): pid file, listening address in Go's `[HOST]:PORT` spelling, request log lines, and a graceful stop on SIGTERM or
 //! SIGINT, served through [`crate::httpd`] (timeouts, connection cap). The daemon brings its
 //! axum router; this module owns the process around it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-
-use super::keepstore::{listen_addrs, log_requests, shutdown_signal};
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 
 /// Where and how a daemon serves.
 #[derive(Debug, Clone)]
@@ -48,22 +47,76 @@ async fn serve(
     router: axum::Router,
     addrs: Vec<SocketAddr>,
 ) -> anyhow::Result<()> {
+    let signals = crate::httpd::ShutdownSignals::install().context("watching for signals")?;
     let listener = tokio::net::TcpListener::bind(&addrs[..])
         .await
         .with_context(|| format!("cannot listen on {}", listen.listen))?;
     tracing::info!("{} listening on {}", listen.name, listener.local_addr()?);
     let app = router.layer(axum::middleware::from_fn(log_requests));
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    crate::httpd::serve(
-        app,
-        vec![listener],
-        listen.limits.clone(),
-        shutdown_signal(signalled),
-    )
-    .await
-    .context("serving")?;
+    crate::httpd::serve(app, vec![listener], listen.limits.clone(), signals.logged())
+        .await
+        .context("serving")?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Logs each request: peer, method, path, status and time.
+pub(crate) async fn log_requests(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let response = next.run(req).await;
+    tracing::info!(
+        "{peer} {method} {path} {} {:.3}ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+/// Turns `[HOST]:PORT` into addresses to bind (an empty host: every IPv4 interface).
+pub(crate) fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let (host, port) = listen
+        .rsplit_once(':')
+        .with_context(|| format!("-listen {listen:?}: expected [HOST]:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("-listen {listen:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("-listen {listen:?}: cannot resolve {host:?}"))?
+        .collect();
+    anyhow::ensure!(!addrs.is_empty(), "-listen {listen:?}: no address");
+    Ok(addrs)
+}
+
 pub use crate::httpd::LimitArgs;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            listen_addrs(":25107").unwrap(),
+            vec!["0.0.0.0:25107".parse().unwrap()]
+        );
+        assert_eq!(
+            listen_addrs("127.0.0.1:0").unwrap(),
+            vec!["127.0.0.1:0".parse().unwrap()]
+        );
+        assert_eq!(
+            listen_addrs("[::1]:80").unwrap(),
+            vec!["[::1]:80".parse().unwrap()]
+        );
+        assert!(listen_addrs("25107").is_err());
+        assert!(listen_addrs(":x").is_err());
+    }
+}

@@ -709,7 +709,7 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Respon
 /// Runs the proxy until SIGTERM or SIGINT. Blocking.
 pub fn run(config: Config) -> anyhow::Result<()> {
     // A bad -listen is reported before anything else is said.
-    super::keepstore::listen_addrs(&config.listen)?;
+    super::daemon_http::listen_addrs(&config.listen)?;
     let source = ServiceSource::from_env(&config.run_dir);
     let api = RunApi::find(&config.run_dir).map(|a| a.client);
     match &source {

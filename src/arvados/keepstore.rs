@@ -22,12 +22,12 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::arvados::digest::{md5_hex, BlockHasher};
 use anyhow::Context;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -855,56 +855,6 @@ async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> Response {
     }
 }
 
-pub(crate) async fn log_requests(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let started = Instant::now();
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let response = next.run(req).await;
-    tracing::info!(
-        "{peer} {method} {path} {} {:.3}ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    response
-}
-
-/// Turns `[HOST]:PORT` into addresses to bind (an empty host: every IPv4 interface).
-pub(crate) fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
-    let (host, port) = listen
-        .rsplit_once(':')
-        .with_context(|| format!("-listen {listen:?}: expected [HOST]:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("-listen {listen:?}: bad port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    use std::net::ToSocketAddrs;
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("-listen {listen:?}: cannot resolve {host:?}"))?
-        .collect();
-    anyhow::ensure!(!addrs.is_empty(), "-listen {listen:?}: no address");
-    Ok(addrs)
-}
-
-pub(crate) async fn shutdown_signal(first: Arc<tokio::sync::Notify>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight, then exiting"),
-        _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight, then exiting"),
-    }
-    first.notify_one();
-}
-
 /// Runs the server until SIGTERM or SIGINT (then stops accepting, lets requests in flight
 /// finish for up to 30 s, and returns). Blocking: builds its own tokio runtime.
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -928,7 +878,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         volumes.push(volume);
     }
-    let addrs = listen_addrs(&config.listen)?;
+    let addrs = super::daemon_http::listen_addrs(&config.listen)?;
     let _pid_lock = match &config.pid_file {
         Some(path) => Some(crate::process::PidFileLock::acquire(path)?),
         None => None,
@@ -955,6 +905,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
+    let signals = crate::httpd::ShutdownSignals::install().context("watching for signals")?;
     let listener = tokio::net::TcpListener::bind(&addrs[..])
         .await
         .with_context(|| format!("cannot listen on {}", keep.config.listen))?;
@@ -1003,14 +954,11 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             metrics,
             crate::metrics::track,
         ))
-        .layer(axum::middleware::from_fn(log_requests))
+        .layer(axum::middleware::from_fn(super::daemon_http::log_requests))
         .with_state(keep.clone());
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(shutdown_signal(signalled.clone()));
     let limits = keep.config.http.clone();
     let grace = limits.shutdown_grace;
-    let shutdown = async move { signalled.notified().await };
-    crate::httpd::serve(app, vec![listener], limits, shutdown)
+    crate::httpd::serve(app, vec![listener], limits, signals.logged())
         .await
         .context("serving")?;
     if keep.buffers.available_permits() < keep.config.max_buffers.max(1) {
@@ -1044,23 +992,5 @@ mod tests {
         assert_eq!(request_token(&h, Some("api_token=xyz")), Some("def".into()));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic ghi"));
         assert_eq!(request_token(&h, None), None);
-    }
-
-    #[test]
-    fn listen_forms() {
-        assert_eq!(
-            listen_addrs(":25107").unwrap(),
-            vec!["0.0.0.0:25107".parse().unwrap()]
-        );
-        assert_eq!(
-            listen_addrs("127.0.0.1:0").unwrap(),
-            vec!["127.0.0.1:0".parse().unwrap()]
-        );
-        assert_eq!(
-            listen_addrs("[::1]:80").unwrap(),
-            vec!["[::1]:80".parse().unwrap()]
-        );
-        assert!(listen_addrs("25107").is_err());
-        assert!(listen_addrs(":x").is_err());
     }
 }

@@ -453,7 +453,8 @@ async fn setup_and_serve(
 
     // Signal handlers go in before the address is announced, so that a SIGTERM right after
     // start-up is a clean shutdown, not the default death.
-    let mut signals = Signals::install()?;
+    let mut signals =
+        crate::httpd::ShutdownSignals::install().context("cannot handle SIGINT and SIGTERM")?;
     let listener = bind(config.host, config.port).await?;
     let addr = listener
         .local_addr()
@@ -477,7 +478,7 @@ async fn setup_and_serve(
         },
     ));
     tokio::select! {
-        () = signals.recv() => {}
+        _ = signals.recv() => {}
         result = &mut server => {
             // The server only ends on its own if it cannot serve at all.
             result
@@ -491,29 +492,6 @@ async fn setup_and_serve(
     // Requests in progress get the shutdown grace; the server returns once it is over.
     let _ = tokio::time::timeout(config.limits.shutdown_grace * 2, server).await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGINT and SIGTERM, installed once.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
 }
 
 /// Binds the listening socket: `host` if given, else `::` dual-stack (IPv6-only off), else

@@ -85,21 +85,14 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!("listening on https://{}", listener.local_addr()?);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("watching for SIGTERM")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    };
+    let signals = crate::httpd::ShutdownSignals::install().context("watching for signals")?;
     let app = axum::Router::new().fallback(handle).with_state(server);
     crate::httpd::serve_tls(
         app,
         vec![listener],
         tokio_rustls::TlsAcceptor::from(tls),
         config.http.clone(),
-        shutdown,
+        signals.logged(),
     )
     .await
     .context("serving")?;

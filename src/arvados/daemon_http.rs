@@ -3,8 +3,9 @@
 //! SIGINT, served through [`crate::httpd`] (timeouts, connection cap). The daemon brings its
 //! axum router; this module owns the process around it.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -28,16 +29,33 @@ pub struct Listen {
 /// and returns. Blocking: builds its own tokio runtime.
 pub fn run(listen: &Listen, router: axum::Router) -> anyhow::Result<()> {
     let addrs = listen_addrs(&listen.listen)?;
-    let _pid_lock = match &listen.pid_file {
-        Some(path) => Some(crate::process::PidFileLock::acquire(path)?),
-        None => None,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name(listen.name)
-        .build()
-        .context("starting the runtime")?;
-    let result = runtime.block_on(serve(listen, router, addrs));
+    block_on_locked(
+        listen.name,
+        listen.pid_file.as_deref(),
+        None,
+        serve(listen, router, addrs),
+    )
+}
+
+/// Runs a daemon's serving future on a runtime of its own (threads named `name`, `workers`
+/// worker threads or tokio's default), with its pid file locked for as long as it runs; once
+/// the future ends, tasks still running get a moment, then go.
+pub fn block_on_locked(
+    name: &str,
+    pid_file: Option<&Path>,
+    workers: Option<usize>,
+    serving: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let _pid_lock = pid_file
+        .map(crate::process::PidFileLock::acquire)
+        .transpose()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name(name);
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder.build().context("starting the runtime")?;
+    let result = runtime.block_on(serving);
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
 }

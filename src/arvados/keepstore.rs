@@ -879,22 +879,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         volumes.push(volume);
     }
     let addrs = super::daemon_http::listen_addrs(&config.listen)?;
-    let _pid_lock = match &config.pid_file {
-        Some(path) => Some(crate::process::PidFileLock::acquire(path)?),
-        None => None,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("keepstore")
-        .build()
-        .context("starting the runtime")?;
     let keep = Arc::new(Keep {
         volumes,
         buffers: Arc::new(Semaphore::new(config.max_buffers.max(1))),
         config,
     });
-    let result = runtime.block_on(serve(keep.clone(), addrs));
-    runtime.shutdown_timeout(Duration::from_millis(200));
+    let result = super::daemon_http::block_on_locked(
+        "keepstore",
+        keep.config.pid_file.as_deref(),
+        None,
+        serve(keep.clone(), addrs),
+    );
     // Requests cut off at the end of the grace may leave temporary files: ours go now.
     for v in keep.volumes.iter().filter(|v| !v.readonly()) {
         if let Err(e) = v.remove_stale_temps() {

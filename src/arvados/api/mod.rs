@@ -25,7 +25,6 @@ pub mod state;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::Body;
@@ -56,23 +55,16 @@ pub struct Config {
 pub fn run(config: Config) -> anyhow::Result<()> {
     let tls = crate::arvados::tls::server_config(&config.cert, &config.key)?;
     let store = state::Store::open(config.state_file.clone())?;
-    let _pid_lock = match &config.pid_file {
-        Some(path) => Some(crate::process::PidFileLock::acquire(path)?),
-        None => None,
-    };
     let server = Arc::new(router::Server {
         store: Mutex::new(store),
         key_file: config.blob_signing_key_file.clone(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("apiserver")
-        .build()
-        .context("starting the runtime")?;
-    let result = runtime.block_on(serve(server, &config, Arc::new(tls)));
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    result
+    crate::arvados::daemon_http::block_on_locked(
+        "apiserver",
+        config.pid_file.as_deref(),
+        Some(2),
+        serve(server, &config, Arc::new(tls)),
+    )
 }
 
 async fn serve(

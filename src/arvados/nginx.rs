@@ -58,6 +58,16 @@ pub fn config_file(run_dir: &Path) -> PathBuf {
     run_dir.join("nginx.conf")
 }
 
+/// The pid file nginx itself writes (`NAME.pid.master`), beside the one the launcher holds
+/// locked for it (`NAME.pid`). nginx truncates and rewrites its own once it has started, and
+/// removes it on exit, which must never touch the file `stop` reads. Its path, on nginx's command
+/// line, names the launcher's file too: the pid file check looks for that name there.
+pub fn master_pid_file(pid_file: &Path) -> PathBuf {
+    let mut name = pid_file.as_os_str().to_owned();
+    name.push(".master");
+    PathBuf::from(name)
+}
+
 /// The nginx config for `settings`.
 pub fn config(settings: &Settings) -> String {
     let work = work_dir(&settings.run_dir);
@@ -70,7 +80,7 @@ pub fn config(settings: &Settings) -> String {
     if let Some(user) = &settings.user {
         let _ = writeln!(c, "user {user};");
     }
-    // The pid file is given on the command line (see `start`), where a pid file check finds it.
+    // The pid file is given on the command line (see `start` and `master_pid_file`).
     let _ = writeln!(c, "lock_file {w}/nginx.lock;");
     let _ = writeln!(c, "error_log stderr info;");
     let _ = writeln!(c, "events {{ worker_connections 256; }}");
@@ -224,7 +234,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
             "-c".into(),
             conf_path.clone().into_os_string(),
             "-g".into(),
-            format!("pid {};", pid_path.display()).into(),
+            format!("pid {};", master_pid_file(&pid_path).display()).into(),
         ]
     };
     let started = services::start(

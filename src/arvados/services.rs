@@ -304,6 +304,10 @@ pub fn stop_nginx(run_dir: &Path) -> anyhow::Result<()> {
         remove_quietly(&port_file(run_dir, tls));
     }
     if result.is_ok() {
+        remove_quietly(&super::nginx::master_pid_file(&pid_file(
+            run_dir,
+            super::nginx::NAME,
+        )));
         remove_quietly(&super::nginx::config_file(run_dir));
         let work = super::nginx::work_dir(run_dir);
         if let Err(e) = std::fs::remove_dir_all(&work) {

@@ -978,7 +978,7 @@ fn update_adds_an_executable(engine: &str) {
     let s = Scratch::new();
     let mut images = Images::new(engine);
     let tag = images.name("update");
-    engine_ok(engine, &["tag", &base_image(), &tag]);
+    own_copy_of_base(engine, &tag);
     let root = binfmt_root(
         &s,
         "tac",
@@ -1021,7 +1021,7 @@ fn update_adds_the_user(engine: &str) {
     let s = Scratch::new();
     let mut images = Images::new(engine);
     let tag = images.name("update-user");
-    engine_ok(engine, &["tag", &base_image(), &tag]);
+    own_copy_of_base(engine, &tag);
     ok(&output(
         s.cibox(engine).args(["update", "--quiet", &tag, "-u"]),
     ));

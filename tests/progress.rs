@@ -15,11 +15,7 @@ fn pushed(engine: &str, registry: &str) -> String {
     } else {
         vec![]
     };
-    assert!(
-        output(engine_cmd(engine).args(["tag", &base_image(), &remote]))
-            .status
-            .success()
-    );
+    own_copy_of_base(engine, &remote);
     // podman 4.3 can trip over an image another test removes at the same moment: try again.
     let mut push = output(engine_cmd(engine).arg("push").args(&tls).arg(&remote));
     for pause in [200, 800, 2000] {
@@ -27,7 +23,7 @@ fn pushed(engine: &str, registry: &str) -> String {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(pause));
-        let _ = output(engine_cmd(engine).args(["tag", &base_image(), &remote]));
+        own_copy_of_base(engine, &remote);
         push = output(engine_cmd(engine).arg("push").args(&tls).arg(&remote));
     }
     assert!(push.status.success(), "{}", stderr(&push));

@@ -51,6 +51,34 @@ pub fn base_image() -> String {
     std::env::var("CIBOX_TEST_IMAGE").unwrap_or_else(|_| "cibox-test/busybox:latest".into())
 }
 
+/// Makes `name` an image of its own with the base image's content (a label makes its id
+/// differ), for a test that tags, pushes or removes it. The base image every test builds on
+/// never carries a test's names: podman 4.3 loses names, and once lost the base image itself,
+/// when many processes change the names of one image at the same moment.
+pub fn own_copy_of_base(engine: &str, name: &str) {
+    use std::io::Write as _;
+    let mut child = engine_cmd(engine)
+        .args(["build", "-q", "-t", name, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {engine} build: {e}"));
+    let dockerfile = format!("FROM {}\nLABEL cibox.test.copy={name}\n", base_image());
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{engine} build of {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A name unique to this test process and call: for labels, tags, files.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -1,0 +1,188 @@
+//! Starting and stopping the API server in a run directory (`start`/`stop` of the original
+//! test launcher, the `start_api`/`stop_api` applets).
+//!
+//! | file | holds |
+//! |---|---|
+//! | `api.pid` | the server's pid (written and locked by the server) |
+//! | `api.port` | its HTTPS port on 127.0.0.1 |
+//! | `api.state.json` | its records |
+//! | `self-signed.pem`, `self-signed.key` | the TLS certificate and key (made when missing) |
+//!
+//! With `ARVADOS_TEST_API_HOST` set, a server given by the caller is used instead: `start`
+//! only resets it to fixtures and `stop` leaves it alone, as the original does.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::fixtures;
+use crate::apiclient::{ApiClient, Trust};
+use crate::launcher::RUN_DIR_WAIT;
+use crate::services::{self, ServiceSpec};
+use cibox_runtime::process::{self, IfMissing, RunDir};
+use cibox_runtime::tls;
+
+/// The service name: its pid and port files are `api.pid` and `api.port`.
+pub const NAME: &str = "api";
+/// State file name.
+pub const STATE_FILE: &str = "api.state.json";
+/// The variable naming an API server started by someone else.
+pub const EXTERNAL_HOST_VAR: &str = "ARVADOS_TEST_API_HOST";
+
+/// A running API server.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Started {
+    /// `HOST:PORT` for `ARVADOS_API_HOST`.
+    pub host: String,
+    /// Its pid (none for an outside server).
+    pub pid: Option<u32>,
+    /// The certificate clients may trust (none for an outside server).
+    pub certificate: Option<PathBuf>,
+    /// Whether it is an outside server (`ARVADOS_TEST_API_HOST`).
+    pub external: bool,
+}
+
+/// The `export` lines `--auth NAME` prints: token, host, insecure.
+pub fn auth_exports(host: &str, fixture: &str) -> anyhow::Result<String> {
+    let token = fixtures::token(fixture).with_context(|| {
+        format!(
+            "--auth {fixture}: no such token fixture (one of: {})",
+            fixtures::token_names().join(", ")
+        )
+    })?;
+    Ok(format!(
+        "export ARVADOS_API_TOKEN={}\nexport ARVADOS_API_HOST={}\nexport ARVADOS_API_HOST_INSECURE=true\n",
+        crate::launcher::sh_quote(token),
+        crate::launcher::sh_quote(host)
+    ))
+}
+
+fn admin_token() -> &'static str {
+    fixtures::token("admin").unwrap_or_default()
+}
+
+/// The external server named by `ARVADOS_TEST_API_HOST`, if any.
+pub fn external_host() -> Option<String> {
+    std::env::var(EXTERNAL_HOST_VAR)
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+}
+
+/// A client with admin rights on the API server of `run_dir` (when one is running there), or on
+/// the one `ARVADOS_TEST_API_HOST` names.
+pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
+    if let Some(host) = running_host(run_dir) {
+        let cert = run_dir.join(tls::CERT_FILE);
+        return Ok(Some(
+            ApiClient::new(&host, &Trust::Certificate(cert))?.with_token(admin_token()),
+        ));
+    }
+    if let Some(host) = external_host() {
+        return Ok(Some(
+            ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token()),
+        ));
+    }
+    Ok(None)
+}
+
+/// `127.0.0.1:PORT` of the server running in `run_dir`, if one is.
+pub fn running_host(run_dir: &Path) -> Option<String> {
+    process::pid_file_owner(&services::pid_file(run_dir, NAME)).ok()??;
+    let port = services::recorded_port(run_dir, NAME)?;
+    Some(format!("127.0.0.1:{port}"))
+}
+
+/// Starts the API server in `run_dir` (stopping one left there first), or resets the outside
+/// server `ARVADOS_TEST_API_HOST` names.
+pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
+    if let Some(host) = external_host() {
+        let client = ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token());
+        client
+            .reset()
+            .with_context(|| format!("resetting the API server {EXTERNAL_HOST_VAR}={host}"))?;
+        return Ok(Started {
+            host,
+            pid: None,
+            certificate: None,
+            external: true,
+        });
+    }
+    // Checked (ours, not writable by others) and locked for the whole start.
+    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
+        .context("the run directory vanished")?;
+    stop_locked(lock.path()).context("stopping the API server left from an earlier start")?;
+    let run_dir = std::fs::canonicalize(lock.path())?;
+    let cert = run_dir.join(tls::CERT_FILE);
+    let key = run_dir.join(tls::KEY_FILE);
+    if !(cert.exists() && key.exists()) {
+        tls::write_self_signed(&cert, &key)?;
+    }
+    let (program, lead) = services::cibox_applet("apiserver")?;
+    let pid_path = services::pid_file(&run_dir, NAME);
+    let args = |port: u16| {
+        let mut args = lead.clone();
+        args.extend(
+            [
+                format!("-listen=127.0.0.1:{port}"),
+                format!("-pid={}", pid_path.display()),
+                format!("-tls-cert={}", cert.display()),
+                format!("-tls-key={}", key.display()),
+                format!("-state={}", run_dir.join(STATE_FILE).display()),
+                format!(
+                    "-blob-signing-key-file={}",
+                    run_dir.join(crate::launcher::KEY_FILE).display()
+                ),
+            ]
+            .map(OsString::from),
+        );
+        args
+    };
+    let spec = ServiceSpec {
+        name: NAME,
+        program,
+        args: &args,
+        env: Vec::new(),
+        extra_ports: Vec::new(),
+        writes_pid_file: true,
+    };
+    match services::start_locked(&run_dir, &spec) {
+        Ok(started) => Ok(Started {
+            host: format!("127.0.0.1:{}", started.port),
+            pid: Some(started.pid),
+            certificate: Some(cert),
+            external: false,
+        }),
+        Err(e) => {
+            remove_own_files(&run_dir);
+            Err(e.context("starting the API server"))
+        }
+    }
+}
+
+/// Removes what the API server has beside its pid and port files (which [`services`] owns).
+fn remove_own_files(run_dir: &Path) {
+    for name in [STATE_FILE, tls::CERT_FILE, tls::KEY_FILE] {
+        services::remove_quietly(&run_dir.join(name));
+    }
+}
+
+/// Stops the API server of `run_dir` (SIGTERM, SIGKILL after 5 s; a stale or reused pid is
+/// never signalled) and removes its files. Nothing running is not an error; with
+/// `ARVADOS_TEST_API_HOST` set nothing is done.
+pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
+    if external_host().is_some() {
+        return Ok(());
+    }
+    match RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? {
+        Some(lock) => stop_locked(lock.path()),
+        None => Ok(()),
+    }
+}
+
+/// [`stop`] in a run directory the caller holds locked.
+fn stop_locked(run_dir: &Path) -> anyhow::Result<()> {
+    services::stop_locked(run_dir, NAME)?;
+    remove_own_files(run_dir);
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `start_api`: starts the API server for a test run, like the seed's
+//! `run_test_server.py start` (the `start` action of the `run_test_server.py` link). It owns
+//! the command line and the output; [`crate::api::launcher`] does the work.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::api::launcher;
+use cibox_core::applet::{Applet, Invocation, Manual};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Start the Arvados API server for a test run",
+    after_help = "Stops an API server left from an earlier start in the same run directory, makes \
+a self-signed certificate for 127.0.0.1, localhost and 0.0.0.0 when there is none \
+(self-signed.pem, self-signed.key), starts `cibox apiserver` on a free port of 127.0.0.1 and \
+waits until it accepts connections. It starts from the fixtures. Prints the host \
+(127.0.0.1:PORT), or with --auth NAME the three export lines for that token fixture. The \
+server's log lines go to standard error prefixed [api]; stop it with stop_api. The run \
+directory holds api.pid, api.port, api.state.json and the certificate.\n\n\
+With ARVADOS_TEST_API_HOST set, that server is used instead: it is only reset to fixtures.\n\n\
+Exit status:\n  0  the server accepts connections\n  1  it failed to start (or the reset \
+failed)\n  2  usage error, or an unknown --auth fixture"
+)]
+struct StartApiArgs {
+    /// Print export lines for this token fixture (admin, active, spectator, ...)
+    #[arg(long, value_name = "FIXTURE_NAME")]
+    auth: Option<String>,
+    /// Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, _rest) = inv.parse::<StartApiArgs>()?;
+    if let Some(name) = &args.auth {
+        if let Err(e) = launcher::auth_exports("", name) {
+            eprintln!("cibox start_api: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let run_dir = args
+        .run_dir
+        .unwrap_or_else(crate::launcher::default_run_dir);
+    let started = launcher::start(&run_dir)?;
+    match &args.auth {
+        Some(name) => print!("{}", launcher::auth_exports(&started.host, name)?),
+        None => println!("{}", started.host),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "start_api",
+        about: "Start the Arvados API server for a test run",
+        aliases: &[],
+        command: StartApiArgs::command,
+        run,
+        passthrough: false,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "start_api",
+        environment: &[&[("TMPDIR", "the default run directory is $TMPDIR/cibox"), ("ARVADOS_TEST_API_HOST", "a real API server to use instead: it is only reset")]],
+        files: &[&[("RUN_DIR/api.pid, api.port, api.state.json", "the server's pid, port and records (RUN_DIR is --run-dir, default $TMPDIR/cibox)"), ("RUN_DIR/self-signed.pem, self-signed.key", "the TLS certificate and key")]],
+    }
+}

@@ -1,0 +1,622 @@
+//! The git server behind the `arv-git-httpd` applet: git's smart HTTP protocol through the
+//! machine's real `git http-backend` (run as a CGI program), behind Arvados' permission
+//! checks, as Arvados' arv-git-httpd answers:
+//!
+//! * credentials: HTTP Basic (the password is an API token; the user name is ignored), or
+//!   `Authorization: OAuth2 TOKEN`. None: 401 with `WWW-Authenticate: Basic realm="git"`.
+//! * `/NAME.git/...` and `/NAME/.git/...` belong to the repository called NAME, looked up with
+//!   the client's token through the API server (`repositories` filtered by name). A token the
+//!   API server refuses: 401 as above; no such repository (or not visible): 404 `not found`.
+//! * pushes (`.../git-receive-pack`) need write permission: the token's user (`users/current`)
+//!   is an admin, owns the repository or is in its `writable_by`; else 403.
+//! * answers that let a request through are remembered for 10 seconds (a clone is several
+//!   requests); refusals are not.
+//! * the repository's directory under the repo root is `UUID.git`, `UUID/.git`, `NAME.git` or
+//!   `NAME/.git`, the first that exists; none: 404 `content not found`.
+//!
+//! [`make_fixture_repositories`] creates a bare repository, with one commit, for each
+//! repository the API server lists, so a test run has something to clone.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use super::apiclient::{ApiClient, RunApi, TokenCache, User};
+
+/// The state name (`arv-git-httpd.pid`, `arv-git-httpd.port`).
+pub const NAME: &str = "arv-git-httpd";
+/// Largest request body (a push) accepted.
+const MAX_BODY: usize = 512 << 20;
+
+/// How the server runs, from arv-git-httpd's flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `-address`: `[HOST]:PORT`.
+    pub address: String,
+    /// `-repo-root`: the directory holding the repositories.
+    pub repo_root: PathBuf,
+    /// `-pid`: pid file, locked while running.
+    pub pid_file: Option<PathBuf>,
+    /// Client timeouts and the connection cap.
+    pub limits: cibox_runtime::httpd::Limits,
+    /// `-git-command`: the git program (`git http-backend` is run).
+    pub git_command: PathBuf,
+}
+
+struct GitServer {
+    config: Config,
+    api: ApiClient,
+    /// Permission answers (`read:NAME:TOKEN` or `write:...`) for a little while: one `git
+    /// clone` makes several requests.
+    allowed: TokenCache<(String, String)>,
+}
+
+/// How long a permission answer is remembered.
+const PERMISSION_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn text(status: u16, body: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn unauthorized(body: &str) -> Response {
+    let mut response = text(401, body);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"git\""),
+    );
+    response
+}
+
+/// The API token a git client sent: the Basic password, or an OAuth2/Bearer token.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    let token = if scheme.eq_ignore_ascii_case("Basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        decoded.split_once(':')?.1.to_string()
+    } else if scheme == "OAuth2" || scheme == "Bearer" {
+        rest.trim().to_string()
+    } else {
+        return None;
+    };
+    (!token.is_empty()).then_some(token)
+}
+
+/// Splits `/NAME.git/REST` (or `/NAME/.git/REST`) into the repository name and REST.
+pub fn split_repo_path(path: &str) -> Option<(String, String)> {
+    let (name, rest) = path.strip_prefix('/')?.split_once(".git/")?;
+    let name = name.trim_end_matches('/');
+    (!name.is_empty() && !name.split('/').any(|p| p == ".." || p.is_empty()))
+        .then(|| (name.to_string(), rest.to_string()))
+}
+
+/// Whether `user` may push to `repository`: an admin, its owner, or a uuid in its
+/// `writable_by`.
+fn may_write(user: &User, repository: &Value) -> bool {
+    let me = Value::from(user.uuid.as_str());
+    user.is_admin
+        || repository.get("owner_uuid") == Some(&me)
+        || repository
+            .get("writable_by")
+            .and_then(Value::as_array)
+            .is_some_and(|w| w.contains(&me))
+}
+
+/// The directory of repository `uuid`/`name` under `root`, relative to it.
+fn repo_dir(root: &Path, uuid: &str, name: &str) -> Option<String> {
+    [
+        format!("{uuid}.git"),
+        format!("{uuid}/.git"),
+        format!("{name}.git"),
+        format!("{name}/.git"),
+    ]
+    .into_iter()
+    .find(|dir| root.join(dir).is_dir())
+}
+
+enum Verdict {
+    Allowed { dir: String, user: String },
+    Refused(Response),
+}
+
+impl GitServer {
+    /// Blocking: asks the API server whether `token` may read (or write) repository `name`.
+    fn check(&self, token: &str, name: &str, write: bool) -> Verdict {
+        let filters = serde_json::json!([["name", "=", name]]);
+        let items = match self.api.list("repositories", token, &filters) {
+            Ok(items) => items,
+            Err(e) if matches!(e.status(), Some(401)) => {
+                return Verdict::Refused(unauthorized("invalid token"))
+            }
+            Err(e) if matches!(e.status(), Some(403)) => {
+                return Verdict::Refused(text(403, &e.to_string()))
+            }
+            Err(e) => return Verdict::Refused(text(500, &e.to_string())),
+        };
+        let uuid = match items.as_slice() {
+            [] => return Verdict::Refused(text(404, "not found")),
+            [one] => match one.get("uuid").and_then(Value::as_str) {
+                Some(uuid) => uuid.to_string(),
+                None => return Verdict::Refused(text(500, "bad list response from API")),
+            },
+            _ => return Verdict::Refused(text(500, "name collision")),
+        };
+        if write {
+            let user = match self.api.current_user(token) {
+                Ok(user) => user,
+                Err(e) => return Verdict::Refused(text(403, &e.to_string())),
+            };
+            if !may_write(&user, &items[0]) {
+                return Verdict::Refused(text(
+                    403,
+                    &format!("{} may not push to {name}", user.uuid),
+                ));
+            }
+        }
+        match repo_dir(&self.config.repo_root, &uuid, name) {
+            Some(dir) => Verdict::Allowed { dir, user: uuid },
+            None => {
+                tracing::warn!(
+                    "{uuid}: no git directory in {}",
+                    self.config.repo_root.display()
+                );
+                Verdict::Refused(text(404, "content not found"))
+            }
+        }
+    }
+}
+
+async fn handle(
+    State(server): State<Arc<GitServer>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    req: Request,
+) -> Response {
+    if req.method() == Method::OPTIONS {
+        let wanted = req
+            .headers()
+            .get("Access-Control-Request-Method")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if wanted != "GET" && wanted != "POST" {
+            return text(405, "");
+        }
+        let mut response = text(200, "");
+        let h = response.headers_mut();
+        h.insert(
+            "Access-Control-Allow-Headers",
+            HeaderValue::from_static("Authorization, Content-Type"),
+        );
+        h.insert(
+            "Access-Control-Allow-Methods",
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
+        h.insert("Access-Control-Max-Age", HeaderValue::from_static("86400"));
+        return response;
+    }
+    let Some(token) = request_token(req.headers()) else {
+        return unauthorized("no credentials provided");
+    };
+    let Some((name, rest)) = split_repo_path(req.uri().path()) else {
+        return text(404, "not found");
+    };
+    let write = req.uri().path().ends_with("/git-receive-pack")
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("service=git-receive-pack"));
+    let verdict = {
+        let (server, token, name) = (server.clone(), token.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let op = if write { "write" } else { "read" };
+            let key = format!("{op}:{name}:{token}");
+            server
+                .allowed
+                .get_or_try(&key, || match server.check(&token, &name, write) {
+                    Verdict::Allowed { dir, user } => Ok((dir, user)),
+                    Verdict::Refused(response) => Err(Box::new(response)),
+                })
+        })
+        .await
+    };
+    let (dir, user) = match verdict {
+        Ok(Ok(allowed)) => allowed,
+        Ok(Err(response)) => return *response,
+        Err(_) => return text(500, "worker failed"),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(413, &format!("request body: {e}")),
+    };
+    let cgi = Cgi {
+        git: server.config.git_command.clone(),
+        root: server.config.repo_root.clone(),
+        path_info: format!("/{dir}/{rest}"),
+        method: parts.method.to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        remote_user: user,
+        remote_addr: peer.ip().to_string(),
+    };
+    match tokio::task::spawn_blocking(move || cgi.run(&body)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => text(500, &format!("git http-backend: {e:#}")),
+        Err(_) => text(500, "worker failed"),
+    }
+}
+
+/// One `git http-backend` run.
+struct Cgi {
+    git: PathBuf,
+    root: PathBuf,
+    path_info: String,
+    method: String,
+    query: String,
+    headers: HeaderMap,
+    remote_user: String,
+    remote_addr: String,
+}
+
+impl Cgi {
+    fn run(&self, body: &[u8]) -> anyhow::Result<Response> {
+        let header = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut command = Command::new(&self.git);
+        command
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", &self.root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("PATH_INFO", &self.path_info)
+            .env("QUERY_STRING", &self.query)
+            .env("REQUEST_METHOD", &self.method)
+            .env("REMOTE_USER", &self.remote_user)
+            .env("REMOTE_ADDR", &self.remote_addr)
+            .env("SERVER_PROTOCOL", "HTTP/1.1")
+            .env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("CONTENT_TYPE", header("content-type"))
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+            .env("HTTP_GIT_PROTOCOL", header("git-protocol"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot run {} http-backend", self.git.display()))?;
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        let output = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                let _ = stdin.write_all(body);
+            });
+            let mut out = Vec::new();
+            let read = child
+                .stdout
+                .take()
+                .context("no stdout")
+                .and_then(|mut s| Ok(s.read_to_end(&mut out)?));
+            let _ = writer.join();
+            read.map(|_| out)
+        })?;
+        let status = child.wait()?;
+        let (head, rest) = split_cgi_output(&output)
+            .with_context(|| format!("no CGI header in its output ({status})"))?;
+        let mut response = Response::new(Body::from(rest.to_vec()));
+        for line in head.lines() {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("Status") {
+                let code: u16 = value
+                    .split_whitespace()
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(500);
+                *response.status_mut() =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            } else if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.trim().as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                response.headers_mut().append(n, v);
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// The CGI header block (as text) and the body after it.
+fn split_cgi_output(output: &[u8]) -> Option<(String, &[u8])> {
+    let (end, skip) = output
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))?;
+    let head = String::from_utf8_lossy(&output[..end]).replace('\r', "");
+    Some((head, &output[end + skip..]))
+}
+
+/// The git program: `-git-command`, else `git` in `PATH`.
+pub fn find_git(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
+        None => which::which("git").context("git not found in PATH: install git"),
+    }
+}
+
+/// Runs the git server until SIGTERM or SIGINT. Blocking.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let api = ApiClient::from_env().context(
+        "the git server checks tokens with the API server: set ARVADOS_API_HOST (and \
+         ARVADOS_API_HOST_INSECURE=true for a self-signed certificate)",
+    )?;
+    anyhow::ensure!(
+        config.repo_root.is_dir(),
+        "-repo-root {}: not a directory",
+        config.repo_root.display()
+    );
+    tracing::info!(
+        "repositories in {}, tokens checked at {}",
+        config.repo_root.display(),
+        api.base_url()
+    );
+    let listen = super::daemon_http::Listen {
+        name: "arv-git-httpd",
+        listen: config.address.clone(),
+        pid_file: config.pid_file.clone(),
+        limits: config.limits.clone(),
+    };
+    let server = Arc::new(GitServer {
+        config,
+        api,
+        allowed: TokenCache::new(PERMISSION_TTL),
+    });
+    let router = axum::Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(server);
+    super::daemon_http::run(&listen, router)
+}
+
+/// Where a run's repositories live: `RUN_DIR/git` (removed by `stop_arv-git-httpd`).
+pub fn repo_base(run_dir: &Path) -> PathBuf {
+    run_dir.join("git")
+}
+
+/// The repository root of a run: `RUN_DIR/git/test`, as the seed lays it out.
+pub fn repo_root(run_dir: &Path) -> PathBuf {
+    repo_base(run_dir).join("test")
+}
+
+fn git_in(git: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+    let mut command = Command::new(git);
+    command
+        .arg("--git-dir")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "cibox")
+        .env("GIT_AUTHOR_EMAIL", "cibox@localhost")
+        .env("GIT_COMMITTER_NAME", "cibox")
+        .env("GIT_COMMITTER_EMAIL", "cibox@localhost")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {}", git.display()))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.unwrap_or("").as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Makes `DIR` a bare repository with one commit (a README naming the repository) on
+/// `master`, pushable over HTTP.
+pub fn make_bare_repository(git: &Path, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let out = Command::new(git)
+        .args(["init", "--quiet", "--bare", "--initial-branch=master"])
+        .arg(dir)
+        .output()
+        .with_context(|| format!("cannot run {}", git.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git init {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    git_in(git, dir, &["config", "http.receivepack", "true"], None)?;
+    let blob = git_in(
+        git,
+        dir,
+        &["hash-object", "-w", "--stdin"],
+        Some(&format!("{name}: a test repository made by cibox\n")),
+    )?;
+    let tree = git_in(
+        git,
+        dir,
+        &["mktree"],
+        Some(&format!("100644 blob {blob}\tREADME\n")),
+    )?;
+    let commit = git_in(
+        git,
+        dir,
+        &["commit-tree", &tree, "-m", "initial commit"],
+        None,
+    )?;
+    git_in(
+        git,
+        dir,
+        &["update-ref", "refs/heads/master", &commit],
+        None,
+    )?;
+    Ok(())
+}
+
+/// Creates `ROOT/UUID.git` for each repository the API server lists (with `token`) that has
+/// none yet. Returns the names made.
+pub fn make_fixture_repositories(
+    api: &ApiClient,
+    token: &str,
+    git: &Path,
+    root: &Path,
+) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    let items = api
+        .list("repositories", token, &serde_json::json!([]))
+        .context("listing the API server's repositories")?;
+    let mut made = Vec::new();
+    for item in items {
+        let (Some(uuid), Some(name)) = (
+            item.get("uuid").and_then(Value::as_str),
+            item.get("name").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        if repo_dir(root, uuid, name).is_some() {
+            continue;
+        }
+        make_bare_repository(git, &root.join(format!("{uuid}.git")), name)?;
+        made.push(name.to_string());
+    }
+    Ok(made)
+}
+
+/// What `start_arv-git-httpd` started.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StartedGit {
+    /// Its pid.
+    pub pid: u32,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The repository root.
+    pub repo_root: PathBuf,
+    /// Repositories made from the API server's fixtures by this start.
+    pub made: Vec<String>,
+}
+
+/// Starts the git server for the run in `run_dir` (stopping an earlier one): makes the
+/// fixture repositories, spawns `cibox arv-git-httpd`, waits until it accepts.
+pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
+    use super::services;
+    let run_dir = services::prepare_run_dir(run_dir)?;
+    let api = RunApi::find(&run_dir).context(
+        "the git server needs an API server: start one in the run directory (cibox start) or \
+         set ARVADOS_API_HOST and ARVADOS_API_TOKEN",
+    )?;
+    let git = find_git(None)?;
+    let root = repo_root(&run_dir);
+    let made = make_fixture_repositories(&api.client, &api.token, &git, &root)?;
+    let more: Vec<std::ffi::OsString> = vec![
+        format!("-repo-root={}", root.display()).into(),
+        format!("-git-command={}", git.display()).into(),
+    ];
+    let started = services::start_applet(
+        &run_dir,
+        NAME,
+        "arv-git-httpd",
+        "address",
+        &more,
+        api.env(false),
+    )?;
+    Ok(StartedGit {
+        pid: started.pid,
+        port: started.port,
+        repo_root: root,
+        made,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_paths() {
+        assert_eq!(
+            split_repo_path("/foo.git/info/refs"),
+            Some(("foo".into(), "info/refs".into()))
+        );
+        assert_eq!(
+            split_repo_path("/active/foo/.git/git-upload-pack"),
+            Some(("active/foo".into(), "git-upload-pack".into()))
+        );
+        assert_eq!(split_repo_path("/foo/info/refs"), None);
+        assert_eq!(split_repo_path("/../x.git/HEAD"), None);
+        assert_eq!(split_repo_path("/.git/HEAD"), None);
+    }
+
+    #[test]
+    fn tokens_from_basic_and_oauth2() {
+        let mut h = HeaderMap::new();
+        assert_eq!(request_token(&h), None);
+        let basic = base64::engine::general_purpose::STANDARD.encode("none:tok3n");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+        );
+        assert_eq!(request_token(&h).as_deref(), Some("tok3n"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("OAuth2 abc"),
+        );
+        assert_eq!(request_token(&h).as_deref(), Some("abc"));
+        let empty = base64::engine::general_purpose::STANDARD.encode("user:");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {empty}")).unwrap(),
+        );
+        assert_eq!(request_token(&h), None);
+    }
+
+    #[test]
+    fn cgi_output_split() {
+        let (head, body) =
+            split_cgi_output(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nno")
+                .unwrap();
+        assert_eq!(head, "Status: 404 Not Found\nContent-Type: text/plain");
+        assert_eq!(body, b"no");
+        assert!(split_cgi_output(b"garbage").is_none());
+    }
+
+    #[test]
+    fn bare_repository_with_a_commit() {
+        let git = find_git(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("r.git");
+        make_bare_repository(&git, &repo, "r").unwrap();
+        let log = git_in(&git, &repo, &["log", "--format=%s", "master"], None).unwrap();
+        assert_eq!(log, "initial commit");
+        assert_eq!(repo_dir(dir.path(), "x", "r").as_deref(), Some("r.git"));
+    }
+}

@@ -1,0 +1,346 @@
+//! Starting and stopping the single-process services of a test run (keepproxy, the git
+//! server, nginx) with the seed's state files in the run directory: `NAME.pid` and
+//! `NAME.port`. Each service is spawned on a free loopback port (retried when someone takes it
+//! first), its output relayed with a `[NAME]` prefix, waited for until the port accepts, and
+//! stopped through its pid file with the same pid-reuse check `stop_keep` uses.
+//!
+//! [`stop_all`] stops everything a run directory records, in the reverse of start order.
+
+use std::ffi::OsString;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::launcher::RUN_DIR_WAIT;
+use cibox_runtime::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
+
+/// How long a service may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a service may take to exit after SIGTERM before it gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The `--run-dir` option of the start and stop applets.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunDirArg {
+    /// Directory of the run's state files [default: $TMPDIR/cibox]
+    #[arg(long = "run-dir", value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+}
+
+impl RunDirArg {
+    /// The directory given, or the default.
+    pub fn path(&self) -> PathBuf {
+        self.run_dir
+            .clone()
+            .unwrap_or_else(super::launcher::default_run_dir)
+    }
+}
+
+/// `RUN_DIR/NAME.pid`.
+pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("{name}.pid"))
+}
+
+/// `RUN_DIR/NAME.port`.
+pub fn port_file(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("{name}.port"))
+}
+
+/// The port recorded in `RUN_DIR/NAME.port`, if any.
+pub fn recorded_port(run_dir: &Path, name: &str) -> Option<u16> {
+    std::fs::read_to_string(port_file(run_dir, name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Writes `RUN_DIR/NAME.port`.
+pub fn write_port(run_dir: &Path, name: &str, port: u16) -> io::Result<()> {
+    process::write_atomic(
+        &port_file(run_dir, name),
+        format!("{port}\n").as_bytes(),
+        0o644,
+    )
+}
+
+/// The program and leading arguments that run a cibox applet.
+pub fn cibox_applet(applet: &str) -> anyhow::Result<(PathBuf, Vec<OsString>)> {
+    let exe = std::env::current_exe().context("cannot find the cibox binary")?;
+    Ok((exe, vec![applet.into()]))
+}
+
+/// Starts the cibox daemon applet `applet` as service `name` (see [`start`]): its arguments
+/// are `-LISTEN_FLAG=127.0.0.1:PORT -pid=RUN_DIR/NAME.pid` and then `more`.
+pub fn start_applet(
+    run_dir: &Path,
+    name: &str,
+    applet: &str,
+    listen_flag: &str,
+    more: &[OsString],
+    env: Vec<(OsString, OsString)>,
+) -> anyhow::Result<Started> {
+    let (program, lead) = cibox_applet(applet)?;
+    let pid_path = pid_file(run_dir, name);
+    let args = |port: u16| {
+        let mut args = lead.clone();
+        args.push(format!("-{listen_flag}=127.0.0.1:{port}").into());
+        args.push(format!("-pid={}", pid_path.display()).into());
+        args.extend(more.iter().cloned());
+        args
+    };
+    start(
+        run_dir,
+        &ServiceSpec {
+            name,
+            program,
+            args: &args,
+            env,
+            extra_ports: Vec::new(),
+            writes_pid_file: true,
+        },
+    )
+}
+
+/// A run directory, created and made absolute.
+pub fn prepare_run_dir(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    Ok(std::fs::canonicalize(run_dir)?)
+}
+
+/// What to start.
+pub struct ServiceSpec<'a> {
+    /// The service's name: state files `NAME.pid`, `NAME.port`, log prefix `[NAME]`.
+    pub name: &'a str,
+    /// The program.
+    pub program: PathBuf,
+    /// The arguments for a given port (the pid file path is known: [`pid_file`]).
+    pub args: &'a dyn Fn(u16) -> Vec<OsString>,
+    /// Extra environment variables.
+    pub env: Vec<(OsString, OsString)>,
+    /// The ports it listens on besides the main one, which must accept too before it counts
+    /// as started (nginx's TLS ports).
+    pub extra_ports: Vec<u16>,
+    /// Whether the program writes and locks `NAME.pid` itself (cibox's daemons, `-pid`); else
+    /// the launcher provides it (nginx, whose command line names the file).
+    pub writes_pid_file: bool,
+}
+
+/// A started service.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Started {
+    /// Its pid.
+    pub pid: u32,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+/// Starts `spec` (stopping one of the same name left in `run_dir` first), waits until it
+/// accepts connections, and writes its pid and port files. On failure it is killed and its
+/// files removed.
+pub fn start(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Started> {
+    // Checked (ours, not writable by others) and locked for the whole start.
+    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
+        .context("the run directory vanished")?;
+    let run_dir = lock.path();
+    stop_locked(run_dir, spec.name)
+        .with_context(|| format!("stopping the {} left from an earlier start", spec.name))?;
+    start_locked(run_dir, spec)
+}
+
+/// [`start`] in a run directory the caller holds locked and has cleared of an earlier
+/// `spec.name` (with [`stop_locked`]).
+pub fn start_locked(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Started> {
+    let pid_path = pid_file(run_dir, spec.name);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = process::free_loopback_port().context("finding a free port")?;
+        let mut daemon_spec = DaemonSpec::new(&spec.program, spec.name).args((spec.args)(port));
+        if !spec.writes_pid_file {
+            // We hold the pid file's lock for it, so `stop` can prove the process ours.
+            daemon_spec = daemon_spec.locked_pid_file(&pid_path);
+        }
+        daemon_spec.env = spec.env.clone();
+        let mut daemon = Daemon::spawn(&daemon_spec)?;
+        let mut waited = Ok(());
+        for p in std::iter::once(port).chain(spec.extra_ports.iter().copied()) {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+            waited = daemon.wait_until_accepting(addr, START_TIMEOUT);
+            if waited.is_err() {
+                break;
+            }
+        }
+        match waited {
+            Ok(()) => {
+                let written = (|| -> io::Result<()> {
+                    if matches!(process::read_pid_file(&pid_path), Ok(None)) {
+                        process::write_atomic(
+                            &pid_path,
+                            format!("{}\n", daemon.pid()).as_bytes(),
+                            0o644,
+                        )?;
+                    }
+                    write_port(run_dir, spec.name, port)
+                })();
+                if let Err(e) = written {
+                    let _ = daemon.kill();
+                    remove_files(run_dir, spec.name);
+                    return Err(e).context("writing the pid and port files");
+                }
+                let started = Started {
+                    pid: daemon.pid(),
+                    port,
+                };
+                daemon.detach();
+                return Ok(started);
+            }
+            Err(WaitError::Exited { last_lines, .. })
+                if attempt < 3 && last_lines.iter().any(|l| l.contains("in use")) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                let _ = daemon.kill();
+                remove_files(run_dir, spec.name);
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Removes `path`; a missing file is fine, another failure is said on stderr.
+pub fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            eprintln!("cibox: cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+fn remove_files(run_dir: &Path, name: &str) {
+    let pid_path = pid_file(run_dir, name);
+    // Never remove a pid file a live process still holds.
+    if !matches!(process::read_pid_file(&pid_path), Ok(Some(i)) if i.locked) {
+        remove_quietly(&pid_path);
+    }
+    remove_quietly(&port_file(run_dir, name));
+}
+
+/// How [`stop`] found a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Nothing was recorded.
+    NotRunning,
+    /// The pid file was stale (no process, or the pid now names another process).
+    Stale,
+    /// It exited after SIGTERM.
+    Terminated,
+    /// It needed SIGKILL.
+    Killed,
+}
+
+/// Stops the service `name` recorded in `run_dir` (SIGTERM, SIGKILL after 5 s; only a process
+/// that passes the pid file identity check is signalled) and removes its pid and port files.
+pub fn stop(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
+    match RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? {
+        Some(lock) => stop_locked(lock.path(), name),
+        None => Ok(Stopped::NotRunning),
+    }
+}
+
+/// [`stop`] in a run directory the caller holds locked.
+pub fn stop_locked(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
+    let pid_path = pid_file(run_dir, name);
+    let pid = match process::pid_file_owner(&pid_path) {
+        Ok(pid) => pid,
+        Err(e) => {
+            eprintln!("cibox: ignoring {e}");
+            None
+        }
+    };
+    let outcome = match pid {
+        None if pid_path.exists() => Stopped::Stale,
+        None => Stopped::NotRunning,
+        Some(pid) => match process::terminate(&[pid], STOP_GRACE)[0] {
+            Ending::AlreadyGone => Stopped::Stale,
+            Ending::Terminated => Stopped::Terminated,
+            Ending::Killed => {
+                eprintln!("cibox: {name} (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; killed");
+                Stopped::Killed
+            }
+            Ending::Survived => bail!("{name} (pid {pid}) still running after SIGKILL"),
+        },
+    };
+    remove_files(run_dir, name);
+    Ok(outcome)
+}
+
+/// `stop_keep_proxy`.
+pub fn stop_keep_proxy(run_dir: &Path) -> anyhow::Result<()> {
+    stop(run_dir, super::keepproxy::NAME).map(|_| ())
+}
+
+/// `stop_arv-git-httpd`: the server, then the repositories its start made.
+pub fn stop_git(run_dir: &Path) -> anyhow::Result<()> {
+    stop(run_dir, super::git::NAME)?;
+    let repos = super::git::repo_base(run_dir);
+    if let Err(e) = std::fs::remove_dir_all(&repos) {
+        if e.kind() != io::ErrorKind::NotFound {
+            eprintln!("cibox: cannot remove {}: {e}", repos.display());
+        }
+    }
+    Ok(())
+}
+
+/// `stop_nginx`: nginx and its TLS port files.
+pub fn stop_nginx(run_dir: &Path) -> anyhow::Result<()> {
+    let result = stop(run_dir, super::nginx::NAME).map(|_| ());
+    for tls in super::nginx::PORT_FILES {
+        remove_quietly(&port_file(run_dir, tls));
+    }
+    if result.is_ok() {
+        remove_quietly(&super::nginx::master_pid_file(&pid_file(
+            run_dir,
+            super::nginx::NAME,
+        )));
+        remove_quietly(&super::nginx::config_file(run_dir));
+        let work = super::nginx::work_dir(run_dir);
+        if let Err(e) = std::fs::remove_dir_all(&work) {
+            if e.kind() != io::ErrorKind::NotFound {
+                eprintln!("cibox: cannot remove {}: {e}", work.display());
+            }
+        }
+    }
+    result
+}
+
+/// The services of a run in start order (`stop_all` stops them in reverse): the API server,
+/// the keepstores, keepproxy, the git server, nginx.
+pub const START_ORDER: &[&str] = &["api", "keep", "keepproxy", "arv-git-httpd", "nginx"];
+
+/// Stops everything recorded in `run_dir`, in the reverse of [`START_ORDER`]. Carries on past a failure and reports all of them.
+pub fn stop_all(run_dir: &Path) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for &name in START_ORDER.iter().rev() {
+        let result = match name {
+            "api" => super::api::launcher::stop(run_dir),
+            "keep" => super::launcher::stop(run_dir).map(|_| ()),
+            "nginx" => stop_nginx(run_dir),
+            "arv-git-httpd" => stop_git(run_dir),
+            _ => stop(run_dir, name).map(|_| ()),
+        };
+        if let Err(e) = result {
+            errors.push(format!("{name}: {e:#}"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", errors.join("; "))
+    }
+}

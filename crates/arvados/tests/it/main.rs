@@ -1,0 +1,15 @@
+//! Integration tests of the Arvados stack, through the binary over real HTTP and HTTPS on
+//! loopback: keepstore ([`keep_server`], [`keep_hostile`]), start_keep/stop_keep ([`keep`]),
+//! the API server ([`arvados_api`]), the real Python SDK and its tools ([`arvados_sdk`]),
+//! keepproxy, the git server and nginx ([`arvados_services`]), and property tests of the Keep
+//! parsers ([`keep_properties`]). [`support`] runs a private stack in a temp run directory.
+
+mod support;
+
+mod arvados_api;
+mod arvados_sdk;
+mod arvados_services;
+mod keep;
+mod keep_hostile;
+mod keep_properties;
+mod keep_server;

@@ -1,0 +1,108 @@
+//! `update`: add a layer to an existing image: an executable with its libraries, the user.
+//!
+//! `cibox update TAG [--executable BIN] [-u]` builds `FROM TAG` again as TAG, from a build
+//! context written as a tar straight into `ENGINE build -t TAG -` (no temporary copy, however
+//! big BIN is): the Dockerfile, BIN at its binfmt_misc interpreter path and every library it
+//! needs, and the line adding the current user. QEMU uses it for its toolchain images
+//! (`update --quiet qemu/NAME --add-current-user`) and for linux-user test images
+//! (`update IMAGE --executable QEMU_BINARY`). Extra arguments are ignored, as the original does.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::binfmt::{self, Placement};
+use crate::context::write_tar;
+use crate::dockerfile;
+use crate::{image, EngineArgs, EngineKind};
+use cibox_core::applet::{Applet, Invocation, Manual};
+
+/// Add an executable (with its libraries) or the current user to an existing image
+#[derive(Debug, Parser)]
+#[command(after_help = "\
+Extra arguments are ignored, as QEMU's docker.py ignores them (one line on stderr names them, \
+unless --quiet).
+
+Exit status:
+  0  updated
+  1  the build failed, no binfmt_misc entry for the executable, or no working engine
+  2  usage error")]
+struct UpdateArgs {
+    #[command(flatten)]
+    common: EngineArgs,
+    /// Image to update
+    tag: String,
+    /// Executable to copy in, at its binfmt_misc interpreter path, with its libraries
+    #[arg(long, value_name = "BIN")]
+    executable: Option<PathBuf>,
+    /// Don't look BIN up in binfmt_misc: copy it at its own path
+    #[arg(long)]
+    skip_binfmt: bool,
+    /// Add the current user (uid and name) to the image's passwd
+    #[arg(short = 'u', long)]
+    add_current_user: bool,
+}
+
+fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
+    let (args, extra) = invocation.parse::<UpdateArgs>()?;
+    let quiet = args.common.quiet;
+    invocation.ignore_extra(&extra, quiet);
+    let mut text = format!("FROM {}\n", args.tag);
+    let mut files = Vec::new();
+    if let Some(exe) = &args.executable {
+        let placement = if args.skip_binfmt {
+            Placement::At(binfmt::own_path(exe)?)
+        } else {
+            binfmt::placement(exe, quiet)?
+        };
+        files = binfmt::files_for(exe, &placement)?;
+        text.push_str("ADD . /\n");
+    }
+    if args.add_current_user {
+        let (uid, name) = dockerfile::current_user()?;
+        text.push('\n');
+        text.push_str(&dockerfile::user_line(uid, &name));
+        text.push('\n');
+    }
+    let engine = args.common.engine(&invocation)?;
+    let mut argv: Vec<OsString> = vec!["build".into(), "-t".into(), args.tag.clone().into()];
+    let (envs, _) = image::builder_env(&engine);
+    if engine.kind == EngineKind::Podman && image::is_short_name(&args.tag) {
+        // The image being updated is local: never resolve its short name remotely (that
+        // needs a TTY, and finds some other image at best).
+        argv.push("--pull=never".into());
+    }
+    argv.push("-".into());
+    let feed = || -> Option<image::Feed> {
+        let text = text.clone();
+        let files = files.clone();
+        Some(Box::new(move |stdin| {
+            let buffered = std::io::BufWriter::with_capacity(1 << 20, stdin);
+            write_tar(buffered, &text, &files)?.flush()
+        }))
+    };
+    image::run_build(&engine, &argv, quiet, &envs, &feed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+inventory::submit! {
+    Applet {
+        name: "update",
+        about: "Add an executable with its libraries, or the current user, to an image",
+        aliases: &[],
+        command: UpdateArgs::command,
+        run,
+        passthrough: true,
+    }
+}
+
+inventory::submit! {
+    Manual {
+        applet: "update",
+        environment: &[crate::ENVIRONMENT, &[("CIBOX_BINFMT_MISC", "the binfmt_misc directory read instead of /proc/sys/fs/binfmt_misc (for tests)")], &[("DOCKER_BUILDKIT", "0 or 1: overrides whether docker builds with BuildKit (default: when the buildx plugin answers)")]],
+        files: &[crate::FILES, &[("/proc/sys/fs/binfmt_misc/NAME", "where an executable given with --include-executable goes, and whether only its libraries are needed")]],
+    }
+}

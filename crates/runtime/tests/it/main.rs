@@ -1,0 +1,3 @@
+//! Integration tests of the shared runtime: the HTTP front end over real sockets ([`httpd`]).
+
+mod httpd;

@@ -384,7 +384,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.repo_root.display(),
         api.base_url()
     );
-    let listen = super::daemon_http::Listen {
+    let listen = cibox_runtime::server::Listen {
         name: "arv-git-httpd",
         listen: config.address.clone(),
         pid_file: config.pid_file.clone(),
@@ -399,7 +399,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(server);
-    super::daemon_http::run(&listen, router)
+    cibox_runtime::server::run(&listen, router)
 }
 
 /// Where a run's repositories live: `RUN_DIR/git` (removed by `stop_arv-git-httpd`).

@@ -709,7 +709,7 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Respon
 /// Runs the proxy until SIGTERM or SIGINT. Blocking.
 pub fn run(config: Config) -> anyhow::Result<()> {
     // A bad -listen is reported before anything else is said.
-    super::daemon_http::listen_addrs(&config.listen)?;
+    cibox_runtime::server::listen_addrs(&config.listen)?;
     let source = ServiceSource::from_env(&config.run_dir);
     let api = RunApi::find(&config.run_dir).map(|a| a.client);
     match &source {
@@ -741,7 +741,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         api,
         config,
     });
-    let listen = super::daemon_http::Listen {
+    let listen = cibox_runtime::server::Listen {
         name: "keepproxy",
         listen: proxy.config.listen.clone(),
         pid_file: proxy.config.pid_file.clone(),
@@ -751,7 +751,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(proxy);
-    super::daemon_http::run(&listen, router)
+    cibox_runtime::server::run(&listen, router)
 }
 
 /// The state name of the proxy in the run directory (`keepproxy.pid`, `keepproxy.port`).

@@ -878,13 +878,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         volumes.push(volume);
     }
-    let addrs = super::daemon_http::listen_addrs(&config.listen)?;
+    let addrs = cibox_runtime::server::listen_addrs(&config.listen)?;
     let keep = Arc::new(Keep {
         volumes,
         buffers: Arc::new(Semaphore::new(config.max_buffers.max(1))),
         config,
     });
-    let result = super::daemon_http::block_on_locked(
+    let result = cibox_runtime::server::block_on_locked(
         "keepstore",
         keep.config.pid_file.as_deref(),
         None,
@@ -950,7 +950,9 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             metrics,
             cibox_runtime::metrics::track,
         ))
-        .layer(axum::middleware::from_fn(super::daemon_http::log_requests))
+        .layer(axum::middleware::from_fn(
+            cibox_runtime::server::log_requests,
+        ))
         .with_state(keep.clone());
     let limits = keep.config.http.clone();
     let grace = limits.shutdown_grace;

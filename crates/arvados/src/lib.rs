@@ -14,12 +14,10 @@
 //! * [`git`]: the git server behind `arv-git-httpd` (over `git http-backend`), and its launcher.
 //! * [`nginx`]: the nginx config and launcher for TLS in front of both.
 //! * [`services`]: pid and port files, start, stop and `stop_all` for single-process services.
-//! * [`daemon_http`]: the process around an HTTP daemon (pid file, listen, graceful stop).
 
 pub mod api;
 pub mod apiclient;
 pub mod applets;
-pub mod daemon_http;
 pub mod digest;
 pub mod git;
 pub mod keepproxy;

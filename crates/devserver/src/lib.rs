@@ -34,7 +34,7 @@ pub mod update;
 pub mod versions;
 pub mod xbuddy;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -202,12 +202,12 @@ fn must_exist(what: &str, path: &Option<PathBuf>) -> anyhow::Result<()> {
 
 /// Runs the devserver: start-up work, then (unless `--exit`) serving until a signal.
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("serve")
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(config))
+    let mut exit = ExitCode::SUCCESS;
+    cibox_runtime::server::block_on_locked("serve", None, None, async {
+        exit = run_async(config).await?;
+        Ok(())
+    })?;
+    Ok(exit)
 }
 
 async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
@@ -456,7 +456,7 @@ async fn setup_and_serve(
     // start-up is a clean shutdown, not the default death.
     let mut signals = cibox_runtime::httpd::ShutdownSignals::install()
         .context("cannot handle SIGINT and SIGTERM")?;
-    let listener = bind(config.host, config.port).await?;
+    let listener = cibox_runtime::server::bind(config.host, config.port).await?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -493,46 +493,4 @@ async fn setup_and_serve(
     // Requests in progress get the shutdown grace; the server returns once it is over.
     let _ = tokio::time::timeout(config.limits.shutdown_grace * 2, server).await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Binds the listening socket: `host` if given, else `::` dual-stack (IPv6-only off), else
-/// 0.0.0.0 where IPv6 is unavailable.
-async fn bind(host: Option<IpAddr>, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
-    if let Some(host) = host {
-        let addr = SocketAddr::new(host, port);
-        return tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"));
-    }
-    match bind_dual_stack(port) {
-        Ok(l) => Ok(l),
-        Err(_) => {
-            let addr = SocketAddr::from(([0, 0, 0, 0], port));
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))
-        }
-    }
-}
-
-fn bind_dual_stack(port: u16) -> std::io::Result<tokio::net::TcpListener> {
-    use std::os::fd::AsRawFd;
-    let socket = tokio::net::TcpSocket::new_v6()?;
-    socket.set_reuseaddr(true)?;
-    let off: libc::c_int = 0;
-    // SAFETY: setsockopt on a valid socket with a pointer to a live c_int of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&off as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    socket.bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))?;
-    socket.listen(1024)
 }

@@ -59,7 +59,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store: Mutex::new(store),
         key_file: config.blob_signing_key_file.clone(),
     });
-    crate::daemon_http::block_on_locked(
+    cibox_runtime::server::block_on_locked(
         "apiserver",
         config.pid_file.as_deref(),
         Some(2),

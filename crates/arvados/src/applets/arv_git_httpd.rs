@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::daemon_http::LimitArgs;
 use crate::git::{self, Config};
 use cibox_core::applet::{Applet, Invocation, Manual};
+use cibox_runtime::httpd::LimitArgs;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser};
 
-use crate::daemon_http::LimitArgs;
 use crate::keepproxy::{self, Config, DEFAULT_REPLICAS};
 use crate::launcher;
 use cibox_core::applet::{Applet, Invocation, Manual};
+use cibox_runtime::httpd::LimitArgs;
 
 #[derive(Parser, Debug)]
 #[command(

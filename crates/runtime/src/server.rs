@@ -1,10 +1,13 @@
-//! Running one of the stack's HTTP daemons (keepproxy, the git server; keepstore uses the
-//! pieces): pid file, listening address in Go's `[HOST]:PORT` spelling, request log lines, and a graceful stop on SIGTERM or
-//! SIGINT, served through [`cibox_runtime::httpd`] (timeouts, connection cap). The daemon brings its
-//! axum router; this module owns the process around it.
+//! The one server start-up: the process around an HTTP server. A runtime of its own with the
+//! pid file locked for as long as it runs ([`block_on_locked`]), the listening socket (Go's
+//! `[HOST]:PORT` spelling, [`listen_addrs`], or serve's dual-stack default, [`bind`]), request
+//! log lines ([`log_requests`]), and a graceful stop on SIGTERM or SIGINT, served through
+//! [`crate::httpd`] (timeouts, connection cap). [`run`] puts them together for a daemon that
+//! brings only its axum router (keepproxy, the git server); keepstore, the API server and
+//! serve use the pieces.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,8 +24,8 @@ pub struct Listen {
     pub listen: String,
     /// Pid file, written and locked while running.
     pub pid_file: Option<PathBuf>,
-    /// Timeouts and the connection cap ([`cibox_runtime::httpd`]).
-    pub limits: cibox_runtime::httpd::Limits,
+    /// Timeouts and the connection cap ([`crate::httpd`]).
+    pub limits: crate::httpd::Limits,
 }
 
 /// Serves `router` until SIGTERM or SIGINT, then lets requests in flight finish (for a while)
@@ -47,7 +50,7 @@ pub fn block_on_locked(
     serving: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let _pid_lock = pid_file
-        .map(cibox_runtime::process::PidFileLock::acquire)
+        .map(crate::process::PidFileLock::acquire)
         .transpose()?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name(name);
@@ -65,14 +68,13 @@ async fn serve(
     router: axum::Router,
     addrs: Vec<SocketAddr>,
 ) -> anyhow::Result<()> {
-    let signals =
-        cibox_runtime::httpd::ShutdownSignals::install().context("watching for signals")?;
+    let signals = crate::httpd::ShutdownSignals::install().context("watching for signals")?;
     let listener = tokio::net::TcpListener::bind(&addrs[..])
         .await
         .with_context(|| format!("cannot listen on {}", listen.listen))?;
     tracing::info!("{} listening on {}", listen.name, listener.local_addr()?);
     let app = router.layer(axum::middleware::from_fn(log_requests));
-    cibox_runtime::httpd::serve(app, vec![listener], listen.limits.clone(), signals.logged())
+    crate::httpd::serve(app, vec![listener], listen.limits.clone(), signals.logged())
         .await
         .context("serving")?;
     tracing::info!("stopped");
@@ -80,7 +82,7 @@ async fn serve(
 }
 
 /// Logs each request: peer, method, path, status and time.
-pub(crate) async fn log_requests(
+pub async fn log_requests(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: axum::middleware::Next,
@@ -97,7 +99,7 @@ pub(crate) async fn log_requests(
 }
 
 /// Turns `[HOST]:PORT` into addresses to bind (an empty host: every IPv4 interface).
-pub(crate) fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
+pub fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
     let (host, port) = listen
         .rsplit_once(':')
         .with_context(|| format!("-listen {listen:?}: expected [HOST]:PORT"))?;
@@ -115,7 +117,47 @@ pub(crate) fn listen_addrs(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-pub use cibox_runtime::httpd::LimitArgs;
+/// Binds serve's listening socket: `host` if given, else `::` dual-stack (IPv6-only off), else
+/// 0.0.0.0 where IPv6 is unavailable.
+pub async fn bind(host: Option<IpAddr>, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(host) = host {
+        let addr = SocketAddr::new(host, port);
+        return tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"));
+    }
+    match bind_dual_stack(port) {
+        Ok(l) => Ok(l),
+        Err(_) => {
+            let addr = SocketAddr::from(([0, 0, 0, 0], port));
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))
+        }
+    }
+}
+
+fn bind_dual_stack(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    use std::os::fd::AsRawFd;
+    let socket = tokio::net::TcpSocket::new_v6()?;
+    socket.set_reuseaddr(true)?;
+    let off: libc::c_int = 0;
+    // SAFETY: setsockopt on a valid socket with a pointer to a live c_int of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    socket.bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))?;
+    socket.listen(1024)
+}
 
 #[cfg(test)]
 mod tests {

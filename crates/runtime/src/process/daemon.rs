@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 
-use super::{wait_for_port, PortWaitError};
+use super::ports::{wait_for_port, PortWaitError};
 
 /// Lines of output kept for error messages.
 const TAIL_LINES: usize = 20;
@@ -199,7 +199,7 @@ impl Daemon {
         let (cap_r, cap_w) = pipe2(OFlag::O_CLOEXEC)?;
         let pid_file = match &spec.locked_pid_file {
             Some(path) => Some(
-                super::PidFileLock::acquire(path)
+                super::pidfile::PidFileLock::acquire(path)
                     .map_err(|e| io::Error::other(format!("{}: {e}", spec.label)))?
                     .into_file(),
             ),
@@ -578,7 +578,7 @@ mod tests {
 
     #[test]
     fn exit_before_listening_reports_last_lines() {
-        let port = super::super::free_loopback_port().unwrap();
+        let port = super::super::ports::free_loopback_port().unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let spec = DaemonSpec::new("sh", "t0").args([
             "-c",
@@ -606,7 +606,8 @@ mod tests {
 
     #[test]
     fn a_locked_pid_file_is_handed_down_and_proves_the_daemon() {
-        use super::super::{pid_file_check, Ownership, Pid};
+        use super::super::pidfile::{pid_file_check, Ownership};
+        use nix::unistd::Pid;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.pid");
         // Named on its command line: ours.
@@ -626,7 +627,11 @@ mod tests {
         assert!(matches!(pid_file_check(&path).unwrap(), Ownership::Gone(_)));
         // The lock goes with the last process holding it (the killed `sleep` too).
         let deadline = Instant::now() + Duration::from_secs(5);
-        while super::super::read_pid_file(&path).unwrap().unwrap().locked {
+        while super::super::pidfile::read_pid_file(&path)
+            .unwrap()
+            .unwrap()
+            .locked
+        {
             assert!(Instant::now() < deadline, "the lock outlived the daemon");
             std::thread::sleep(Duration::from_millis(5));
         }

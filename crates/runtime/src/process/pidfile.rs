@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::unistd::Pid;
 
-use super::terminate::{is_running, start_time};
+use super::terminate::{is_protected_pid, is_running, start_time};
 
 /// Pid file problems.
 #[derive(Debug, thiserror::Error)]
@@ -154,13 +154,6 @@ pub enum Ownership {
         reason: &'static str,
     },
 }
-
-/// Whether `pid` may never be signalled whatever a pid file says: pid 0, 1 and negative pids
-/// (process groups, init), our own process and our parent.
-pub fn is_protected_pid(pid: Pid) -> bool {
-    pid.as_raw() <= 1 || pid == Pid::this() || pid == Pid::parent()
-}
-
 /// Whether process `pid` has the file `(dev, ino)` open. `false` when its descriptors cannot
 /// be read (another user's process, unless we are root).
 fn holds_open(pid: Pid, dev: u64, ino: u64) -> bool {

@@ -101,7 +101,7 @@ pub fn terminate(pids: &[Pid], grace: Duration) -> Vec<Ending> {
     let mut endings: Vec<Option<Ending>> = pids
         .iter()
         .map(|&pid| {
-            if super::is_protected_pid(pid) {
+            if is_protected_pid(pid) {
                 return Some(Ending::Survived); // never signalled
             }
             if !is_running(pid) {
@@ -146,6 +146,12 @@ pub fn terminate(pids: &[Pid], grace: Duration) -> Vec<Ending> {
         .into_iter()
         .map(|e| e.unwrap_or(Ending::Survived))
         .collect()
+}
+
+/// Whether `pid` may never be signalled whatever a pid file says: pid 0, 1 and negative pids
+/// (process groups, init), our own process and our parent.
+pub fn is_protected_pid(pid: Pid) -> bool {
+    pid.as_raw() <= 1 || pid == Pid::this() || pid == Pid::parent()
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::detect::{EngineChoice, EngineKind};
+use crate::engine::EngineKind;
+use cibox_core::EngineChoice;
 
 /// How long a detection stays good unless `$CIBOX_ENGINE_CACHE_SECONDS` says otherwise.
 const DEFAULT_TTL: Duration = Duration::from_secs(600);

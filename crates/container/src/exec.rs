@@ -12,7 +12,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStdin, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::detect::Engine;
+use crate::engine::Engine;
 
 /// How many stderr lines an error message keeps.
 const TAIL_LINES: usize = 3;
@@ -323,7 +323,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::EngineKind;
+    use crate::engine::EngineKind;
 
     #[test]
     fn tail_keeps_last_lines_on_one_line() {

@@ -135,7 +135,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "build",
-        environment: &[crate::ENVIRONMENT, crate::DOCKERFILE_ENVIRONMENT, &[("http_proxy, https_proxy, ftp_proxy (either case)", "passed to the build as --build-args")], &[("DOCKER_BUILDKIT", "0 or 1: overrides whether docker builds with BuildKit (default: when the buildx plugin answers)")], &[("CIBOX_BINFMT_MISC", "the binfmt_misc directory read instead of /proc/sys/fs/binfmt_misc (for tests)")]],
-        files: &[crate::FILES, crate::DOCKERFILE_FILES, &[("/proc/sys/fs/binfmt_misc/NAME", "where an executable given with --include-executable goes, and whether only its libraries are needed")], &[("$TMPDIR/cibox-build.XXXXXX/", "the temporary build context, removed on success, skip, failure and signals")]],
+        environment: &[crate::options::ENVIRONMENT, crate::options::DOCKERFILE_ENVIRONMENT, &[("http_proxy, https_proxy, ftp_proxy (either case)", "passed to the build as --build-args")], &[("DOCKER_BUILDKIT", "0 or 1: overrides whether docker builds with BuildKit (default: when the buildx plugin answers)")], &[("CIBOX_BINFMT_MISC", "the binfmt_misc directory read instead of /proc/sys/fs/binfmt_misc (for tests)")]],
+        files: &[crate::options::FILES, crate::options::DOCKERFILE_FILES, &[("/proc/sys/fs/binfmt_misc/NAME", "where an executable given with --include-executable goes, and whether only its libraries are needed")], &[("$TMPDIR/cibox-build.XXXXXX/", "the temporary build context, removed on success, skip, failure and signals")]],
     }
 }

@@ -111,7 +111,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "cc",
-        environment: &[crate::ENVIRONMENT],
-        files: &[crate::FILES],
+        environment: &[crate::options::ENVIRONMENT],
+        files: &[crate::options::FILES],
     }
 }

@@ -131,7 +131,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "check",
-        environment: &[crate::ENVIRONMENT, crate::DOCKERFILE_ENVIRONMENT],
-        files: &[crate::FILES, crate::DOCKERFILE_FILES],
+        environment: &[crate::options::ENVIRONMENT, crate::options::DOCKERFILE_ENVIRONMENT],
+        files: &[crate::options::FILES, crate::options::DOCKERFILE_FILES],
     }
 }

@@ -50,7 +50,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "clean",
-        environment: &[crate::ENVIRONMENT],
-        files: &[crate::FILES],
+        environment: &[crate::options::ENVIRONMENT],
+        files: &[crate::options::FILES],
     }
 }

@@ -68,7 +68,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "fetch",
-        environment: &[cibox_runtime::progress::ENVIRONMENT, crate::ENVIRONMENT],
-        files: &[crate::FILES],
+        environment: &[cibox_runtime::progress::ENVIRONMENT, crate::options::ENVIRONMENT],
+        files: &[crate::options::FILES],
     }
 }

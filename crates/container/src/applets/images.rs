@@ -44,7 +44,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "images",
-        environment: &[crate::ENVIRONMENT],
-        files: &[crate::FILES],
+        environment: &[crate::options::ENVIRONMENT],
+        files: &[crate::options::FILES],
     }
 }

@@ -71,7 +71,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "probe",
-        environment: &[crate::ENVIRONMENT],
-        files: &[crate::FILES],
+        environment: &[crate::options::ENVIRONMENT],
+        files: &[crate::options::FILES],
     }
 }

@@ -60,7 +60,7 @@ inventory::submit! {
 inventory::submit! {
     Manual {
         applet: "run",
-        environment: &[crate::ENVIRONMENT],
-        files: &[crate::FILES],
+        environment: &[crate::options::ENVIRONMENT],
+        files: &[crate::options::FILES],
     }
 }

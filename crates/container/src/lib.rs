@@ -3,7 +3,7 @@
 //! report its failures ([`exec`]), the containers a call starts ([`instances`]), and the image
 //! lifecycle: one image's build ([`build`]), Dockerfiles and their inputs ([`dockerfile`]), executables put into images
 //! ([`binfmt`]), build contexts ([`context`]) and questions about one image ([`image`]);
-//! [`cache`] remembers a detection for the next calls of a build; [`pull`] pulls with progress.
+//! [`cache`] remembers a detection for the next calls of a build; [`pull`] pulls with progress; [`update`] adds a layer to an image.
 //! [`engine`] is what a detected engine is; [`options`] the options, environment and files
 //! every container applet shares. Every container applet goes through this layer; none calls
 //! an engine on its own.
@@ -21,6 +21,7 @@ pub mod image;
 pub mod instances;
 pub mod options;
 pub mod pull;
+pub mod update;
 
 pub use detect::{detect, engine, remember, EngineChoice};
 pub use engine::{Engine, EngineKind};

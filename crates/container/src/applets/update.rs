@@ -7,17 +7,13 @@
 //! (`update --quiet qemu/NAME --add-current-user`) and for linux-user test images
 //! (`update IMAGE --executable QEMU_BINARY`). Extra arguments are ignored, as the original does.
 
-use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::binfmt::{self, Placement};
-use crate::context::write_tar;
-use crate::dockerfile;
-use crate::{image, EngineArgs, EngineKind};
+use crate::update::{AddLayer, Executable};
+use crate::EngineArgs;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 /// Add an executable (with its libraries) or the current user to an existing image
@@ -50,41 +46,19 @@ fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     let (args, extra) = invocation.parse::<UpdateArgs>()?;
     let quiet = args.common.quiet;
     invocation.ignore_extra(&extra, quiet);
-    let mut text = format!("FROM {}\n", args.tag);
-    let mut files = Vec::new();
-    if let Some(exe) = &args.executable {
-        let placement = if args.skip_binfmt {
-            Placement::At(binfmt::own_path(exe)?)
-        } else {
-            binfmt::placement(exe, quiet)?
-        };
-        files = binfmt::files_for(exe, &placement)?;
-        text.push_str("ADD . /\n");
-    }
-    if args.add_current_user {
-        let (uid, name) = dockerfile::current_user()?;
-        text.push('\n');
-        text.push_str(&dockerfile::user_line(uid, &name));
-        text.push('\n');
-    }
-    let engine = args.common.engine(&invocation)?;
-    let mut argv: Vec<OsString> = vec!["build".into(), "-t".into(), args.tag.clone().into()];
-    let (envs, _) = image::builder_env(&engine);
-    if engine.kind == EngineKind::Podman && image::is_short_name(&args.tag) {
-        // The image being updated is local: never resolve its short name remotely (that
-        // needs a TTY, and finds some other image at best).
-        argv.push("--pull=never".into());
-    }
-    argv.push("-".into());
-    let feed = || -> Option<image::Feed> {
-        let text = text.clone();
-        let files = files.clone();
-        Some(Box::new(move |stdin| {
-            let buffered = std::io::BufWriter::with_capacity(1 << 20, stdin);
-            write_tar(buffered, &text, &files)?.flush()
-        }))
+    let request = AddLayer {
+        tag: args.tag,
+        executable: args.executable.map(|path| Executable {
+            path,
+            skip_binfmt: args.skip_binfmt,
+        }),
+        add_current_user: args.add_current_user,
     };
-    image::run_build(&engine, &argv, quiet, &envs, &feed)?;
+    // The executable and the user are looked at before the engine is asked for, so a bad
+    // argument is reported even where no engine works.
+    let layer = request.prepare(quiet)?;
+    let engine = args.common.engine(&invocation)?;
+    layer.build(&engine, quiet)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,6 +18,7 @@ pub mod digests;
 pub mod factory;
 pub mod fleet;
 pub mod generate;
+pub mod handlers;
 pub mod hosts;
 pub mod logs;
 pub mod metadata;
@@ -29,8 +30,10 @@ pub mod pylit;
 pub mod router;
 pub mod runfiles;
 pub mod staging;
+pub mod state;
 pub mod statics;
 pub mod update;
+pub mod urls;
 pub mod versions;
 pub mod xbuddy;
 
@@ -413,7 +416,7 @@ async fn setup_and_serve(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let state = Arc::new(router::State {
+    let state = Arc::new(state::State {
         static_root: static_root.clone(),
         roots: statics::StaticRoots {
             data_static: static_dir.to_path_buf(),
@@ -442,7 +445,7 @@ async fn setup_and_serve(
         digests: digests::DigestCache::default(),
         hosts: hosts::Hosts::new(config.logging),
         logs: logs.clone(),
-        stats: router::Stats::default(),
+        stats: state::Stats::default(),
         metrics: metrics::ServeMetrics::default(),
         stager: Arc::new(staging::Stager::new(
             static_root.clone(),

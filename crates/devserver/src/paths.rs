@@ -1,6 +1,7 @@
 //! Path safety: turning a path a request names (URL path, query parameter, label) into a file
-//! that is guaranteed to sit inside a given root. Owns percent-decoding of URL paths and the
-//! rule "no `..`, no absolute paths, symlinks only when they resolve inside the root".
+//! that is guaranteed to sit inside a given root. Owns the strict reading of percent-encoded
+//! URL paths (an error is [`PathError::Invalid`]) and the rule "no `..`, no absolute paths,
+//! symlinks only when they resolve inside the root".
 
 use std::path::{Path, PathBuf};
 
@@ -18,28 +19,11 @@ pub enum PathError {
     Invalid,
 }
 
-/// Decodes `%XX` escapes of a URL path. Invalid escapes or a result that is not UTF-8 are an
-/// error (`+` is kept as it is: this is a path, not a form).
+/// Decodes `%XX` escapes of a URL path ([`cibox_runtime::percent::decode_path`]). Invalid
+/// escapes or a result that is not UTF-8 are [`PathError::Invalid`] (`+` is kept as it is:
+/// this is a path, not a form).
 pub fn percent_decode(input: &str) -> Result<String, PathError> {
-    let bytes = input.as_bytes();
-    if !bytes.contains(&b'%') {
-        return Ok(input.to_string());
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::Invalid)?;
-            let text = std::str::from_utf8(hex).map_err(|_| PathError::Invalid)?;
-            let value = u8::from_str_radix(text, 16).map_err(|_| PathError::Invalid)?;
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| PathError::Invalid)
+    cibox_runtime::percent::decode_path(input).map_err(|_| PathError::Invalid)
 }
 
 /// The components of a relative path, checked: an absolute path, a `..` component or a NUL

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::response::IntoResponse as _;
+use cibox_runtime::response::{HttpError, HttpResult};
 use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
 
@@ -53,22 +55,14 @@ pub fn etag_of(meta: &std::fs::Metadata) -> String {
     )
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    let mut r = Response::new(Body::from(format!("{text}\n")));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// Maps a path error to its HTTP answer.
-pub fn path_error_response(e: &PathError) -> Response<Body> {
-    match e {
-        PathError::Escapes => plain(StatusCode::FORBIDDEN, "Forbidden: path escapes the root"),
-        PathError::NotFound => plain(StatusCode::NOT_FOUND, "Not found"),
-        PathError::Invalid => plain(StatusCode::BAD_REQUEST, "Invalid path"),
+/// A path error's HTTP answer: 403 for an escape, 404, 400 for an invalid path.
+impl From<PathError> for HttpError {
+    fn from(e: PathError) -> HttpError {
+        match e {
+            PathError::Escapes => HttpError::forbidden("Forbidden: path escapes the root"),
+            PathError::NotFound => HttpError::not_found("Not found"),
+            PathError::Invalid => HttpError::bad_request("Invalid path"),
+        }
     }
 }
 
@@ -85,23 +79,16 @@ fn if_none_match_hits(req: &Request<Body>, etag: &str) -> bool {
 }
 
 /// Serves `/static/<relative>` (relative still percent-encoded, as in the URI).
-pub async fn serve(roots: &StaticRoots, relative: &str, req: Request<Body>) -> Response<Body> {
-    let decoded = match percent_decode(relative) {
-        Ok(d) => d,
-        Err(e) => return path_error_response(&e),
-    };
-    let file = match roots.resolve(&decoded) {
-        Ok(f) => f,
-        Err(e) => return path_error_response(&e),
-    };
-    serve_file(&file, req).await
+pub async fn serve(roots: &StaticRoots, relative: &str, req: Request<Body>) -> HttpResult {
+    let file = roots.resolve(&percent_decode(relative)?)?;
+    Ok(serve_file(&file, req).await)
 }
 
 /// Serves one resolved file with ranges, conditional requests and HEAD.
 pub async fn serve_file(file: &Path, req: Request<Body>) -> Response<Body> {
     let meta = match std::fs::metadata(file) {
         Ok(m) if m.is_file() => m,
-        _ => return plain(StatusCode::NOT_FOUND, "Not found"),
+        _ => return HttpError::from(PathError::NotFound).into_response(),
     };
     let etag = etag_of(&meta);
     let etag_value = HeaderValue::from_str(&etag).ok();

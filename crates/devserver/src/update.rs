@@ -1,99 +1,26 @@
 //! `POST /update[/LABEL...]` (and go-omaha's `/v1/update/`): reads the Omaha request (at most
 //! 1 MiB, parsed off the async workers when large), records the host, answers every app
-//! (payloads per appid from metadata, the platform from the selection of [`super::payload`])
-//! and answers `text/xml`. Also owns the payload URL base: `--urlbase`,
-//! else the request's (X-Forwarded-)Host with `--proxy_port` applied.
+//! (payloads per appid from metadata, the platform from the selection of [`crate::payload`])
+//! and answers `text/xml`. Owns the update label (the path after `/update/`, checked to stay
+//! under the static root); the URLs put into answers come from [`crate::urls`].
 
 use std::sync::atomic::Ordering;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State as AxumState};
+use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode, Uri};
+use cibox_runtime::httpd::Peer;
+use cibox_runtime::response::{HttpError, HttpResult};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use axum::body::Bytes;
-
-use super::metadata::PayloadMeta;
-use super::omaha::{self, Answer, AppAnswer, AppRequest, DayStart, Offer, UpdateRequest};
-use super::paths::{clean_components, percent_decode};
-use super::router::{text, ConnInfo, State};
+use crate::metadata::PayloadMeta;
+use crate::omaha::{self, Answer, AppAnswer, AppRequest, DayStart, Offer, UpdateRequest};
+use crate::paths::{clean_components, percent_decode};
+use crate::state::{SharedState, State};
+use crate::urls::{encode_path, site_base, static_base};
 
 /// Largest update request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
-fn plausible_host(host: &str) -> bool {
-    host.bytes()
-        .all(|b| b.is_ascii_graphic() && !b"/\\\"'<>?#@".contains(&b))
-}
-
-/// `host[:port]` with its port replaced by `port`.
-pub fn with_port(host: &str, port: u16) -> String {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((addr, _)) = rest.split_once(']') {
-            return format!("[{addr}]:{port}");
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((name, p)) if !name.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{name}:{port}")
-        }
-        _ if host.matches(':').count() > 1 => format!("[{host}]:{port}"),
-        _ => format!("{host}:{port}"),
-    }
-}
-
-/// `scheme://host[:port]` of this server as the client reached it: the request's
-/// (X-Forwarded-)Host, else our own address, with `--proxy_port` applied.
-pub fn site_base(state: &State, headers: &HeaderMap, conn: &ConnInfo) -> String {
-    let scheme = match first_value(headers, "x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let host = first_value(headers, "x-forwarded-host")
-        .or_else(|| first_value(headers, "host"))
-        .filter(|h| plausible_host(h))
-        .map(str::to_string)
-        .unwrap_or_else(|| conn.local.to_string());
-    let host = match state.proxy_port {
-        Some(p) => with_port(&host, p),
-        None => host,
-    };
-    format!("{scheme}://{host}")
-}
-
-/// The URL the static directory is reached at, without trailing slash.
-pub fn static_base(state: &State, headers: &HeaderMap, conn: &ConnInfo) -> String {
-    if let Some(base) = &state.urlbase {
-        return base.trim_end_matches('/').to_string();
-    }
-    let suffix = if state.serve_only {
-        "/static/archive"
-    } else {
-        "/static"
-    };
-    format!("{}{suffix}", site_base(state, headers, conn))
-}
-
-/// Percent-encodes what a URL path segment cannot hold as is.
-fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 fn xml(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
@@ -137,14 +64,14 @@ pub fn label_of(path: &str) -> Result<String, String> {
     check_label(&decoded)
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, HttpError> {
     let too_big = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_BODY as u64);
     let over = || {
-        (
+        HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {MAX_BODY} bytes"),
         )
@@ -155,10 +82,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(over()),
-        Err(e) => Err((
-            StatusCode::BAD_REQUEST,
-            format!("cannot read request body: {e}"),
-        )),
+        Err(e) => Err(HttpError::bad_request(format!(
+            "cannot read request body: {e}"
+        ))),
     }
 }
 
@@ -178,7 +104,7 @@ async fn parse(body: Bytes) -> Result<UpdateRequest, String> {
 struct Ctx<'a> {
     state: &'a State,
     headers: &'a HeaderMap,
-    conn: &'a ConnInfo,
+    peer: &'a Peer,
     ip: String,
 }
 
@@ -227,7 +153,7 @@ impl Ctx<'_> {
                 return Answer::NoUpdate;
             }
         };
-        let base = static_base(state, self.headers, self.conn);
+        let base = static_base(state, self.headers, self.peer);
         let codebase = if selected.url_dir.is_empty() {
             format!("{base}/")
         } else {
@@ -267,7 +193,7 @@ impl Ctx<'_> {
         };
         let codebase = format!(
             "{}/{}/{dir}",
-            site_base(self.state, self.headers, self.conn),
+            site_base(self.state, self.headers, self.peer),
             url_prefix
         );
         // A payload described but missing would be offered at a URL that answers 404, and
@@ -299,39 +225,51 @@ impl Ctx<'_> {
     }
 }
 
-/// Handles one update request: every app of it is answered.
+/// `POST /update[/LABEL]`: answers every app of one update request; a request refused as bad
+/// input is counted in [`crate::state::Stats::bad_requests`].
 pub async fn handle(
-    state: &State,
-    conn: &ConnInfo,
+    AxumState(state): SharedState,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
+    let request = read_request(uri.path(), &headers, body)
+        .await
+        .inspect_err(|_| {
+            state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        })?;
+    Ok(answer(&state, &peer, &headers, request).await)
+}
+
+/// The label and the Omaha request of an update request, or why it is refused.
+async fn read_request(
     path: &str,
     headers: &HeaderMap,
     body: Body,
+) -> Result<(String, UpdateRequest), HttpError> {
+    let body = read_body(headers, body).await?;
+    let label = label_of(path).map_err(HttpError::bad_request)?;
+    let request = parse(body).await.map_err(HttpError::bad_request)?;
+    Ok((label, request))
+}
+
+/// The answer to a well-formed update request.
+async fn answer(
+    state: &State,
+    peer: &Peer,
+    headers: &HeaderMap,
+    (label, request): (String, UpdateRequest),
 ) -> Response<Body> {
     let stats = &state.stats;
-    let bad = |status: StatusCode, msg: String| {
-        stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-        text(status, msg)
-    };
-    let body = match read_body(headers, body).await {
-        Ok(b) => b,
-        Err((status, msg)) => return bad(status, msg),
-    };
-    let label = match label_of(path) {
-        Ok(l) => l,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
-    };
-    let request = match parse(body).await {
-        Ok(r) => r,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
-    };
     let flavor = state
         .flavor
         .unwrap_or_else(|| omaha::Flavor::detect(&request));
     let ctx = Ctx {
         state,
         headers,
-        conn,
-        ip: conn.client_ip().to_string(),
+        peer,
+        ip: peer.client_ip().to_string(),
     };
     let forced = state.hosts.record(&ctx.ip, &request);
     for event in request.apps.iter().flat_map(|a| &a.events) {
@@ -390,14 +328,6 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn port_replacement() {
-        assert_eq!(with_port("example.com:8080", 90), "example.com:90");
-        assert_eq!(with_port("example.com", 90), "example.com:90");
-        assert_eq!(with_port("[::1]:8080", 90), "[::1]:90");
-        assert_eq!(with_port("::1", 90), "[::1]:90");
-    }
 
     #[test]
     fn labels() {

@@ -136,10 +136,10 @@ impl RunApi {
                 token: std::env::var("ARVADOS_API_TOKEN").unwrap_or_default(),
             });
         }
-        let host = super::api::launcher::running_host(run_dir)?;
+        let host = crate::rundir::running_api_host(run_dir)?;
         Some(RunApi {
             client: ApiClient::new(&host, &Trust::Insecure).ok()?,
-            token: super::api::fixtures::token("admin")?.to_string(),
+            token: crate::api::fixtures::token("admin")?.to_string(),
             host,
         })
     }

@@ -31,7 +31,7 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::apiclient::{ApiClient, RunApi, TokenCache, User};
+use super::apiclient::{ApiClient, TokenCache, User};
 
 /// The state name (`arv-git-httpd.pid`, `arv-git-httpd.port`).
 pub const NAME: &str = "arv-git-httpd";
@@ -510,51 +510,6 @@ pub fn make_fixture_repositories(
         made.push(name.to_string());
     }
     Ok(made)
-}
-
-/// What `start_arv-git-httpd` started.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StartedGit {
-    /// Its pid.
-    pub pid: u32,
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-    /// The repository root.
-    pub repo_root: PathBuf,
-    /// Repositories made from the API server's fixtures by this start.
-    pub made: Vec<String>,
-}
-
-/// Starts the git server for the run in `run_dir` (stopping an earlier one): makes the
-/// fixture repositories, spawns `cibox arv-git-httpd`, waits until it accepts.
-pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
-    use super::services;
-    let run_dir = services::prepare_run_dir(run_dir)?;
-    let api = RunApi::find(&run_dir).context(
-        "the git server needs an API server: start one in the run directory (cibox start) or \
-         set ARVADOS_API_HOST and ARVADOS_API_TOKEN",
-    )?;
-    let git = find_git(None)?;
-    let root = repo_root(&run_dir);
-    let made = make_fixture_repositories(&api.client, &api.token, &git, &root)?;
-    let more: Vec<std::ffi::OsString> = vec![
-        format!("-repo-root={}", root.display()).into(),
-        format!("-git-command={}", git.display()).into(),
-    ];
-    let started = services::start_applet(
-        &run_dir,
-        NAME,
-        "arv-git-httpd",
-        "address",
-        &more,
-        api.env(false),
-    )?;
-    Ok(StartedGit {
-        pid: started.pid,
-        port: started.port,
-        repo_root: root,
-        made,
-    })
 }
 
 #[cfg(test)]

@@ -225,7 +225,7 @@ pub fn document(host: &str) -> Value {
         "uuidPrefix": super::fixtures::CLUSTER,
         "defaultTrashLifetime": DEFAULT_TTL,
         "blobSignatureTtl": DEFAULT_TTL,
-        "maxRequestSize": super::router::MAX_BODY,
+        "maxRequestSize": super::answer::MAX_BODY,
         "maxItemsPerResponse": 1000,
         "defaultCollectionReplication": 2,
         "dockerImageFormats": ["v2"],

@@ -296,7 +296,7 @@ fn common(kind: &str, uuid: &str, owner: &str) -> Value {
         "kind": format!("arvados#{kind}"),
         "uuid": uuid,
         "owner_uuid": owner,
-        "etag": super::state::etag_for(uuid, FIXED_TIME),
+        "etag": super::record::etag_for(uuid, FIXED_TIME),
         "created_at": FIXED_TIME,
         "modified_at": FIXED_TIME,
         "modified_by_user_uuid": SYSTEM_USER,

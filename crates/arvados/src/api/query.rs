@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::router::ApiError;
+use super::answer::ApiError;
 
 /// A request's parameters: the query string, merged with a form body for method-overridden
 /// calls, values that look like JSON already decoded.
@@ -15,10 +15,11 @@ use super::router::ApiError;
 pub struct Params(pub BTreeMap<String, Value>);
 
 impl Params {
-    /// Parses `a=1&b=%5B%5D` style text.
+    /// Parses `a=1&b=%5B%5D` style text (`+` is a space, malformed escapes are kept as written:
+    /// [`cibox_runtime::percent::query_pairs`]).
     pub fn from_query(query: &str) -> Params {
         let mut map = BTreeMap::new();
-        for (k, v) in form_urlencoded_pairs(query) {
+        for (k, v) in cibox_runtime::percent::query_pairs(query) {
             let value = if v.starts_with('[') || v.starts_with('{') {
                 serde_json::from_str(&v).unwrap_or(Value::String(v))
             } else {
@@ -71,51 +72,6 @@ impl Params {
             Some(v) => Ok(Some(v.clone())),
         }
     }
-}
-
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// Decodes `%XX` escapes and `+` as space (query strings and forms).
-pub fn percent_decode(s: &str) -> String {
-    decode(s, true)
-}
-
-/// Decodes `%XX` escapes, leaving `+` alone (path segments: `hash+size` stays itself).
-pub fn percent_decode_path(s: &str) -> String {
-    decode(s, false)
-}
-
-fn decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One checked filter.

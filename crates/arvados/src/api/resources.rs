@@ -1,12 +1,13 @@
 //! What each resource's methods do: who may call them, which attributes they accept, and the
 //! records they answer with. The HTTP side (parsing, authentication, errors on the wire) is
-//! [`super::router`]; storage is [`super::state`].
+//! [`super::router`] and [`super::answer`]; storage is [`super::state`].
 
 use serde_json::{json, Map, Value};
 
+use super::answer::{ApiError, MAX_BODY};
 use super::manifest::{self, ManifestError};
 use super::query::{self, Params};
-use super::router::ApiError;
+use super::record;
 use super::state::{self, Store};
 
 /// The authenticated caller.
@@ -351,11 +352,11 @@ fn expect_type(
 }
 
 fn stamp(record: &mut Value, caller: &Caller) {
-    let now = state::now();
+    let now = record::now();
     let uuid = record["uuid"].as_str().unwrap_or_default().to_string();
     record["modified_at"] = now.clone().into();
     record["modified_by_user_uuid"] = caller.uuid().into();
-    record["etag"] = state::etag_for(&uuid, &now).into();
+    record["etag"] = record::etag_for(&uuid, &now).into();
 }
 
 fn new_record(
@@ -386,7 +387,7 @@ fn new_record(
         }
         None => state::new_uuid(plural),
     };
-    let now = state::now();
+    let now = record::now();
     let mut record = json!({
         "kind": format!("arvados#{}", kind_of(plural)),
         "uuid": uuid,
@@ -689,7 +690,7 @@ fn prepare_collection(
                     "name {name:?} has already been taken by another collection of {owner}"
                 )));
             }
-            let unique = format!("{name} ({})", state::now());
+            let unique = format!("{name} ({})", record::now());
             record["name"] = unique.into();
         }
     }
@@ -790,7 +791,7 @@ pub fn config() -> Value {
             "CollectionVersioning": false,
             "BlobSigningTTL": format!("{}s", crate::signature::DEFAULT_TTL),
         },
-        "API": {"MaxRequestSize": super::router::MAX_BODY},
+        "API": {"MaxRequestSize": MAX_BODY},
         "Services": {},
     })
 }

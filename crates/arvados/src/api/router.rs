@@ -1,61 +1,17 @@
 //! The API server's HTTP side: which path and method reach which resource method, who the
 //! caller is (`Authorization: OAuth2 TOKEN` or `Bearer TOKEN`, v2 tokens included, checked for
-//! expiry and scopes), and errors as Arvados answers them (`{"errors": [...]}` with a 4xx/5xx
-//! status). Anything this test server does not implement is a 404 or 501 naming it.
+//! expiry and scopes), and which error each refusal is ([`super::answer::ApiError`]). Anything
+//! this test server does not implement is a 404 or 501 naming it.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::answer::ApiError;
 use super::query::Params;
 use super::resources::{self, Call, Caller};
 use super::state::Store;
-
-/// Largest request body accepted (64 MiB, as nginx in front of the real server allows).
-pub const MAX_BODY: usize = 64 << 20;
-
-/// An error answer.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{status} {message}")]
-pub struct ApiError {
-    /// The HTTP status.
-    pub status: u16,
-    /// The one-line reason, sent as `errors[0]`.
-    pub message: String,
-}
-
-impl ApiError {
-    /// An error with `status`.
-    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// 422: the request is well-formed HTTP but its content is wrong.
-    pub fn unprocessable(message: impl Into<String>) -> ApiError {
-        ApiError::new(422, message)
-    }
-
-    /// 500 for a failure of the server itself (the state file cannot be written).
-    pub fn internal(e: anyhow::Error) -> ApiError {
-        ApiError::new(500, format!("{e:#}"))
-    }
-
-    /// The JSON body.
-    pub fn body(&self) -> Value {
-        json!({
-            "errors": [self.message],
-            "error_token": format!("{}+{:x}", std::process::id(), rand_token()),
-        })
-    }
-}
-
-fn rand_token() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
-}
 
 /// The server: its records and where the blob signing key shared with the keepstores is.
 pub struct Server {
@@ -126,7 +82,7 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
     let decoded: Vec<String> = match path.strip_prefix("/arvados/v1/") {
         Some(rest) => rest
             .split('/')
-            .map(super::query::percent_decode_path)
+            .map(|segment| cibox_runtime::percent::decode_lenient(segment, false))
             .collect(),
         None if path == "/database/reset" => vec![],
         None => {

@@ -29,19 +29,6 @@ pub struct Store {
     file: Option<PathBuf>,
 }
 
-/// The current time as Arvados writes it.
-pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
-        .to_string()
-}
-
-/// An etag that changes with the record's modification time.
-pub fn etag_for(uuid: &str, modified_at: &str) -> String {
-    let hex = crate::digest::md5_hex(format!("{uuid}@{modified_at}").as_bytes());
-    hex[..25].to_string()
-}
-
 /// A new uuid for `table`: `zzzzz-INFIX-` and 15 random base-36 characters.
 pub fn new_uuid(table: &str) -> String {
     let infix = TABLES

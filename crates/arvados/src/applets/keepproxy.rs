@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser};
 
 use crate::keepproxy::{self, Config, DEFAULT_REPLICAS};
-use crate::launcher;
+use crate::rundir;
 use cibox_core::applet::{Applet, Invocation, Manual};
 use cibox_runtime::httpd::LimitArgs;
 
@@ -72,7 +72,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         no_get: args.no_get,
         no_put: args.no_put,
         default_replicas: args.default_replicas as usize,
-        run_dir: args.run_dir.unwrap_or_else(launcher::default_run_dir),
+        run_dir: args.run_dir.unwrap_or_else(rundir::default_run_dir),
     })?;
     Ok(ExitCode::SUCCESS)
 }

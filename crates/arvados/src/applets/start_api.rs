@@ -1,13 +1,13 @@
 //! `start_api`: starts the API server for a test run, like the seed's
 //! `run_test_server.py start` (the `start` action of the `run_test_server.py` link). It owns
-//! the command line and the output; [`crate::api::launcher`] does the work.
+//! the command line and the output; [`crate::stack::api`] does the work.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::api::launcher;
+use crate::stack::api as launcher;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -41,9 +41,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
-    let run_dir = args
-        .run_dir
-        .unwrap_or_else(crate::launcher::default_run_dir);
+    let run_dir = args.run_dir.unwrap_or_else(crate::rundir::default_run_dir);
     let started = launcher::start(&run_dir)?;
     match &args.auth {
         Some(name) => print!("{}", launcher::auth_exports(&started.host, name)?),

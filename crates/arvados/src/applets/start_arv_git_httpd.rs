@@ -1,14 +1,14 @@
 //! `start_arv-git-httpd`: starts `cibox arv-git-httpd` for a test run, like the seed's
 //! `run_test_server.py start_arv-git-httpd`. It owns the command line and the output; the work
-//! is [`crate::git::start`].
+//! is [`crate::stack::git::start`].
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use crate::git;
-use crate::services::RunDirArg;
+use crate::stack::git;
+use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]

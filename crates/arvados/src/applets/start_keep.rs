@@ -1,7 +1,7 @@
 //! `start_keep`: starts Keep block storage servers for a test run, like the seed's
 //! `run_test_server.py start_keep`. It owns the command line and the output formats (service
 //! URLs, `export` lines, JSON); starting, waiting and cleaning up are in
-//! [`crate::launcher`].
+//! [`crate::stack::keep`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use crate::launcher::{self, sh_quote, StartOptions, Started};
+use crate::rundir;
+use crate::stack::keep::{self as launcher, StartOptions, Started};
+use crate::stack::services::sh_quote;
 use cibox_core::applet::{Applet, Invocation, Manual};
 use cibox_runtime::process::Interrupted;
 
@@ -87,7 +89,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         servers: args.num_keep_servers as usize,
         enforce_permissions: args.keep_enforce_permissions,
         blob_signing_key: args.blob_signing_key,
-        run_dir: args.run_dir.unwrap_or_else(launcher::default_run_dir),
+        run_dir: args.run_dir.unwrap_or_else(rundir::default_run_dir),
         keepstore: args.keepstore,
         extra_args: args.keepstore_flags,
     };

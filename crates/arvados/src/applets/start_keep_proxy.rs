@@ -1,6 +1,6 @@
 //! `start_keep_proxy`: starts `cibox keepproxy` in front of the run's keepstores, like the
 //! seed's `run_test_server.py start_keep_proxy`. It owns the command line and the output; the
-//! work is [`crate::keepproxy::start`].
+//! work is [`crate::stack::keepproxy::start`].
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use crate::keepproxy;
-use crate::services::RunDirArg;
+use crate::stack::keepproxy;
+use crate::stack::services::{sh_quote, RunDirArg};
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -47,10 +47,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         let value = serde_json::to_value(&started).context("describing the proxy")?;
         println!("{value:#}");
     } else if args.env {
-        println!(
-            "export ARVADOS_KEEP_PROXY={}",
-            crate::launcher::sh_quote(&started.url)
-        );
+        println!("export ARVADOS_KEEP_PROXY={}", sh_quote(&started.url));
     } else {
         println!("{}", started.url);
     }

@@ -1,6 +1,6 @@
 //! `start_nginx`: starts the machine's nginx with TLS in front of keepproxy and the git
 //! server, like the seed's `run_test_server.py start_nginx`. It owns the command line and the
-//! output; the work is [`crate::nginx::start`].
+//! output; the work is [`crate::stack::nginx::start`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use crate::nginx;
-use crate::services::RunDirArg;
+use crate::stack::nginx;
+use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]

@@ -1,12 +1,13 @@
 //! `stop_all`: stops every service of a test run recorded in a run directory, in the reverse
 //! of their start order. It owns the command line; the work is
-//! [`crate::services::stop_all`].
+//! [`crate::stack::all::stop_all`].
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::services::{self, RunDirArg};
+use crate::stack::all;
+use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -26,7 +27,7 @@ struct StopAllArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopAllArgs>()?;
-    services::stop_all(&args.run_dir.path())?;
+    all::stop_all(&args.run_dir.path())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,13 +1,13 @@
 //! `stop_api`: stops the API server `start_api` started, like the seed's
 //! `run_test_server.py stop`. It owns the command line; the work is
-//! [`crate::api::launcher::stop`].
+//! [`crate::stack::api::stop`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::api::launcher;
+use crate::stack::api as launcher;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -27,9 +27,7 @@ struct StopApiArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopApiArgs>()?;
-    let run_dir = args
-        .run_dir
-        .unwrap_or_else(crate::launcher::default_run_dir);
+    let run_dir = args.run_dir.unwrap_or_else(crate::rundir::default_run_dir);
     launcher::stop(&run_dir)?;
     Ok(ExitCode::SUCCESS)
 }

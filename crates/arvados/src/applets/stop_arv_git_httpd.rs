@@ -1,12 +1,13 @@
 //! `stop_arv-git-httpd`: stops the git server a start left in a run directory, like the seed's
 //! `run_test_server.py stop_arv-git-httpd`. It owns the command line; the work is
-//! [`crate::services::stop`].
+//! [`crate::stack::git::stop`].
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::services::{self, RunDirArg};
+use crate::stack::git;
+use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -25,7 +26,7 @@ struct StopArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopArgs>()?;
-    services::stop_git(&args.run_dir.path())?;
+    git::stop(&args.run_dir.path())?;
     Ok(ExitCode::SUCCESS)
 }
 

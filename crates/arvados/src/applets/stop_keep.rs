@@ -1,13 +1,14 @@
 //! `stop_keep`: stops the Keep servers `start_keep` started in a run directory, like the
 //! seed's `run_test_server.py stop_keep`, and removes their volumes and state files. It owns
-//! the command line; the work is [`crate::launcher::stop`].
+//! the command line; the work is [`crate::stack::keep::stop`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::launcher;
+use crate::rundir;
+use crate::stack::keep as launcher;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -32,7 +33,7 @@ struct StopKeepArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopKeepArgs>()?;
-    let run_dir = args.run_dir.unwrap_or_else(launcher::default_run_dir);
+    let run_dir = args.run_dir.unwrap_or_else(rundir::default_run_dir);
     launcher::stop(&run_dir)?;
     Ok(ExitCode::SUCCESS)
 }

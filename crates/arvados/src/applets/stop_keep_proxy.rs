@@ -1,12 +1,13 @@
 //! `stop_keep_proxy`: stops the keepproxy a start left in a run directory, like the seed's
 //! `run_test_server.py stop_keep_proxy`. It owns the command line; the work is
-//! [`crate::services::stop`].
+//! [`crate::stack::keepproxy::stop`].
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::services::{self, RunDirArg};
+use crate::stack::keepproxy;
+use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -24,7 +25,7 @@ struct StopArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopArgs>()?;
-    services::stop_keep_proxy(&args.run_dir.path())?;
+    keepproxy::stop(&args.run_dir.path())?;
     Ok(ExitCode::SUCCESS)
 }
 

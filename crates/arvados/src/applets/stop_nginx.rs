@@ -1,12 +1,13 @@
 //! `stop_nginx`: stops the nginx a start left in a run directory, like the seed's
 //! `run_test_server.py stop_nginx`. It owns the command line; the work is
-//! [`crate::services::stop`].
+//! [`crate::stack::nginx::stop`].
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::services::{self, RunDirArg};
+use crate::stack::nginx;
+use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -24,7 +25,7 @@ struct StopArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StopArgs>()?;
-    services::stop_nginx(&args.run_dir.path())?;
+    nginx::stop(&args.run_dir.path())?;
     Ok(ExitCode::SUCCESS)
 }
 

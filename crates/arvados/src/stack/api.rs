@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::fixtures;
+use super::services::{self, sh_quote, ServiceSpec};
+use crate::api::fixtures;
 use crate::apiclient::{ApiClient, Trust};
-use crate::launcher::RUN_DIR_WAIT;
-use crate::services::{self, ServiceSpec};
-use cibox_runtime::process::{self, IfMissing, RunDir};
+use crate::rundir::{self, RUN_DIR_WAIT};
+use cibox_runtime::process::{IfMissing, RunDir};
 use cibox_runtime::tls;
 
 /// The service name: its pid and port files are `api.pid` and `api.port`.
-pub const NAME: &str = "api";
+pub const NAME: &str = rundir::API;
 /// State file name.
 pub const STATE_FILE: &str = "api.state.json";
 /// The variable naming an API server started by someone else.
@@ -53,8 +53,8 @@ pub fn auth_exports(host: &str, fixture: &str) -> anyhow::Result<String> {
     })?;
     Ok(format!(
         "export ARVADOS_API_TOKEN={}\nexport ARVADOS_API_HOST={}\nexport ARVADOS_API_HOST_INSECURE=true\n",
-        crate::launcher::sh_quote(token),
-        crate::launcher::sh_quote(host)
+        sh_quote(token),
+        sh_quote(host)
     ))
 }
 
@@ -72,7 +72,7 @@ pub fn external_host() -> Option<String> {
 /// A client with admin rights on the API server of `run_dir` (when one is running there), or on
 /// the one `ARVADOS_TEST_API_HOST` names.
 pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
-    if let Some(host) = running_host(run_dir) {
+    if let Some(host) = rundir::running_api_host(run_dir) {
         let cert = run_dir.join(tls::CERT_FILE);
         return Ok(Some(
             ApiClient::new(&host, &Trust::Certificate(cert))?.with_token(admin_token()),
@@ -84,13 +84,6 @@ pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
         ));
     }
     Ok(None)
-}
-
-/// `127.0.0.1:PORT` of the server running in `run_dir`, if one is.
-pub fn running_host(run_dir: &Path) -> Option<String> {
-    process::pid_file_owner(&services::pid_file(run_dir, NAME)).ok()??;
-    let port = services::recorded_port(run_dir, NAME)?;
-    Some(format!("127.0.0.1:{port}"))
 }
 
 /// Starts the API server in `run_dir` (stopping one left there first), or resets the outside
@@ -119,7 +112,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
         tls::write_self_signed(&cert, &key)?;
     }
     let (program, lead) = services::cibox_applet("apiserver")?;
-    let pid_path = services::pid_file(&run_dir, NAME);
+    let pid_path = rundir::pid_file(&run_dir, NAME);
     let args = |port: u16| {
         let mut args = lead.clone();
         args.extend(
@@ -131,7 +124,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
                 format!("-state={}", run_dir.join(STATE_FILE).display()),
                 format!(
                     "-blob-signing-key-file={}",
-                    run_dir.join(crate::launcher::KEY_FILE).display()
+                    run_dir.join(rundir::KEY_FILE).display()
                 ),
             ]
             .map(OsString::from),

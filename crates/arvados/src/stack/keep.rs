@@ -1,5 +1,5 @@
 //! Starting and stopping a set of keepstore servers for a test run (`start_keep`,
-//! `stop_keep`).
+//! `stop_keep`). The file names are [`crate::rundir`]'s.
 //!
 //! State lives in a run directory (default `$TMPDIR/cibox`):
 //!
@@ -32,28 +32,18 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use super::services::remove_quietly;
+use crate::rundir::{
+    keep_file, keep_numbers, server_uuid, KEY_FILE, RUN_DIR_WAIT, START_TIMEOUT, STOP_GRACE,
+    TOKEN_FILE,
+};
 use cibox_runtime::process::{
     self, Daemon, DaemonSpec, Ending, IfMissing, InterruptGuard, Interrupted, Ownership, RunDir,
     WaitError,
 };
 
-/// How long a server may take to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a server may take to exit after SIGTERM before it gets SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long `stop` waits for the pid file of a server whose start was cut short.
 const PID_FILE_WAIT: Duration = Duration::from_secs(1);
-/// How long a start or stop waits for another one in the same run directory to finish.
-pub const RUN_DIR_WAIT: Duration = Duration::from_secs(60);
-/// Signing key file name in the run directory.
-pub const KEY_FILE: &str = "keep.blob_signing_key";
-/// Data manager token file name in the run directory.
-pub const TOKEN_FILE: &str = "keep.data_manager_token";
-
-/// The default run directory: `$TMPDIR/cibox`.
-pub fn default_run_dir() -> PathBuf {
-    std::env::temp_dir().join("cibox")
-}
 
 /// What `start_keep` was asked for.
 #[derive(Debug, Clone)]
@@ -118,37 +108,12 @@ impl Started {
     }
 }
 
-fn file(run_dir: &Path, n: usize, kind: &str) -> PathBuf {
-    run_dir.join(format!("keep{n}.{kind}"))
-}
-
-/// `value` quoted for a POSIX shell.
-pub fn sh_quote(value: &str) -> String {
-    if !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b))
-    {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', "'\\''"))
-    }
-}
-
 fn random_hex() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
-}
-
-fn remove_quietly(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        if e.kind() != io::ErrorKind::NotFound {
-            eprintln!("cibox: cannot remove {}: {e}", path.display());
-        }
-    }
 }
 
 /// The program and leading arguments that run a keepstore.
@@ -285,7 +250,7 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
 /// `ARVADOS_TEST_API_HOST` names) as its keep services and disks, replacing the old ones, as
 /// the seed does. Without an API server there is nothing to do.
 fn register(run_dir: &Path, servers: &[Server]) -> anyhow::Result<()> {
-    let Some(client) = super::api::launcher::admin_client(run_dir)? else {
+    let Some(client) = super::api::admin_client(run_dir)? else {
         return Ok(());
     };
     let services: Vec<(String, String, u16)> = servers
@@ -311,7 +276,7 @@ fn clean_server_files(run_dir: &Path, n: usize, volume: Option<&Path>) {
         }
     }
     for kind in ["port", "volume", "pid"] {
-        let path = file(run_dir, n, kind);
+        let path = keep_file(run_dir, n, kind);
         // Never remove a pid file a live process still holds. A killed server's lock can
         // outlast its main thread by a moment (its other threads are still exiting): wait.
         if kind == "pid" && held_after(&path, PID_FILE_WAIT) {
@@ -351,13 +316,13 @@ fn start_one(
         "{label}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     ));
-    let pid_path = file(run_dir, n, "pid");
+    let pid_path = keep_file(run_dir, n, "pid");
     let fail = |e: anyhow::Error| {
         clean_server_files(run_dir, n, Some(&volume));
         Err(e)
     };
     if let Err(e) = process::write_atomic(
-        &file(run_dir, n, "volume"),
+        &keep_file(run_dir, n, "volume"),
         volume.to_string_lossy().as_bytes(),
         0o644,
     ) {
@@ -380,7 +345,7 @@ fn start_one(
             Err(e) => return fail(anyhow::Error::from(e).context("finding a free port")),
         };
         if let Err(e) = process::write_atomic(
-            &file(run_dir, n, "port"),
+            &keep_file(run_dir, n, "port"),
             format!("{port}\n").as_bytes(),
             0o644,
         ) {
@@ -438,25 +403,6 @@ fn start_one(
     }
 }
 
-/// The servers recorded in `run_dir` with a port file: `(N, port)` for `keepN`, in order.
-/// Other services (keepproxy) use this to find the keepstores of a run.
-pub fn recorded_servers(run_dir: &Path) -> io::Result<Vec<(usize, u16)>> {
-    let mut servers = Vec::new();
-    for n in server_numbers(run_dir)? {
-        if let Ok(text) = std::fs::read_to_string(file(run_dir, n, "port")) {
-            if let Ok(port) = text.trim().parse::<u16>() {
-                servers.push((n, port));
-            }
-        }
-    }
-    Ok(servers)
-}
-
-/// The keep service uuid of server N, as the seed registers it.
-pub fn server_uuid(n: usize) -> String {
-    format!("zzzzz-bi6l4-keepdisk{n:07}")
-}
-
 /// What `stop` did.
 #[derive(Debug, Default, Clone)]
 pub struct StopReport {
@@ -468,34 +414,6 @@ pub struct StopReport {
     pub stale: Vec<usize>,
     /// Pid files naming a running process not proven to be the server: not signalled.
     pub not_ours: Vec<usize>,
-}
-
-/// The server numbers with state files in `run_dir`.
-fn server_numbers(run_dir: &Path) -> io::Result<Vec<usize>> {
-    let mut numbers = Vec::new();
-    let entries = match std::fs::read_dir(run_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(numbers),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("keep") else {
-            continue;
-        };
-        let Some((num, kind)) = rest.split_once('.') else {
-            continue;
-        };
-        if matches!(kind, "pid" | "port" | "volume") {
-            if let Ok(n) = num.parse::<usize>() {
-                if !numbers.contains(&n) {
-                    numbers.push(n);
-                }
-            }
-        }
-    }
-    numbers.sort_unstable();
-    Ok(numbers)
 }
 
 /// Stops every server recorded in `run_dir`: SIGTERM to all at once (only to processes proven
@@ -511,13 +429,13 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<StopReport> {
 
 fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
     let run_dir = lock.path();
-    let numbers = server_numbers(run_dir)
+    let numbers = keep_numbers(run_dir)
         .with_context(|| format!("cannot read run directory {}", run_dir.display()))?;
     let mut report = StopReport::default();
     let mut targets = Vec::new();
     for &n in &numbers {
-        let path = file(run_dir, n, "pid");
-        if file(run_dir, n, "port").exists() {
+        let path = keep_file(run_dir, n, "pid");
+        if keep_file(run_dir, n, "port").exists() {
             // A start killed just after spawning a server: give it a moment to write its pid
             // file, so it is stopped rather than left running without a volume.
             let deadline = std::time::Instant::now() + PID_FILE_WAIT;
@@ -561,7 +479,7 @@ fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
         if survivors.iter().any(|&(s, _)| s == n) {
             continue; // its volume may still be in use
         }
-        let volume = std::fs::read_to_string(file(run_dir, n, "volume"))
+        let volume = std::fs::read_to_string(keep_file(run_dir, n, "volume"))
             .ok()
             .map(|s| PathBuf::from(s.trim()))
             // Only directories we made (`keepN-XXXXXX`): a damaged or foreign volume file

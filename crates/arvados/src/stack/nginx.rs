@@ -3,13 +3,15 @@
 //! runs nginx in the foreground under its own daemon relay (log lines prefixed `[nginx]`),
 //! with every path it writes (pid, temp bodies, lock) inside the run directory, and records
 //! the TLS ports in the seed's port files `keepproxy-ssl.port` and `arv-git-httpd-ssl.port`.
+//! This module owns nginx's config ([`config`]), its start and its stop (`stop_nginx`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::services::{self, ServiceSpec};
+use super::services::{self, remove_quietly, ServiceSpec};
+use crate::rundir;
 
 /// The state name (`nginx.pid`, `nginx.port`).
 pub const NAME: &str = "nginx";
@@ -173,11 +175,11 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         );
     }
     let backends: Vec<(&'static str, u16)> = [
-        (PORT_FILES[0], super::keepproxy::NAME),
-        (PORT_FILES[1], super::git::NAME),
+        (PORT_FILES[0], crate::keepproxy::NAME),
+        (PORT_FILES[1], crate::git::NAME),
     ]
     .into_iter()
-    .filter_map(|(tls, name)| services::recorded_port(&run_dir, name).map(|p| (tls, p)))
+    .filter_map(|(tls, name)| rundir::recorded_port(&run_dir, name).map(|p| (tls, p)))
     .collect();
     anyhow::ensure!(
         !backends.is_empty(),
@@ -185,7 +187,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         run_dir.display()
     );
     // Stop an earlier nginx before taking its ports' place.
-    services::stop_nginx(&run_dir)?;
+    stop(&run_dir)?;
     let work = work_dir(&run_dir);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let user = nix::unistd::geteuid()
@@ -198,7 +200,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         })
         .flatten();
     let conf_path = config_file(&run_dir);
-    let pid_path = services::pid_file(&run_dir, NAME);
+    let pid_path = rundir::pid_file(&run_dir, NAME);
     // The first TLS port is the one the launcher picks (and retries); the others are fixed.
     let mut extra_ports = Vec::new();
     for _ in 1..backends.len() {
@@ -252,7 +254,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         },
     );
     if let Some(e) = write_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = services::stop_nginx(&run_dir);
+        let _ = stop(&run_dir);
         return Err(e).with_context(|| format!("writing {}", conf_path.display()));
     }
     let started = started?;
@@ -265,7 +267,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
     };
     for front in &settings.fronts {
         if let Err(e) = services::write_port(&run_dir, front.tls_name, front.tls_port) {
-            let _ = services::stop_nginx(&run_dir);
+            let _ = stop(&run_dir);
             return Err(e).context("writing the TLS port files");
         }
         if front.tls_name == PORT_FILES[0] {
@@ -275,6 +277,26 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         }
     }
     Ok(result)
+}
+
+/// `stop_nginx`: nginx and its TLS port files, then (when it stopped) its own pid file, config
+/// and work directory.
+pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
+    let result = services::stop(run_dir, NAME).map(|_| ());
+    for tls in PORT_FILES {
+        remove_quietly(&rundir::port_file(run_dir, tls));
+    }
+    if result.is_ok() {
+        remove_quietly(&master_pid_file(&rundir::pid_file(run_dir, NAME)));
+        remove_quietly(&config_file(run_dir));
+        let work = work_dir(run_dir);
+        if let Err(e) = std::fs::remove_dir_all(&work) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("cibox: cannot remove {}: {e}", work.display());
+            }
+        }
+    }
+    result
 }
 
 #[cfg(test)]

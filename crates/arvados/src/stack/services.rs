@@ -4,23 +4,20 @@
 //! first), its output relayed with a `[NAME]` prefix, waited for until the port accepts, and
 //! stopped through its pid file with the same pid-reuse check `stop_keep` uses.
 //!
-//! [`stop_all`] stops everything a run directory records, in the reverse of start order.
+//! Also what every launcher shares: the `--run-dir` option ([`RunDirArg`]), shell quoting for
+//! the `export` lines the start applets print ([`sh_quote`]), quiet removal of state files.
+//! The file names are [`crate::rundir`]'s; `all` stops a whole run.
 
 use std::ffi::OsString;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::launcher::RUN_DIR_WAIT;
+use crate::rundir::{pid_file, port_file};
+use crate::rundir::{RUN_DIR_WAIT, START_TIMEOUT, STOP_GRACE};
 use cibox_runtime::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
-
-/// How long a service may take to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a service may take to exit after SIGTERM before it gets SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The `--run-dir` option of the start and stop applets.
 #[derive(clap::Args, Debug, Clone)]
@@ -35,27 +32,8 @@ impl RunDirArg {
     pub fn path(&self) -> PathBuf {
         self.run_dir
             .clone()
-            .unwrap_or_else(super::launcher::default_run_dir)
+            .unwrap_or_else(crate::rundir::default_run_dir)
     }
-}
-
-/// `RUN_DIR/NAME.pid`.
-pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join(format!("{name}.pid"))
-}
-
-/// `RUN_DIR/NAME.port`.
-pub fn port_file(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join(format!("{name}.port"))
-}
-
-/// The port recorded in `RUN_DIR/NAME.port`, if any.
-pub fn recorded_port(run_dir: &Path, name: &str) -> Option<u16> {
-    std::fs::read_to_string(port_file(run_dir, name))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Writes `RUN_DIR/NAME.port`.
@@ -213,6 +191,19 @@ pub fn start_locked(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Starte
     }
 }
 
+/// `value` quoted for a POSIX shell.
+pub fn sh_quote(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b))
+    {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
 /// Removes `path`; a missing file is fine, another failure is said on stderr.
 pub fn remove_quietly(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
@@ -278,69 +269,4 @@ pub fn stop_locked(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
     };
     remove_files(run_dir, name);
     Ok(outcome)
-}
-
-/// `stop_keep_proxy`.
-pub fn stop_keep_proxy(run_dir: &Path) -> anyhow::Result<()> {
-    stop(run_dir, super::keepproxy::NAME).map(|_| ())
-}
-
-/// `stop_arv-git-httpd`: the server, then the repositories its start made.
-pub fn stop_git(run_dir: &Path) -> anyhow::Result<()> {
-    stop(run_dir, super::git::NAME)?;
-    let repos = super::git::repo_base(run_dir);
-    if let Err(e) = std::fs::remove_dir_all(&repos) {
-        if e.kind() != io::ErrorKind::NotFound {
-            eprintln!("cibox: cannot remove {}: {e}", repos.display());
-        }
-    }
-    Ok(())
-}
-
-/// `stop_nginx`: nginx and its TLS port files.
-pub fn stop_nginx(run_dir: &Path) -> anyhow::Result<()> {
-    let result = stop(run_dir, super::nginx::NAME).map(|_| ());
-    for tls in super::nginx::PORT_FILES {
-        remove_quietly(&port_file(run_dir, tls));
-    }
-    if result.is_ok() {
-        remove_quietly(&super::nginx::master_pid_file(&pid_file(
-            run_dir,
-            super::nginx::NAME,
-        )));
-        remove_quietly(&super::nginx::config_file(run_dir));
-        let work = super::nginx::work_dir(run_dir);
-        if let Err(e) = std::fs::remove_dir_all(&work) {
-            if e.kind() != io::ErrorKind::NotFound {
-                eprintln!("cibox: cannot remove {}: {e}", work.display());
-            }
-        }
-    }
-    result
-}
-
-/// The services of a run in start order (`stop_all` stops them in reverse): the API server,
-/// the keepstores, keepproxy, the git server, nginx.
-pub const START_ORDER: &[&str] = &["api", "keep", "keepproxy", "arv-git-httpd", "nginx"];
-
-/// Stops everything recorded in `run_dir`, in the reverse of [`START_ORDER`]. Carries on past a failure and reports all of them.
-pub fn stop_all(run_dir: &Path) -> anyhow::Result<()> {
-    let mut errors = Vec::new();
-    for &name in START_ORDER.iter().rev() {
-        let result = match name {
-            "api" => super::api::launcher::stop(run_dir),
-            "keep" => super::launcher::stop(run_dir).map(|_| ()),
-            "nginx" => stop_nginx(run_dir),
-            "arv-git-httpd" => stop_git(run_dir),
-            _ => stop(run_dir, name).map(|_| ()),
-        };
-        if let Err(e) = result {
-            errors.push(format!("{name}: {e:#}"));
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        bail!("{}", errors.join("; "))
-    }
 }

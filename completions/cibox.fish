@@ -92,7 +92,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand build" -s e -l include-execu
 complete -c cibox -n "__fish_cibox_using_subcommand build" -l extra-files -d 'Files copied into the build context (for ADD/COPY in the Dockerfile)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand build" -s r -l registry -d 'Registry to take cached layers and `FROM qemu/` bases from' -r
 complete -c cibox -n "__fish_cibox_using_subcommand build" -l quiet -d 'Run quietly: hide the engine\'s standard output'
-complete -c cibox -n "__fish_cibox_using_subcommand build" -l skip-binfmt -d 'Don\'t look BIN up in binfmt_misc: copy it at its own path'
+complete -c cibox -n "__fish_cibox_using_subcommand build" -l skip-binfmt -d 'Don\'t look BIN up in binfmt_misc: put it at the path given (a relative one under /)'
 complete -c cibox -n "__fish_cibox_using_subcommand build" -s u -l add-current-user -d 'Add the current user (uid and name) to the image\'s passwd'
 complete -c cibox -n "__fish_cibox_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand cc" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
@@ -265,6 +265,6 @@ docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"
 complete -c cibox -n "__fish_cibox_using_subcommand update" -l executable -d 'Executable to copy in, at its binfmt_misc interpreter path, with its libraries' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand update" -l quiet -d 'Run quietly: hide the engine\'s standard output'
-complete -c cibox -n "__fish_cibox_using_subcommand update" -l skip-binfmt -d 'Don\'t look BIN up in binfmt_misc: copy it at its own path'
+complete -c cibox -n "__fish_cibox_using_subcommand update" -l skip-binfmt -d 'Don\'t look BIN up in binfmt_misc: put it at the path given (a relative one under /)'
 complete -c cibox -n "__fish_cibox_using_subcommand update" -s u -l add-current-user -d 'Add the current user (uid and name) to the image\'s passwd'
 complete -c cibox -n "__fish_cibox_using_subcommand update" -s h -l help -d 'Print help (see more with \'--help\')'

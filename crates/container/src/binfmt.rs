@@ -8,7 +8,7 @@
 //! prints, with the real file behind it (symlinks resolved), so the copy holds the content at
 //! the path the loader looks for.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
@@ -110,10 +110,30 @@ pub fn placement_in(root: &Path, executable: &Path, quiet: bool) -> anyhow::Resu
     Ok(Placement::At(interpreter))
 }
 
-/// The executable's own absolute path (for `--skip-binfmt`), without resolving symlinks.
+/// Where `--skip-binfmt` puts the executable in the image: the path as it was given, rooted at
+/// `/`, as QEMU's docker.py places it (it copies the file into the build context under the
+/// given path's directory). So `qemu-hello` goes to `/qemu-hello` (QEMU's exec-copy test runs
+/// `/qemu-hello`), `build/x` to `/build/x`, and `/usr/bin/x` stays itself. The path is
+/// normalised lexically, symlinks are not resolved, and `..` never climbs above the root (the
+/// original would copy such a file out of its build context).
 pub fn own_path(executable: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(executable)
-        .with_context(|| format!("cannot make {} absolute", executable.display()))
+    let mut placed = PathBuf::from("/");
+    for component in executable.components() {
+        match component {
+            Component::Normal(name) => placed.push(name),
+            Component::ParentDir => {
+                placed.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    if placed.parent().is_none() {
+        bail!(
+            "{} names no file to put into the image",
+            executable.display()
+        );
+    }
+    Ok(placed)
 }
 
 /// One shared library of an executable.
@@ -213,6 +233,21 @@ pub fn files_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skip_binfmt_places_the_path_as_given_under_the_root() {
+        let placed = |p: &str| own_path(Path::new(p)).unwrap();
+        assert_eq!(placed("qemu-hello"), PathBuf::from("/qemu-hello"));
+        assert_eq!(placed("./qemu-hello"), PathBuf::from("/qemu-hello"));
+        assert_eq!(
+            placed("build/x86_64/qemu"),
+            PathBuf::from("/build/x86_64/qemu")
+        );
+        assert_eq!(placed("/usr/bin/tac"), PathBuf::from("/usr/bin/tac"));
+        assert_eq!(placed("../../bin/qemu"), PathBuf::from("/bin/qemu"));
+        assert!(own_path(Path::new("..")).is_err());
+        assert!(own_path(Path::new(".")).is_err());
+    }
 
     #[test]
     fn parses_interpreter_and_persistent_entries() {

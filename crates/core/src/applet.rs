@@ -123,6 +123,20 @@ impl Invocation {
         Ok((parsed, rest))
     }
 
+    /// Parses the arguments into `T` for an applet whose original ignores a second command
+    /// after its own (`fetch`, `update`, `check`, `clean`, `probe`): everything from the
+    /// first argument past the command's positionals on is handed back whole, unparsed (see
+    /// [`crate::args::split_known_then_tail`]), for [`Invocation::ignore_extra`]. An option
+    /// given twice is taken as argparse takes it: the last one counts.
+    pub fn parse_with_ignored_tail<T: FromArgMatches>(&self) -> anyhow::Result<(T, Vec<OsString>)> {
+        let mut command = self.command().args_override_self(true);
+        let (known, tail) = crate::args::split_known_then_tail(&mut command, &self.args);
+        let argv = std::iter::once(OsString::from(self.applet.name)).chain(known);
+        let matches = command.try_get_matches_from(argv)?;
+        let parsed = T::from_arg_matches(&matches).map_err(|e| e.format(&mut self.command()))?;
+        Ok((parsed, tail))
+    }
+
     /// For the applets whose original (QEMU's docker.py) ignores arguments it does not know
     /// (`fetch`, `update`, `check`, `clean`, `probe`): accepts `extra` and names it in one line
     /// on stderr, unless `quiet`. QEMU's Makefiles rely on this: a rule missing a `;` runs

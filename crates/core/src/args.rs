@@ -52,6 +52,27 @@ fn is_option_like(arg: &OsString) -> bool {
 
 /// Splits `args` into those `command` defines and those it does not, both in original order.
 pub fn split_known(command: &mut Command, args: &[OsString]) -> (Vec<OsString>, Vec<OsString>) {
+    split(command, args, false)
+}
+
+/// Like [`split_known`], for the applets whose original ignores what it does not know
+/// (`fetch`, `update`, `check`, `clean`, `probe`): the first argument that finds no room among
+/// the command's positionals starts the ignored tail, and the tail is taken whole, as the
+/// original's argparse leaves a second command after the first one's positionals. So
+/// `fetch TAG REG docker.py --engine E update --quiet TAG` ignores everything from `docker.py`
+/// on, options cibox also defines (`--engine`, `--quiet`) included.
+pub fn split_known_then_tail(
+    command: &mut Command,
+    args: &[OsString],
+) -> (Vec<OsString>, Vec<OsString>) {
+    split(command, args, true)
+}
+
+fn split(
+    command: &mut Command,
+    args: &[OsString],
+    tail_at_surplus: bool,
+) -> (Vec<OsString>, Vec<OsString>) {
     command.build();
     let mut longs: HashMap<String, Arity> = HashMap::new();
     let mut shorts: HashMap<char, Arity> = HashMap::new();
@@ -152,6 +173,10 @@ pub fn split_known(command: &mut Command, args: &[OsString]) -> (Vec<OsString>, 
         }
         match positional_room {
             None => known.push(arg.clone()),
+            Some(0) if tail_at_surplus => {
+                rest.extend(args[i - 1..].iter().cloned());
+                break;
+            }
             Some(0) => rest.push(arg.clone()),
             Some(n) => {
                 known.push(arg.clone());
@@ -295,5 +320,44 @@ mod tests {
         let (known, rest) = split_known(&mut cmd, &os(&["-it", "-u", "-tfoo"]));
         assert_eq!(known, os(&["-u", "-tfoo"]));
         assert_eq!(rest, os(&["-it"]));
+    }
+
+    #[test]
+    fn tail_after_the_positionals_is_taken_whole() {
+        let mut fetch = Command::new("fetch")
+            .arg(Arg::new("quiet").long("quiet").action(ArgAction::SetTrue))
+            .arg(Arg::new("engine").long("engine"))
+            .arg(Arg::new("tag"))
+            .arg(Arg::new("registry"));
+        let args = os(&[
+            "--quiet",
+            "TAG",
+            "--engine",
+            "podman",
+            "REG",
+            "docker.py",
+            "--engine",
+            "docker",
+            "update",
+            "--quiet",
+            "TAG",
+        ]);
+        let (known, tail) = split_known_then_tail(&mut fetch, &args);
+        assert_eq!(known, os(&["--quiet", "TAG", "--engine", "podman", "REG"]));
+        assert_eq!(
+            tail,
+            os(&[
+                "docker.py",
+                "--engine",
+                "docker",
+                "update",
+                "--quiet",
+                "TAG"
+            ])
+        );
+        // split_known keeps taking the options it knows after a surplus positional.
+        let (known, rest) = split_known(&mut fetch, &args);
+        assert!(known.ends_with(&os(&["--engine", "docker", "--quiet"])));
+        assert_eq!(rest, os(&["docker.py", "update", "TAG"]));
     }
 }

@@ -3,7 +3,7 @@
 //! `Exit status:` block of the applet's `--help`, so it is written once), ENVIRONMENT and FILES
 //! (from the [`Manual`] each applet file submits) and SEE ALSO.
 //!
-//! The pages are committed under `man/`; a test in `tests/cli.rs` fails when they are stale
+//! The pages are committed under `man/`; a test in `tests/it/cli.rs` fails when they are stale
 //! and rewrites them when `CIBOX_UPDATE_MANPAGES` is set.
 
 use roff::{bold, roman, Roff};

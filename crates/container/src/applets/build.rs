@@ -51,7 +51,7 @@ struct BuildArgs {
     /// Copy this executable (at its binfmt_misc interpreter path) and every library it needs
     #[arg(short = 'e', long, value_name = "BIN")]
     include_executable: Option<PathBuf>,
-    /// Don't look BIN up in binfmt_misc: copy it at its own path
+    /// Don't look BIN up in binfmt_misc: put it at the path given (a relative one under /)
     #[arg(long)]
     skip_binfmt: bool,
     /// Files copied into the build context (for ADD/COPY in the Dockerfile)

@@ -61,7 +61,7 @@ struct CheckArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, extra) = invocation.parse::<CheckArgs>()?;
+    let (args, extra) = invocation.parse_with_ignored_tail::<CheckArgs>()?;
     let quiet = args.common.quiet;
     invocation.ignore_extra(&extra, quiet);
     // Read the Dockerfile first: a bad one is the caller's mistake, whatever the image.

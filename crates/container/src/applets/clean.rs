@@ -24,7 +24,7 @@ struct CleanArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, extra) = invocation.parse::<CleanArgs>()?;
+    let (args, extra) = invocation.parse_with_ignored_tail::<CleanArgs>()?;
     invocation.ignore_extra(&extra, args.common.quiet);
     let engine = args.common.engine(&invocation)?;
     let removed = remove_labelled(&engine, None)?;

@@ -38,7 +38,7 @@ struct FetchArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, extra) = invocation.parse::<FetchArgs>()?;
+    let (args, extra) = invocation.parse_with_ignored_tail::<FetchArgs>()?;
     invocation.ignore_extra(&extra, args.common.quiet);
     let engine = args.common.engine(&invocation)?;
     let remote = format!("{}/{}", args.registry.trim_end_matches('/'), args.tag);

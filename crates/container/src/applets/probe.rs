@@ -30,7 +30,7 @@ struct ProbeArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, extra) = invocation.parse::<ProbeArgs>()?;
+    let (args, extra) = invocation.parse_with_ignored_tail::<ProbeArgs>()?;
     invocation.ignore_extra(&extra, args.common.quiet);
     let choice = invocation.engine_choice(args.common.engine)?;
     if args.json {

@@ -34,7 +34,7 @@ struct UpdateArgs {
     /// Executable to copy in, at its binfmt_misc interpreter path, with its libraries
     #[arg(long, value_name = "BIN")]
     executable: Option<PathBuf>,
-    /// Don't look BIN up in binfmt_misc: copy it at its own path
+    /// Don't look BIN up in binfmt_misc: put it at the path given (a relative one under /)
     #[arg(long)]
     skip_binfmt: bool,
     /// Add the current user (uid and name) to the image's passwd
@@ -43,7 +43,7 @@ struct UpdateArgs {
 }
 
 fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
-    let (args, extra) = invocation.parse::<UpdateArgs>()?;
+    let (args, extra) = invocation.parse_with_ignored_tail::<UpdateArgs>()?;
     let quiet = args.common.quiet;
     invocation.ignore_extra(&extra, quiet);
     let request = AddLayer {

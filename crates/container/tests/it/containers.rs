@@ -204,7 +204,7 @@ fn keep_leaves_the_container_running(engine: &str) {
     std::thread::sleep(Duration::from_millis(500));
     let ids = containers_with_label(engine, &label);
     assert_eq!(ids.len(), 1, "--keep should leave the container: {ids:?}");
-    // It carries the instance label, so `clean` would find it (tests/exclusive.rs).
+    // It carries the instance label, so `clean` would find it (crates/container/tests/exclusive.rs).
     let out = output(engine_cmd(engine).args([
         "inspect",
         "--format",

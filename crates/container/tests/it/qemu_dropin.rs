@@ -22,6 +22,7 @@ engine_tests!(
     fetch_ignores_a_second_command_like_the_original,
     image_built_by_the_original_with_user_is_up_to_date_for_both,
     changed_extra_file_is_stale_for_both,
+    exec_copy_test_runs_the_executable_from_the_image_root,
 );
 
 /// A directory `cibox --install` filled: links, and docker.py as the Python stub.
@@ -228,10 +229,11 @@ fn fetch_ignores_a_second_command_like_the_original(engine: &str) {
         .map(str::to_string)
         .collect();
     assert_eq!(ignored.len(), 1, "{}", stderr(&out));
-    // (`--engine E` is cibox's own option after the applet name too: taken, not ignored.)
+    // Everything after fetch's two positionals is the second command, ignored whole: its
+    // `--engine E` too, though cibox defines `--engine` (argparse leaves it to the tail).
     assert!(
         ignored[0].ends_with(&format!(
-            ": docker.py update {tag} --add-current-user PREPARE"
+            ": docker.py --engine {engine} update {tag} --add-current-user PREPARE"
         )),
         "{}",
         ignored[0]
@@ -239,6 +241,67 @@ fn fetch_ignores_a_second_command_like_the_original(engine: &str) {
     // Fetched and tagged with its local name.
     let ours = engine_ok(engine, &["image", "inspect", "--format", "{{.Id}}", &tag]);
     assert_eq!(ours, pushed);
+
+    // The Makefile's quiet form: fetch's own --quiet, and the second command's --quiet and
+    // --engine in the tail (once refused: "--quiet cannot be used multiple times").
+    let out = output(&mut python_stub(
+        dir.path(),
+        &[
+            "--engine",
+            engine,
+            "fetch",
+            "--quiet",
+            &tag,
+            &registry,
+            "docker.py",
+            "--engine",
+            engine,
+            "update",
+            "--quiet",
+            &tag,
+            "--add-current-user",
+        ],
+    ));
+    ok(&out);
+    assert_eq!(stderr(&out), "", "--quiet: nothing said about the tail");
+    // Without fetch's own --quiet the one line names the whole tail, its --quiet included.
+    let out = output(&mut python_stub(
+        dir.path(),
+        &[
+            "--engine",
+            engine,
+            "fetch",
+            &tag,
+            &registry,
+            "docker.py",
+            "--engine",
+            engine,
+            "update",
+            "--quiet",
+            &tag,
+        ],
+    ));
+    ok(&out);
+    let ignored: Vec<&str> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("cibox fetch: ignoring extra arguments"))
+        .collect();
+    assert_eq!(ignored.len(), 1, "{}", stderr(&out));
+    assert!(
+        ignored[0].ends_with(&format!(
+            ": docker.py --engine {engine} update --quiet {tag}"
+        )),
+        "{}",
+        ignored[0]
+    );
+    // An option of fetch's own given twice before the tail: the last counts, as in argparse.
+    let out = output(&mut python_stub(
+        dir.path(),
+        &[
+            "--engine", engine, "fetch", "--quiet", "--quiet", &tag, &registry,
+        ],
+    ));
+    ok(&out);
 
     // --quiet: nothing about the ignored arguments, and a failing pull is one line.
     let missing = unique("cibox-test/not-in-registry");
@@ -348,4 +411,50 @@ fn changed_extra_file_is_stale_for_both(engine: &str) {
         !gone.status.success(),
         "the replaced image {old} is still there"
     );
+}
+
+/// QEMU's `make docker-exec-copy-test-qemu-hello`, as tests/docker/Makefile.include runs it:
+/// in the directory holding `qemu-hello`, `docker.py build -t TAG -f empty.docker --quiet
+/// --no-cache --include-executable=qemu-hello --skip-binfmt`, then `docker.py run TAG
+/// /qemu-hello -version`. The original puts a relative executable at the image's root, with
+/// its libraries; here `qemu-hello` is the host's (dynamically linked) echo, so the image, built
+/// `FROM scratch`, runs it only with those libraries in place.
+fn exec_copy_test_runs_the_executable_from_the_image_root(engine: &str) {
+    let dir = installed();
+    let work = tempfile::tempdir().unwrap();
+    let mut images = Images::new(engine);
+    let tag = images.name("exec-copy-test-qemu-hello");
+    std::fs::copy("/bin/echo", work.path().join("qemu-hello")).unwrap();
+    // QEMU's tests/docker/dockerfiles/empty.docker.
+    let empty = work.path().join("empty.docker");
+    std::fs::write(&empty, "FROM scratch\nADD . /\n").unwrap();
+    let out = output(
+        python_stub(
+            dir.path(),
+            &[
+                "--engine",
+                engine,
+                "build",
+                "-t",
+                &tag,
+                "-f",
+                empty.to_str().unwrap(),
+                "--quiet",
+                "--no-cache",
+                "--include-executable=qemu-hello",
+                "--skip-binfmt",
+            ],
+        )
+        .current_dir(work.path()),
+    );
+    ok(&out);
+    let out = output(
+        python_stub(
+            dir.path(),
+            &["--engine", engine, "run", &tag, "/qemu-hello", "-version"],
+        )
+        .current_dir(work.path()),
+    );
+    ok(&out);
+    assert_eq!(stdout(&out), "-version\n", "{}", stderr(&out));
 }

@@ -28,6 +28,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use cibox_runtime::response::{HttpError, HttpResult};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
@@ -64,22 +65,12 @@ struct GitServer {
 /// How long a permission answer is remembered.
 const PERMISSION_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn text(status: u16, body: &str) -> Response {
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn unauthorized(body: &str) -> Response {
-    let mut response = text(401, body);
-    response.headers_mut().insert(
+/// 401 with `WWW-Authenticate: Basic realm="git"`, so git asks for credentials.
+fn unauthorized(body: &str) -> HttpError {
+    HttpError::unauthorized(body).with_header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Basic realm=\"git\""),
-    );
-    response
+    )
 }
 
 /// The API token a git client sent: the Basic password, or an OAuth2/Bearer token.
@@ -132,73 +123,76 @@ fn repo_dir(root: &Path, uuid: &str, name: &str) -> Option<String> {
     .find(|dir| root.join(dir).is_dir())
 }
 
-enum Verdict {
-    Allowed { dir: String, user: String },
-    Refused(Response),
-}
+/// A request let through: the repository's directory under the root and its uuid.
+type Allowed = (String, String);
 
 impl GitServer {
     /// Blocking: asks the API server whether `token` may read (or write) repository `name`.
-    fn check(&self, token: &str, name: &str, write: bool) -> Verdict {
+    fn check(&self, token: &str, name: &str, write: bool) -> Result<Allowed, HttpError> {
         let filters = serde_json::json!([["name", "=", name]]);
-        let items = match self.api.list("repositories", token, &filters) {
-            Ok(items) => items,
-            Err(e) if matches!(e.status(), Some(401)) => {
-                return Verdict::Refused(unauthorized("invalid token"))
-            }
-            Err(e) if matches!(e.status(), Some(403)) => {
-                return Verdict::Refused(text(403, &e.to_string()))
-            }
-            Err(e) => return Verdict::Refused(text(500, &e.to_string())),
-        };
+        let items = self
+            .api
+            .list("repositories", token, &filters)
+            .map_err(|e| match e.status() {
+                Some(401) => unauthorized("invalid token"),
+                Some(403) => HttpError::forbidden(e.to_string()),
+                _ => HttpError::internal(e.to_string()),
+            })?;
         let uuid = match items.as_slice() {
-            [] => return Verdict::Refused(text(404, "not found")),
-            [one] => match one.get("uuid").and_then(Value::as_str) {
-                Some(uuid) => uuid.to_string(),
-                None => return Verdict::Refused(text(500, "bad list response from API")),
-            },
-            _ => return Verdict::Refused(text(500, "name collision")),
+            [] => return Err(HttpError::not_found("not found")),
+            [one] => one
+                .get("uuid")
+                .and_then(Value::as_str)
+                .ok_or_else(|| HttpError::internal("bad list response from API"))?
+                .to_string(),
+            _ => return Err(HttpError::internal("name collision")),
         };
         if write {
-            let user = match self.api.current_user(token) {
-                Ok(user) => user,
-                Err(e) => return Verdict::Refused(text(403, &e.to_string())),
-            };
+            let user = self
+                .api
+                .current_user(token)
+                .map_err(|e| HttpError::forbidden(e.to_string()))?;
             if !may_write(&user, &items[0]) {
-                return Verdict::Refused(text(
-                    403,
-                    &format!("{} may not push to {name}", user.uuid),
-                ));
+                return Err(HttpError::forbidden(format!(
+                    "{} may not push to {name}",
+                    user.uuid
+                )));
             }
         }
         match repo_dir(&self.config.repo_root, &uuid, name) {
-            Some(dir) => Verdict::Allowed { dir, user: uuid },
+            Some(dir) => Ok((dir, uuid)),
             None => {
                 tracing::warn!(
                     "{uuid}: no git directory in {}",
                     self.config.repo_root.display()
                 );
-                Verdict::Refused(text(404, "content not found"))
+                Err(HttpError::not_found("content not found"))
             }
         }
     }
 }
 
-async fn handle(
-    State(server): State<Arc<GitServer>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    req: Request,
-) -> Response {
-    if req.method() == Method::OPTIONS {
-        let wanted = req
-            .headers()
-            .get("Access-Control-Request-Method")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if wanted != "GET" && wanted != "POST" {
-            return text(405, "");
-        }
-        let mut response = text(200, "");
+/// The answer to a CORS preflight: 200 with what may follow for GET and POST, else 405; no
+/// body either way.
+fn preflight(req: &Request) -> Response {
+    let wanted = req
+        .headers()
+        .get("Access-Control-Request-Method")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let allowed = wanted == "GET" || wanted == "POST";
+    let status = if allowed {
+        StatusCode::OK
+    } else {
+        StatusCode::METHOD_NOT_ALLOWED
+    };
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "",
+    )
+        .into_response();
+    if allowed {
         let h = response.headers_mut();
         h.insert(
             "Access-Control-Allow-Headers",
@@ -210,43 +204,46 @@ async fn handle(
         );
         h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
         h.insert("Access-Control-Max-Age", HeaderValue::from_static("86400"));
-        return response;
     }
-    let Some(token) = request_token(req.headers()) else {
-        return unauthorized("no credentials provided");
-    };
-    let Some((name, rest)) = split_repo_path(req.uri().path()) else {
-        return text(404, "not found");
-    };
+    response
+}
+
+async fn handle(
+    State(server): State<Arc<GitServer>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    req: Request,
+) -> HttpResult {
+    if req.method() == Method::OPTIONS {
+        return Ok(preflight(&req));
+    }
+    let token =
+        request_token(req.headers()).ok_or_else(|| unauthorized("no credentials provided"))?;
+    let (name, rest) =
+        split_repo_path(req.uri().path()).ok_or_else(|| HttpError::not_found("not found"))?;
     let write = req.uri().path().ends_with("/git-receive-pack")
         || req
             .uri()
             .query()
             .is_some_and(|q| q.contains("service=git-receive-pack"));
-    let verdict = {
+    let worker_failed = |_| HttpError::internal("worker failed");
+    let (dir, user) = {
         let (server, token, name) = (server.clone(), token.clone(), name.clone());
         tokio::task::spawn_blocking(move || {
             let op = if write { "write" } else { "read" };
             let key = format!("{op}:{name}:{token}");
             server
                 .allowed
-                .get_or_try(&key, || match server.check(&token, &name, write) {
-                    Verdict::Allowed { dir, user } => Ok((dir, user)),
-                    Verdict::Refused(response) => Err(Box::new(response)),
-                })
+                .get_or_try(&key, || server.check(&token, &name, write))
         })
         .await
-    };
-    let (dir, user) = match verdict {
-        Ok(Ok(allowed)) => allowed,
-        Ok(Err(response)) => return *response,
-        Err(_) => return text(500, "worker failed"),
+        .map_err(worker_failed)??
     };
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return text(413, &format!("request body: {e}")),
-    };
+    let body = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")))?
+        .to_bytes();
     let cgi = Cgi {
         git: server.config.git_command.clone(),
         root: server.config.repo_root.clone(),
@@ -257,11 +254,10 @@ async fn handle(
         remote_user: user,
         remote_addr: peer.ip().to_string(),
     };
-    match tokio::task::spawn_blocking(move || cgi.run(&body)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => text(500, &format!("git http-backend: {e:#}")),
-        Err(_) => text(500, "worker failed"),
-    }
+    tokio::task::spawn_blocking(move || cgi.run(&body))
+        .await
+        .map_err(worker_failed)?
+        .map_err(|e| HttpError::internal(format!("git http-backend: {e:#}")))
 }
 
 /// One `git http-backend` run.

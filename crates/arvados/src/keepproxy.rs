@@ -27,6 +27,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use cibox_runtime::response::{text, HttpError, HttpResult};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
@@ -168,13 +169,17 @@ struct Proxy {
     agent: ureq::Agent,
 }
 
-fn text(status: u16, body: &str) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{body}\n"),
+/// The error answer for `code` (500 for a code that is not one) and `message`.
+fn refused((code, message): Refusal) -> HttpError {
+    HttpError::new(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        message,
     )
-        .into_response();
+}
+
+/// What every answer of the proxy carries, errors included (a layer on the router): CORS for
+/// any origin, and `Via`.
+async fn with_cors(mut response: Response) -> Response {
     cors(response.headers_mut());
     response
 }
@@ -250,7 +255,7 @@ impl Proxy {
     }
 }
 
-async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> HttpResult {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     if req
@@ -259,10 +264,10 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains(&format!(" {VIA}")))
     {
-        return text(500, "loop detected");
+        return Err(HttpError::internal("loop detected"));
     }
     if method == Method::OPTIONS {
-        return text(200, "");
+        return Ok(text(StatusCode::OK, ""));
     }
     let target = &path[1..];
     let is_block = Locator::parse(target).is_ok();
@@ -274,7 +279,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
             put(proxy, Some(target.to_string()), req).await
         }
         Method::POST if target.is_empty() && !proxy.config.no_put => put(proxy, None, req).await,
-        _ => text(400, "Bad request"),
+        _ => Err(HttpError::bad_request("Bad request")),
     }
 }
 
@@ -286,16 +291,12 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> Response {
-    let Some(token) = bearer_token(req.headers()) else {
-        return text(403, BAD_AUTH);
-    };
+async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> HttpResult {
+    let token = bearer_token(req.headers()).ok_or_else(|| HttpError::forbidden(BAD_AUTH))?;
     // Drop `+K@cluster` hints: the keepstores behind us are local.
     let locator = {
-        let mut parsed = match Locator::parse(&locator) {
-            Ok(l) => l,
-            Err(e) => return text(400, &e.to_string()),
-        };
+        let mut parsed =
+            Locator::parse(&locator).map_err(|e| HttpError::bad_request(e.to_string()))?;
         parsed.hints.retain(|h| !h.starts_with("K@"));
         parsed.to_string()
     };
@@ -346,24 +347,20 @@ async fn get(proxy: Arc<Proxy>, locator: String, req: Request, head: bool) -> Re
         }
     })
     .await;
-    match result {
-        Some(Ok((len, body))) => {
-            let mut response = Response::new(match body {
-                Some(reader) => stream_body(reader),
-                None => Body::empty(),
-            });
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            cors(headers);
-            response
-        }
-        Some(Err((code, message))) => text(code, &message),
-        None => text(500, "worker failed"),
-    }
+    let (len, body) = result
+        .ok_or_else(|| HttpError::internal("worker failed"))?
+        .map_err(refused)?;
+    let mut response = Response::new(match body {
+        Some(reader) => stream_body(reader),
+        None => Body::empty(),
+    });
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
 }
 
 /// A keepstore's answer body, read on a blocking thread.
@@ -619,34 +616,33 @@ async fn put_streaming(
         .ok_or((500, "worker failed".to_string()))
 }
 
-async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Response {
+async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> HttpResult {
     let length: Option<u64> = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let Some(length) = length else {
-        return text(411, "Length Required");
-    };
+    let length =
+        length.ok_or_else(|| HttpError::new(StatusCode::LENGTH_REQUIRED, "Length Required"))?;
     if length > BLOCK_MAX {
-        return text(413, "Block too large");
+        return Err(HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Block too large",
+        ));
     }
     let expected_hash = match &locator {
         Some(l) => match Locator::parse(l) {
             Ok(parsed) if parsed.size.is_some_and(|s| s != length) => {
-                return text(
-                    400,
+                return Err(HttpError::bad_request(
                     "Locator size hint does not match Content-Length header",
-                )
+                ))
             }
             Ok(parsed) => Some(parsed.hash),
-            Err(e) => return text(400, &e.to_string()),
+            Err(e) => return Err(HttpError::bad_request(e.to_string())),
         },
         None => None,
     };
-    let Some(token) = bearer_token(req.headers()) else {
-        return text(403, BAD_AUTH);
-    };
+    let token = bearer_token(req.headers()).ok_or_else(|| HttpError::forbidden(BAD_AUTH))?;
     let want = req
         .headers()
         .get("X-Keep-Desired-Replicas")
@@ -684,26 +680,25 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> Respon
             Err(refusal) => Err(refusal),
         },
     };
-    let written = match result {
-        Ok(w) => w,
-        Err((code, message)) => return text(code, &message),
-    };
+    let written = result.map_err(refused)?;
     let mut response = match (&written.locator, &written.error) {
         (Some(locator), _) if written.replicas > 0 => {
             // The locator alone, no newline, as keepproxy answers.
-            let mut ok = Response::new(Body::from(locator.clone()));
-            cors(ok.headers_mut());
-            ok
+            Response::new(Body::from(locator.clone()))
         }
-        (_, Some((422, message))) => text(422, message),
-        (_, Some((_, message))) => text(503, message),
-        _ => text(503, "no keep services"),
+        (_, Some((422, message))) => {
+            HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, message.as_str()).into_response()
+        }
+        (_, Some((_, message))) => {
+            HttpError::new(StatusCode::SERVICE_UNAVAILABLE, message.as_str()).into_response()
+        }
+        _ => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "no keep services").into_response(),
     };
     response.headers_mut().insert(
         "X-Keep-Replicas-Stored",
         HeaderValue::from(written.replicas as u64),
     );
-    response
+    Ok(response)
 }
 
 /// Runs the proxy until SIGTERM or SIGINT. Blocking.
@@ -749,6 +744,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let router = axum::Router::new()
         .fallback(handle)
+        .layer(axum::middleware::map_response(with_cors))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(proxy);
     cibox_runtime::server::run(&listen, router)

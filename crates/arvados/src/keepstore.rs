@@ -31,6 +31,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use cibox_runtime::response::{text, HttpError, HttpResult};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -108,32 +109,18 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    let mut body = body.into();
-    if !body.ends_with('\n') {
-        body.push('\n');
-    }
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-fn status(code: u16, body: &str) -> Response {
-    text(
+/// A plain-text error with status `code` (500 for a code that is not one).
+fn status(code: u16, body: &str) -> HttpError {
+    HttpError::new(
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         body,
     )
 }
 
-fn internal(context: &str, err: impl std::fmt::Display) -> Response {
+/// A 500 saying what failed, logged too.
+fn internal(context: &str, err: impl std::fmt::Display) -> HttpError {
     tracing::error!("{context}: {err}");
-    text(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("{context}: {err}"),
-    )
+    HttpError::internal(format!("{context}: {err}"))
 }
 
 /// The API token: `Authorization: OAuth2 <tok>` or `Bearer <tok>`, else `?api_token=`.
@@ -163,14 +150,14 @@ fn blocking_err(e: tokio::task::JoinError) -> io::Error {
 }
 
 impl Keep {
-    /// `None` when the request carries the data manager token; else the refusal: 401 (no
-    /// token) or 403.
-    fn refuse_unless_system_token(&self, req: &Request) -> Option<Response> {
+    /// Whether the request carries the data manager token; else the refusal: 401 (no token)
+    /// or 403.
+    fn require_system_token(&self, req: &Request) -> Result<(), HttpError> {
         let token = request_token(req.headers(), req.uri().query());
         match (token, &self.config.data_manager_token) {
-            (None, _) => Some(status(401, "Unauthorized")),
-            (Some(t), Some(want)) if t.as_bytes() == want.as_bytes() => None,
-            _ => Some(status(403, "Forbidden")),
+            (None, _) => Err(status(401, "Unauthorized")),
+            (Some(t), Some(want)) if t.as_bytes() == want.as_bytes() => Ok(()),
+            _ => Err(status(403, "Forbidden")),
         }
     }
 
@@ -185,7 +172,7 @@ impl Keep {
     }
 }
 
-async fn handle(State(keep): State<Arc<Keep>>, req: Request) -> Response {
+async fn handle(State(keep): State<Arc<Keep>>, req: Request) -> HttpResult {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (&method, path.as_str()) {
@@ -207,42 +194,42 @@ async fn handle(State(keep): State<Arc<Keep>>, req: Request) -> Response {
             get_block(keep, p[1..].to_string(), req, method == Method::HEAD).await
         }
         (&Method::DELETE, p) => delete_block(keep, p[1..].to_string(), req).await,
-        _ => status(400, "Bad Request"),
+        _ => Err(status(400, "Bad Request")),
     }
 }
 
-async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
+async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> HttpResult {
     let locator = match Locator::parse(&path) {
         Ok(l) => l,
-        Err(e) => return status(400, &e.to_string()),
+        Err(e) => return Err(status(400, &e.to_string())),
     };
     if keep.all_readonly() {
-        return status(405, "Method Not Allowed: all volumes are read-only");
+        return Err(status(405, "Method Not Allowed: all volumes are read-only"));
     }
     let length = match req.headers().get(header::CONTENT_LENGTH) {
-        None => return status(411, "Length Required"),
+        None => return Err(status(411, "Length Required")),
         Some(v) => match v.to_str().ok().and_then(|s| s.parse::<u64>().ok()) {
             Some(n) => n,
-            None => return status(400, "bad Content-Length"),
+            None => return Err(status(400, "bad Content-Length")),
         },
     };
     if length > BLOCK_MAX {
-        return status(413, "Request Entity Too Large: blocks are at most 64 MiB");
+        return Err(status(
+            413,
+            "Request Entity Too Large: blocks are at most 64 MiB",
+        ));
     }
     if locator.size.is_some_and(|s| s != length) {
-        return status(400, "size hint does not match Content-Length");
+        return Err(status(400, "size hint does not match Content-Length"));
     }
     let token = request_token(req.headers(), req.uri().query());
     let hash = locator.hash.clone();
 
     let _permit = match keep.buffers.clone().acquire_owned().await {
         Ok(p) => p,
-        Err(_) => return status(503, "shutting down"),
+        Err(_) => return Err(status(503, "shutting down")),
     };
-    let (index, mut temp, _io) = match open_temp(&keep, &hash).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (index, mut temp, _io) = open_temp(&keep, &hash).await?;
 
     // One pass over the body, two consumers: a hasher and a writer, each on its own thread,
     // so hashing (the costliest part) overlaps writing. The writer starts the disk writeback
@@ -298,26 +285,29 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
     drop(write_tx);
     let digest = match hasher.await {
         Ok(d) => d,
-        Err(e) => return internal("hashing the block", e),
+        Err(e) => return Err(internal("hashing the block", e)),
     };
     let (written, temp) = match writer.await {
         Ok(r) => r,
-        Err(e) => return internal("writing the block", e),
+        Err(e) => return Err(internal("writing the block", e)),
     };
     if let Some(e) = body_error {
-        return status(400, &format!("reading the request body: {e}"));
+        return Err(status(400, &format!("reading the request body: {e}")));
     }
     if let Err(e) = written {
         if is_storage_refusal(&e) {
-            return full(&keep.volumes[index], &e);
+            return Err(full(&keep.volumes[index], &e));
         }
-        return internal("writing the block", e);
+        return Err(internal("writing the block", e));
     }
     if received != length {
-        return status(400, "body length does not match Content-Length");
+        return Err(status(400, "body length does not match Content-Length"));
     }
     if digest != hash {
-        return status(422, &format!("Hash mismatch: the body's MD5 is {digest}"));
+        return Err(status(
+            422,
+            &format!("Hash mismatch: the body's MD5 is {digest}"),
+        ));
     }
     let committed = {
         let (keep, hash) = (keep.clone(), hash.clone());
@@ -331,13 +321,13 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         }
         Ok(Err(VolumeError::Collision(_))) => {
             tracing::error!("{hash}: collision with a different stored block");
-            return status(500, "Collision");
+            return Err(status(500, "Collision"));
         }
         Ok(Err(VolumeError::Io(e))) if is_storage_refusal(&e) => {
-            return full(&keep.volumes[index], &e)
+            return Err(full(&keep.volumes[index], &e))
         }
-        Ok(Err(e)) => return internal("storing the block", e),
-        Err(e) => return internal("storing the block", e),
+        Ok(Err(e)) => return Err(internal("storing the block", e)),
+        Err(e) => return Err(internal("storing the block", e)),
     }
     let plain = format!("{hash}+{length}");
     let answer = match (&keep.config.signing_key, &token) {
@@ -357,7 +347,7 @@ async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
         "X-Keep-Storage-Classes-Confirmed",
         HeaderValue::from_static("default=1"),
     );
-    response
+    Ok(response)
 }
 
 /// Whether `e` says the volume cannot take data now: out of space or quota, a read-only file
@@ -370,7 +360,7 @@ fn is_storage_refusal(e: &io::Error) -> bool {
 }
 
 /// 507 for a volume that refused the data (`e` says why).
-fn full(volume: &Volume, e: &io::Error) -> Response {
+fn full(volume: &Volume, e: &io::Error) -> HttpError {
     tracing::warn!("{}: cannot store a block: {e}", volume.root().display());
     status(
         507,
@@ -393,7 +383,7 @@ async fn open_temp(
         super::volume::TempBlock,
         Option<tokio::sync::OwnedMutexGuard<()>>,
     ),
-    Response,
+    HttpError,
 > {
     let mut refusals = Vec::new();
     for index in 0..keep.volumes.len() {
@@ -449,23 +439,23 @@ fn block_response(len: u64, body: Body) -> Response {
     response
 }
 
-async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> Response {
+async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> HttpResult {
     let locator = match Locator::parse(&path) {
         Ok(l) => l,
-        Err(e) => return status(400, &e.to_string()),
+        Err(e) => return Err(status(400, &e.to_string())),
     };
     if keep.config.enforce_permissions {
         let Some(token) = request_token(req.headers(), req.uri().query()) else {
-            return status(401, "Unauthorized: no token");
+            return Err(status(401, "Unauthorized: no token"));
         };
         let key = keep.config.signing_key.as_deref().unwrap_or_default();
         if let Err(e) = signature::verify(&locator, key, &token, keep.config.ttl, now_secs()) {
-            return status(e.http_status(), &e.to_string());
+            return Err(status(e.http_status(), &e.to_string()));
         }
     }
     let hash = locator.hash;
     if hash == EMPTY_BLOCK_HASH {
-        return block_response(0, Body::empty());
+        return Ok(block_response(0, Body::empty()));
     }
     if head {
         let found = {
@@ -481,15 +471,15 @@ async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> R
             .await
         };
         return match found.map_err(blocking_err).and_then(|r| r) {
-            Ok(Some(len)) => block_response(len, Body::empty()),
-            Ok(None) => status(404, "Not Found"),
-            Err(e) => internal("looking up the block", e),
+            Ok(Some(len)) => Ok(block_response(len, Body::empty())),
+            Ok(None) => Err(status(404, "Not Found")),
+            Err(e) => Err(internal("looking up the block", e)),
         };
     }
 
     let permit = match keep.buffers.clone().acquire_owned().await {
         Ok(p) => p,
-        Err(_) => return status(503, "shutting down"),
+        Err(_) => return Err(status(503, "shutting down")),
     };
     let mut corrupt = false;
     for index in 0..keep.volumes.len() {
@@ -501,7 +491,7 @@ async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> R
         let (mut file, len) = match opened.map_err(blocking_err).and_then(|r| r) {
             Ok(Some(found)) => found,
             Ok(None) => continue,
-            Err(e) => return internal("opening the block", e),
+            Err(e) => return Err(internal("opening the block", e)),
         };
         if len <= SMALL_BLOCK {
             let hash2 = hash.clone();
@@ -512,7 +502,7 @@ async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> R
             })
             .await;
             match read.map_err(blocking_err).and_then(|r| r) {
-                Ok(Some(data)) => return block_response(data.len() as u64, Body::from(data)),
+                Ok(Some(data)) => return Ok(block_response(data.len() as u64, Body::from(data))),
                 Ok(None) => {
                     tracing::error!(
                         "{hash}: stored copy on {} fails its hash",
@@ -521,7 +511,7 @@ async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> R
                     corrupt = true;
                     continue;
                 }
-                Err(e) => return internal("reading the block", e),
+                Err(e) => return Err(internal("reading the block", e)),
             }
         }
         let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(2);
@@ -532,12 +522,12 @@ async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> R
             stream_block(&mut file, len, &hash2, &root, &tx);
         });
         let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        return block_response(len, Body::from_stream(stream));
+        return Ok(block_response(len, Body::from_stream(stream)));
     }
     if corrupt {
-        status(500, "Data hash mismatch")
+        Err(status(500, "Data hash mismatch"))
     } else {
-        status(404, "Not Found")
+        Err(status(404, "Not Found"))
     }
 }
 
@@ -588,22 +578,20 @@ fn stream_block(
     }
 }
 
-async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
+async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> HttpResult {
     if keep.config.never_delete {
-        return status(
+        return Err(status(
             405,
             "Method Not Allowed: deletes are disabled (-never-delete)",
-        );
+        ));
     }
-    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
-        return refusal;
-    }
+    keep.require_system_token(&req)?;
     let hash = match Locator::parse(&path) {
         Ok(l) => l.hash,
-        Err(e) => return status(400, &e.to_string()),
+        Err(e) => return Err(status(400, &e.to_string())),
     };
     if keep.all_readonly() {
-        return status(405, "Method Not Allowed: all volumes are read-only");
+        return Err(status(405, "Method Not Allowed: all volumes are read-only"));
     }
     let result = tokio::task::spawn_blocking(move || {
         let (mut deleted, mut failed) = (0u32, 0u32);
@@ -628,27 +616,28 @@ async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> Response {
     })
     .await;
     match result {
-        Ok((0, 0)) => status(404, "Not Found"),
-        Ok((deleted, failed)) => (
+        Ok((0, 0)) => Err(status(404, "Not Found")),
+        Ok((deleted, failed)) => Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             serde_json::json!({"copies_deleted": deleted, "copies_failed": failed}).to_string(),
         )
-            .into_response(),
-        Err(e) => internal("deleting the block", e),
+            .into_response()),
+        Err(e) => Err(internal("deleting the block", e)),
     }
 }
 
-async fn index(keep: Arc<Keep>, req: Request, prefix: String) -> Response {
-    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
-        return refusal;
-    }
+async fn index(keep: Arc<Keep>, req: Request, prefix: String) -> HttpResult {
+    keep.require_system_token(&req)?;
     if prefix.len() > 32
         || !prefix
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     {
-        return status(400, "Bad Request: the index prefix must be lowercase hex");
+        return Err(status(
+            400,
+            "Bad Request: the index prefix must be lowercase hex",
+        ));
     }
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
@@ -671,15 +660,15 @@ async fn index(keep: Arc<Keep>, req: Request, prefix: String) -> Response {
         let _ = tx.blocking_send(Ok(Bytes::from_static(b"\n")));
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    (
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         Body::from_stream(stream),
     )
-        .into_response()
+        .into_response())
 }
 
-async fn status_json(keep: &Arc<Keep>) -> Response {
+async fn status_json(keep: &Arc<Keep>) -> HttpResult {
     let keep2 = keep.clone();
     let volumes = tokio::task::spawn_blocking(move || {
         keep2
@@ -707,28 +696,28 @@ async fn status_json(keep: &Arc<Keep>) -> Response {
             "BuffersInUse": max.saturating_sub(keep.buffers.available_permits()),
         },
     });
-    (
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
-        .into_response()
+        .into_response())
 }
 
-fn ping(keep: &Keep, req: &Request) -> Response {
+fn ping(keep: &Keep, req: &Request) -> HttpResult {
     if let Some(want) = &keep.config.management_token {
         match request_token(req.headers(), req.uri().query()) {
-            None => return status(401, "Unauthorized"),
-            Some(t) if t != *want => return status(403, "Forbidden"),
+            None => return Err(status(401, "Unauthorized")),
+            Some(t) if t != *want => return Err(status(403, "Forbidden")),
             Some(_) => {}
         }
     }
-    (
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         "{\"health\":\"OK\"}\n",
     )
-        .into_response()
+        .into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -738,7 +727,7 @@ struct TrashRequest {
 }
 
 /// A trash or pull list body: at most 16 MiB (413 beyond), else 400 when it cannot be read.
-async fn read_small_body(req: Request) -> Result<Bytes, Response> {
+async fn read_small_body(req: Request) -> Result<Bytes, HttpError> {
     let too_large = || status(413, "Request Entity Too Large: lists are at most 16 MiB");
     let declared = req
         .headers()
@@ -762,17 +751,12 @@ async fn read_small_body(req: Request) -> Result<Bytes, Response> {
         })
 }
 
-async fn trash_list(keep: Arc<Keep>, req: Request) -> Response {
-    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
-        return refusal;
-    }
-    let body = match read_small_body(req).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
+async fn trash_list(keep: Arc<Keep>, req: Request) -> HttpResult {
+    keep.require_system_token(&req)?;
+    let body = read_small_body(req).await?;
     let list: Vec<TrashRequest> = match serde_json::from_slice(&body) {
         Ok(l) => l,
-        Err(e) => return status(400, &format!("Bad Request: {e}")),
+        Err(e) => return Err(status(400, &format!("Bad Request: {e}"))),
     };
     let count = list.len();
     if keep.config.never_delete {
@@ -794,44 +778,40 @@ async fn trash_list(keep: Arc<Keep>, req: Request) -> Response {
         })
         .await;
         if let Err(e) = done {
-            return internal("processing the trash list", e);
+            return Err(internal("processing the trash list", e));
         }
     }
-    text(StatusCode::OK, format!("Received {count} trash requests"))
+    Ok(text(
+        StatusCode::OK,
+        format!("Received {count} trash requests"),
+    ))
 }
 
-async fn pull_list(keep: &Keep, req: Request) -> Response {
-    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
-        return refusal;
-    }
-    let body = match read_small_body(req).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
+async fn pull_list(keep: &Keep, req: Request) -> HttpResult {
+    keep.require_system_token(&req)?;
+    let body = read_small_body(req).await?;
     match serde_json::from_slice::<Vec<serde_json::Value>>(&body) {
         Ok(list) => {
             tracing::info!(
                 "pull list of {} entries accepted (pulling is not implemented)",
                 list.len()
             );
-            text(
+            Ok(text(
                 StatusCode::OK,
                 format!("Received {} pull requests", list.len()),
-            )
+            ))
         }
-        Err(e) => status(400, &format!("Bad Request: {e}")),
+        Err(e) => Err(status(400, &format!("Bad Request: {e}"))),
     }
 }
 
-async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> Response {
-    if let Some(refusal) = keep.refuse_unless_system_token(&req) {
-        return refusal;
-    }
+async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> HttpResult {
+    keep.require_system_token(&req)?;
     if !is_hash(&hash) {
-        return status(400, "Bad Request: not a block hash");
+        return Err(status(400, "Bad Request: not a block hash"));
     }
     if keep.all_readonly() {
-        return status(405, "Method Not Allowed: all volumes are read-only");
+        return Err(status(405, "Method Not Allowed: all volumes are read-only"));
     }
     let result = tokio::task::spawn_blocking(move || {
         let mut done = Vec::new();
@@ -846,12 +826,12 @@ async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> Response {
     })
     .await;
     match result {
-        Ok(done) if done.is_empty() => status(404, "Not Found"),
-        Ok(done) => text(
+        Ok(done) if done.is_empty() => Err(status(404, "Not Found")),
+        Ok(done) => Ok(text(
             StatusCode::OK,
             format!("Successfully untrashed on: {}", done.join(", ")),
-        ),
-        Err(e) => internal("untrashing", e),
+        )),
+        Err(e) => Err(internal("untrashing", e)),
     }
 }
 

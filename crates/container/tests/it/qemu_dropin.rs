@@ -282,7 +282,8 @@ fn fetch_ignores_a_second_command_like_the_original(engine: &str) {
         ],
     ));
     ok(&out);
-    let ignored: Vec<&str> = stderr(&out)
+    let err = stderr(&out);
+    let ignored: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("cibox fetch: ignoring extra arguments"))
         .collect();

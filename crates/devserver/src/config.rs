@@ -1,7 +1,8 @@
 //! The serve applet's command line as the devserver's configuration: [`Config`] is the clap
 //! argument struct itself (every option, its spelling, help text and default), flattened into
 //! the applet's parser; the values derived from it (the connection and staging limits, the
-//! forced Omaha flavor, an empty `--src_image` read as none) are its methods.
+//! forced Omaha flavor) are its methods. Path options are never empty: clap refuses an empty
+//! path as a usage error.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -211,16 +212,6 @@ pub enum FlavorArg {
 }
 
 impl Config {
-    /// `--data_dir`, an empty one being none.
-    pub fn explicit_data_dir(&self) -> Option<&PathBuf> {
-        self.data_dir.as_ref().filter(|p| !p.as_os_str().is_empty())
-    }
-
-    /// `--src_image`, an empty one being none.
-    pub fn source_image(&self) -> Option<PathBuf> {
-        self.src_image.clone().filter(|p| !p.as_os_str().is_empty())
-    }
-
     /// Connection bounds (`--header-timeout`, `--body-timeout`, `--idle-timeout`,
     /// `--max-connections`).
     pub fn connection_limits(&self) -> httpd::Limits {
@@ -241,6 +232,48 @@ impl Config {
             FlavorArg::Auto => None,
             FlavorArg::Chromeos => Some(Flavor::ChromeOs),
             FlavorArg::Coreos => Some(Flavor::CoreOs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn derived_values() {
+        let config = parse(&[]);
+        assert_eq!(config.flavor(), None);
+        assert_eq!(config.data_dir, None);
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.builder, DEFAULT_TEMPLATE);
+
+        let config = parse(&["--omaha-flavor", "coreos", "--data-dir", "/srv/data"]);
+        assert_eq!(config.flavor(), Some(Flavor::CoreOs));
+        assert_eq!(config.data_dir, Some(PathBuf::from("/srv/data")));
+        let config = parse(&["--omaha_flavor=chromeos", "--src-image", "old.bin"]);
+        assert_eq!(config.flavor(), Some(Flavor::ChromeOs));
+        assert_eq!(config.src_image, Some(PathBuf::from("old.bin")));
+    }
+
+    #[test]
+    fn empty_paths_are_usage_errors() {
+        for bad in [["serve", "--data_dir", ""], ["serve", "--src_image", ""]] {
+            let err = Cli::try_parse_from(bad).err().expect("refused");
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad:?}");
         }
     }
 }

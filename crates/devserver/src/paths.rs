@@ -105,6 +105,8 @@ mod tests {
         assert_eq!(percent_decode("%zz"), Err(PathError::Invalid));
         assert_eq!(percent_decode("%4"), Err(PathError::Invalid));
         assert_eq!(percent_decode("%ff"), Err(PathError::Invalid));
+        assert_eq!(percent_decode("%+1"), Err(PathError::Invalid));
+        assert_eq!(percent_decode("a%"), Err(PathError::Invalid));
     }
 
     #[test]

@@ -111,7 +111,7 @@ struct Directories {
 impl Directories {
     /// Step 1: resolves (and creates) the data and static directories.
     fn resolve(config: &Config) -> anyhow::Result<Directories> {
-        let data = match (config.explicit_data_dir(), &config.static_dir) {
+        let data = match (&config.data_dir, &config.static_dir) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => dir.clone(),
             (None, None) => std::env::current_dir().context("cannot find the current directory")?,
@@ -321,7 +321,7 @@ async fn choose_payload(
     logs: &Logs,
 ) -> anyhow::Result<Selector> {
     must_exist("--image", &config.image)?;
-    must_exist("--src_image", &config.source_image())?;
+    must_exist("--src_image", &config.src_image)?;
     must_exist("--private_key", &config.private_key)?;
     if config.pregenerate_update && config.image.is_none() && config.board.is_none() {
         bail!("-p/--pregenerate_update needs --image IMAGE or --board BOARD");
@@ -331,7 +331,7 @@ async fn choose_payload(
     }
     let image_inputs = config.image.as_ref().map(|image| GenInputs {
         image: image.clone(),
-        src_image: config.source_image(),
+        src_image: config.src_image.clone(),
         private_key: config.private_key.clone(),
         for_vm: config.for_vm,
     });

@@ -206,6 +206,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn path_errors_answer_403_404_400() {
+        for (error, status, message) in [
+            (
+                PathError::Escapes,
+                StatusCode::FORBIDDEN,
+                "Forbidden: path escapes the root",
+            ),
+            (PathError::NotFound, StatusCode::NOT_FOUND, "Not found"),
+            (PathError::Invalid, StatusCode::BAD_REQUEST, "Invalid path"),
+        ] {
+            let answer = HttpError::from(error);
+            assert_eq!(answer.status, status);
+            assert_eq!(answer.message, message);
+        }
+    }
+
+    #[test]
     fn byte_ranges_are_settled() {
         for (range, settled) in [
             ("bytes=-100", "bytes=0-"),

@@ -113,3 +113,34 @@ pub async fn setnextupdate(
     state.hosts.set_next_update(&ip, &clean);
     Ok(text(StatusCode::OK, ""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uri: &str) -> Option<String> {
+        host_key(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn host_keys_from_path_or_query() {
+        assert_eq!(key("/api/hostinfo/10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            key("/api/hostlog/::ffff:10.0.0.1/").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            key("/api/hostinfo?ip=%20dut-1%20").as_deref(),
+            Some("dut-1")
+        );
+        assert_eq!(
+            key("/api/setnextupdate/dut-2?ip=other").as_deref(),
+            Some("dut-2")
+        );
+        assert_eq!(key("/api/hostinfo"), None);
+        assert_eq!(key("/api/hostinfo/"), None);
+        assert_eq!(key("/api/hostinfo/a%zz"), None);
+        assert_eq!(key("/api/hostinfo/a%2Fb"), None);
+        assert_eq!(key(&format!("/api/hostinfo/{}", "a".repeat(256))), None);
+    }
+}

@@ -757,6 +757,27 @@ pub const NAME: &str = "keepproxy";
 mod tests {
     use super::*;
 
+    #[test]
+    fn errors_carry_cors_and_via() {
+        use tower::ServiceExt as _;
+        let router = axum::Router::new()
+            .fallback(|| async { Err::<Response, _>(HttpError::bad_request("Bad request")) })
+            .layer(axum::middleware::map_response(with_cors));
+        let response = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(router.oneshot(Request::new(Body::empty())))
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let h = response.headers();
+        assert_eq!(h.get("Access-Control-Allow-Origin").unwrap(), "*");
+        assert_eq!(h.get(header::VIA).unwrap(), "HTTP/1.1 keepproxy");
+        assert_eq!(
+            h.get(header::CONTENT_TYPE).unwrap(),
+            "text/plain; charset=utf-8"
+        );
+    }
+
     fn svc(uuid: &str) -> KeepService {
         KeepService {
             uuid: uuid.into(),

@@ -421,6 +421,18 @@ mod tests {
     }
 
     #[test]
+    fn query_values_decode_plus_as_space_and_keep_bad_escapes() {
+        let params =
+            Params::from_query("name=a+b%21&filters=%5B%5B%22x%22%2C%22%3D%22%2C1%5D%5D&odd=100%");
+        assert_eq!(params.get("name"), Some(&Value::from("a b!")));
+        assert_eq!(
+            params.get("filters"),
+            Some(&serde_json::json!([["x", "=", 1]]))
+        );
+        assert_eq!(params.get("odd"), Some(&Value::from("100%")));
+    }
+
+    #[test]
     fn filters_order_and_pages() {
         let p =
             Params::from_query("filters=%5B%5B%22name%22%2C%22%3D%22%2C%22active%2Ffoo%22%5D%5D");

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State as AxumState};
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Response, StatusCode, Uri};
 use cibox_runtime::httpd::Peer;
-use cibox_runtime::response::{HttpError, HttpResult};
+use cibox_runtime::response::{raw, HttpError, HttpResult};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use crate::metadata::PayloadMeta;
@@ -21,15 +21,9 @@ use crate::urls::{encode_path, site_base, static_base};
 
 /// Largest update request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
-
+/// An Omaha answer: the XML exactly as rendered.
 fn xml(status: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
-    r
+    raw(status, "text/xml; charset=utf-8", body)
 }
 
 /// Longest label accepted (a path under the static root, decoded).

@@ -3,9 +3,12 @@
 //!
 //! An [`HttpError`] is a status, a message and the form it is written in: plain text (one line,
 //! `text/plain; charset=utf-8`, ending in a newline), the way serve, keepstore, keepproxy and
-//! the git server answer; or Arvados' JSON error body (`{"errors": [message]}`), the way the
-//! API server answers. Extra headers (`WWW-Authenticate`, CORS) ride along. [`text`] and
-//! [`json`] are the matching answers for success.
+//! the git server answer; or Arvados' JSON error body (`{"errors": [message], "error_token":
+//! "PID+HEX"}`, `application/json; charset=utf-8`, ending in a newline), the way the API server
+//! answers. Extra headers (`WWW-Authenticate`, CORS) ride along. Protocol code keeps typed
+//! errors of its own and converts them into an `HttpError` with `From`, so this is the one
+//! error type that becomes an answer. [`text`], [`json`] and [`raw`] are the answers for
+//! success.
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -98,10 +101,15 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response<Body> {
         let mut response = match self.form {
             ErrorForm::Text => text(self.status, self.message),
-            ErrorForm::Json => json(
-                self.status,
-                &serde_json::json!({ "errors": [self.message] }),
-            ),
+            ErrorForm::Json => {
+                let body = serde_json::json!({
+                    "errors": [self.message],
+                    "error_token": error_token(),
+                });
+                let mut text = body.to_string();
+                text.push('\n');
+                raw(self.status, "application/json; charset=utf-8", text)
+            }
         };
         for (name, value) in self.headers {
             response.headers_mut().append(name, value);
@@ -122,6 +130,31 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// Arvados' `error_token`: this process and a random number, so that a client's report of an
+/// error can be found in the server's log.
+fn error_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{}+{random:x}", std::process::id())
+}
+
+/// An answer whose body is sent exactly as given, with `content_type` (Omaha's XML, bodies a
+/// client compares byte for byte).
+pub fn raw(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Body>,
+) -> Response<Body> {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -170,9 +203,14 @@ mod tests {
         let error = HttpError::json(StatusCode::UNPROCESSABLE_ENTITY, "bad filter");
         let (status, kind, body) = body_of(error.into_response());
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(kind, "application/json");
+        assert_eq!(kind, "application/json; charset=utf-8");
+        assert!(body.ends_with('\n'));
         let value: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(value, serde_json::json!({"errors": ["bad filter"]}));
+        assert_eq!(value["errors"], serde_json::json!(["bad filter"]));
+        let token = value["error_token"].as_str().unwrap();
+        let (pid, random) = token.split_once('+').unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(u64::from_str_radix(random, 16).is_ok(), "{token}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! How the API server answers, on the wire: [`ApiError`], the error every resource method
-//! returns, written as Arvados writes it (`{"errors": [...], "error_token": ...}` with a 4xx/5xx
-//! status), the JSON answer ([`json`]: `application/json; charset=utf-8`, ending in a newline)
-//! and the largest request body accepted ([`MAX_BODY`]).
+//! returns, which becomes the shared [`HttpError`] in Arvados' JSON form
+//! (`{"errors": [...], "error_token": ...}` with a 4xx/5xx status), the JSON answer
+//! ([`json_answer`]: `application/json; charset=utf-8`, ending in a newline) and the largest
+//! request body accepted ([`MAX_BODY`]).
 
 use axum::body::Body;
-use axum::http::{header, Response, StatusCode};
-use axum::response::IntoResponse;
-use serde_json::{json, Value};
+use axum::http::{Response, StatusCode};
+use cibox_runtime::response::{raw, HttpError};
+use serde_json::Value;
 
 /// Largest request body accepted (64 MiB, as nginx in front of the real server allows).
 pub const MAX_BODY: usize = 64 << 20;
@@ -39,33 +40,18 @@ impl ApiError {
     pub fn internal(e: anyhow::Error) -> ApiError {
         ApiError::new(500, format!("{e:#}"))
     }
-
-    /// The JSON body.
-    pub fn body(&self) -> Value {
-        json!({
-            "errors": [self.message],
-            "error_token": format!("{}+{:x}", std::process::id(), rand_token()),
-        })
-    }
-}
-
-fn rand_token() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
 }
 
 /// A JSON answer with `status`: `application/json; charset=utf-8`, the body ending in a newline.
-pub fn json_answer(status: u16, body: &Value) -> Response<Body> {
+pub fn json_answer(status: StatusCode, body: &Value) -> Response<Body> {
     let mut text = serde_json::to_vec(body).unwrap_or_default();
     text.push(b'\n');
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(Body::from(text))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
+    raw(status, "application/json; charset=utf-8", text)
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response<Body> {
-        json_answer(self.status, &self.body())
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> HttpError {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        HttpError::json(status, e.message)
     }
 }

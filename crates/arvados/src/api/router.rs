@@ -45,12 +45,9 @@ pub struct Request {
     pub form_body: bool,
 }
 
-/// Answers a request: `(status, JSON body)`.
-pub fn answer(server: &Server, req: Request) -> (u16, Value) {
-    match route(server, req) {
-        Ok(v) => (200, v),
-        Err(e) => (e.status, e.body()),
-    }
+/// Answers a request: its JSON answer, or the error it gets.
+pub fn answer(server: &Server, req: Request) -> Result<Value, ApiError> {
+    route(server, req)
 }
 
 fn read_key(server: &Server) -> Option<Vec<u8>> {

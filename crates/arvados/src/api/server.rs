@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Request, Response};
+use axum::http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use super::answer::{json_answer, ApiError, MAX_BODY};
 use super::{router, state};
+use cibox_runtime::response::HttpError;
 
 /// What the `apiserver` applet was given.
 #[derive(Debug, Clone)]
@@ -83,7 +84,7 @@ async fn serve(
 async fn handle(
     State(server): State<Arc<router::Server>>,
     req: Request<Body>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, HttpError> {
     let (parts, body) = req.into_parts();
     let header = |name: &str| {
         parts
@@ -118,11 +119,17 @@ async fn handle(
             .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")),
         body,
     };
-    let answered = tokio::task::spawn_blocking(move || router::answer(&server, request)).await;
-    let (status, value) = answered.unwrap_or_else(|e| {
-        let e = ApiError::new(500, format!("request handler failed: {e}"));
-        (500, e.body())
-    });
-    tracing::info!("{method} {path} {status}");
-    Ok(json_answer(status, &value))
+    let answered = tokio::task::spawn_blocking(move || router::answer(&server, request))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::new(500, format!("request handler failed: {e}"))));
+    match answered {
+        Ok(value) => {
+            tracing::info!("{method} {path} 200");
+            Ok(json_answer(StatusCode::OK, &value))
+        }
+        Err(e) => {
+            tracing::info!("{method} {path} {}", e.status);
+            Err(e.into())
+        }
+    }
 }

@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use axum::body::Body;
 use axum::extract::{Query, State as AxumState};
-use axum::http::{header, HeaderValue, Method, Response, StatusCode};
-use cibox_runtime::response::{text, HttpError, HttpResult};
+use axum::http::{Method, StatusCode};
+use cibox_runtime::response::{raw, text, HttpError, HttpResult};
 
 use crate::builder::BuildOutcome;
 use crate::controlfiles::{self, ControlError};
@@ -28,16 +27,6 @@ impl From<ControlError> for HttpError {
         HttpError::new(status, e.to_string())
     }
 }
-
-/// A response of `body` as it is, with `content_type`.
-fn raw(content_type: &'static str, body: impl Into<Body>) -> Response<Body> {
-    let mut response = Response::new(body.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 /// `GET /controlfiles[?build=B[&control_path=P]]`: help without parameters, else the list of
 /// a build's control files, or one of them.
 pub async fn controlfiles(
@@ -45,7 +34,11 @@ pub async fn controlfiles(
     Query(query): Query<HashMap<String, String>>,
 ) -> HttpResult {
     if query.is_empty() {
-        return Ok(raw("text/html; charset=utf-8", controlfiles::HELP_HTML));
+        return Ok(raw(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            controlfiles::HELP_HTML,
+        ));
     }
     let build = query
         .get("build")
@@ -65,7 +58,7 @@ pub async fn controlfiles(
     })
     .await
     .map_err(|e| HttpError::internal(e.to_string()))??;
-    Ok(raw("text/plain; charset=utf-8", bytes))
+    Ok(raw(StatusCode::OK, "text/plain; charset=utf-8", bytes))
 }
 
 /// The `archive_url=` of a staging request, parsed.

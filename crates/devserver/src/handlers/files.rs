@@ -5,11 +5,10 @@
 
 use std::collections::HashMap;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, Request, State as AxumState};
-use axum::http::{header, HeaderValue, Response, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use cibox_runtime::httpd::Peer;
-use cibox_runtime::response::{json, HttpError, HttpResult};
+use cibox_runtime::response::{self, json, HttpError, HttpResult};
 use serde_json::json;
 
 use crate::paths::{percent_decode, PathError};
@@ -44,17 +43,6 @@ pub async fn static_file(AxumState(state): SharedState, req: Request) -> HttpRes
         .trim_start_matches('/');
     statics::serve(&state.roots, relative, req).await
 }
-
-/// A plain-text answer of exactly `body` (no newline added), as the devserver answers xbuddy.
-fn bare_text(body: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
 /// `/xbuddy/PATH[?return_dir=true|relative_path=true|for_update=true]`.
 pub async fn xbuddy(
     AxumState(state): SharedState,
@@ -77,17 +65,26 @@ pub async fn xbuddy(
     let headers = req.headers();
     if flag("for_update") {
         let base = site_base(&state, headers, &peer);
-        return Ok(bare_text(format!("{base}/update/{}", resolved.build)));
+        return Ok(response::raw(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{base}/update/{}", resolved.build),
+        ));
     }
     if flag("return_dir") {
         let base = static_base(&state, headers, &peer);
-        return Ok(bare_text(format!("{base}/{}", resolved.build)));
+        return Ok(response::raw(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{base}/{}", resolved.build),
+        ));
     }
     if flag("relative_path") {
-        return Ok(bare_text(format!(
-            "{}/{}",
-            resolved.build, resolved.file_name
-        )));
+        return Ok(response::raw(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{}/{}", resolved.build, resolved.file_name),
+        ));
     }
     Ok(statics::serve_file(&resolved.file, req).await)
 }

@@ -27,8 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::digest::{md5_hex, BlockHasher};
 use anyhow::Context;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cibox_runtime::response::{text, HttpError, HttpResult};
@@ -172,33 +172,40 @@ impl Keep {
     }
 }
 
-async fn handle(State(keep): State<Arc<Keep>>, req: Request) -> HttpResult {
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    match (&method, path.as_str()) {
-        (&Method::GET, "/status.json") => status_json(&keep).await,
-        (&Method::GET, "/index") => index(keep, req, String::new()).await,
-        (&Method::GET, p) if p.starts_with("/index/") => {
-            let prefix = p["/index/".len()..].to_string();
-            index(keep, req, prefix).await
-        }
-        (&Method::GET, "/_health/ping") => ping(&keep, &req),
-        (&Method::PUT, "/trash") => trash_list(keep, req).await,
-        (&Method::PUT, "/pull") => pull_list(&keep, req).await,
-        (&Method::PUT, p) if p.starts_with("/untrash/") => {
-            let hash = p["/untrash/".len()..].to_string();
-            untrash(keep, req, hash).await
-        }
-        (&Method::PUT, p) => put_block(keep, p[1..].to_string(), req).await,
-        (&Method::GET | &Method::HEAD, p) => {
-            get_block(keep, p[1..].to_string(), req, method == Method::HEAD).await
-        }
-        (&Method::DELETE, p) => delete_block(keep, p[1..].to_string(), req).await,
-        _ => Err(status(400, "Bad Request")),
-    }
+/// The Keep API's routes, as keepstore serves them. Anything else (an unknown path or method)
+/// is answered 400, as the original does. A block's locator is the whole path after `/`
+/// (`HASH+SIZE+HINTS`), checked by the handler.
+fn routes() -> axum::Router<Arc<Keep>> {
+    use axum::routing::{get, put};
+    axum::Router::new()
+        .route("/status.json", get(status_json))
+        .route("/index", get(index_all))
+        .route("/index/{*prefix}", get(index_prefix))
+        .route("/_health/ping", get(ping))
+        .route("/trash", put(trash_list))
+        .route("/pull", put(pull_list))
+        .route("/untrash/{*hash}", put(untrash))
+        .route(
+            "/{*locator}",
+            get(get_block)
+                .head(head_block)
+                .put(put_block)
+                .delete(delete_block),
+        )
+        .fallback(bad_request)
+        .method_not_allowed_fallback(bad_request)
 }
 
-async fn put_block(keep: Arc<Keep>, path: String, req: Request) -> HttpResult {
+/// What an unknown path or method gets.
+async fn bad_request() -> HttpError {
+    status(400, "Bad Request")
+}
+
+async fn put_block(
+    State(keep): State<Arc<Keep>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
     let locator = match Locator::parse(&path) {
         Ok(l) => l,
         Err(e) => return Err(status(400, &e.to_string())),
@@ -439,7 +446,24 @@ fn block_response(len: u64, body: Body) -> Response {
     response
 }
 
-async fn get_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> HttpResult {
+async fn get_block(
+    State(keep): State<Arc<Keep>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
+    read_block(keep, path, req, false).await
+}
+
+async fn head_block(
+    State(keep): State<Arc<Keep>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
+    read_block(keep, path, req, true).await
+}
+
+/// A block's content (GET) or its headers alone (HEAD).
+async fn read_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> HttpResult {
     let locator = match Locator::parse(&path) {
         Ok(l) => l,
         Err(e) => return Err(status(400, &e.to_string())),
@@ -578,7 +602,11 @@ fn stream_block(
     }
 }
 
-async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> HttpResult {
+async fn delete_block(
+    State(keep): State<Arc<Keep>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
     if keep.config.never_delete {
         return Err(status(
             405,
@@ -627,6 +655,18 @@ async fn delete_block(keep: Arc<Keep>, path: String, req: Request) -> HttpResult
     }
 }
 
+async fn index_all(State(keep): State<Arc<Keep>>, req: Request) -> HttpResult {
+    index(keep, req, String::new()).await
+}
+
+async fn index_prefix(
+    State(keep): State<Arc<Keep>>,
+    UrlPath(prefix): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
+    index(keep, req, prefix).await
+}
+
 async fn index(keep: Arc<Keep>, req: Request, prefix: String) -> HttpResult {
     keep.require_system_token(&req)?;
     if prefix.len() > 32
@@ -668,7 +708,7 @@ async fn index(keep: Arc<Keep>, req: Request, prefix: String) -> HttpResult {
         .into_response())
 }
 
-async fn status_json(keep: &Arc<Keep>) -> HttpResult {
+async fn status_json(State(keep): State<Arc<Keep>>) -> HttpResult {
     let keep2 = keep.clone();
     let volumes = tokio::task::spawn_blocking(move || {
         keep2
@@ -704,7 +744,7 @@ async fn status_json(keep: &Arc<Keep>) -> HttpResult {
         .into_response())
 }
 
-fn ping(keep: &Keep, req: &Request) -> HttpResult {
+async fn ping(State(keep): State<Arc<Keep>>, req: Request) -> HttpResult {
     if let Some(want) = &keep.config.management_token {
         match request_token(req.headers(), req.uri().query()) {
             None => return Err(status(401, "Unauthorized")),
@@ -751,7 +791,7 @@ async fn read_small_body(req: Request) -> Result<Bytes, HttpError> {
         })
 }
 
-async fn trash_list(keep: Arc<Keep>, req: Request) -> HttpResult {
+async fn trash_list(State(keep): State<Arc<Keep>>, req: Request) -> HttpResult {
     keep.require_system_token(&req)?;
     let body = read_small_body(req).await?;
     let list: Vec<TrashRequest> = match serde_json::from_slice(&body) {
@@ -787,7 +827,7 @@ async fn trash_list(keep: Arc<Keep>, req: Request) -> HttpResult {
     ))
 }
 
-async fn pull_list(keep: &Keep, req: Request) -> HttpResult {
+async fn pull_list(State(keep): State<Arc<Keep>>, req: Request) -> HttpResult {
     keep.require_system_token(&req)?;
     let body = read_small_body(req).await?;
     match serde_json::from_slice::<Vec<serde_json::Value>>(&body) {
@@ -805,7 +845,11 @@ async fn pull_list(keep: &Keep, req: Request) -> HttpResult {
     }
 }
 
-async fn untrash(keep: Arc<Keep>, req: Request, hash: String) -> HttpResult {
+async fn untrash(
+    State(keep): State<Arc<Keep>>,
+    UrlPath(hash): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
     keep.require_system_token(&req)?;
     if !is_hash(&hash) {
         return Err(status(400, "Bad Request: not a block hash"));
@@ -916,16 +960,15 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
             }
         });
     }
-    // `GET /metrics` is the one routed path: Prometheus metrics (cibox_runtime::metrics); any other
-    // method on it goes to `handle` like every unknown request.
+    // `GET /metrics`: Prometheus metrics (cibox_runtime::metrics); any other method on it is
+    // an unknown request.
     let metrics = Arc::new(cibox_runtime::metrics::HttpMetrics::new("cibox_keepstore"));
     let exposed = metrics.clone();
-    let app = axum::Router::new()
+    let app = routes()
         .route(
             "/metrics",
-            axum::routing::get(move || async move { exposed.response() }).fallback(handle),
+            axum::routing::get(move || async move { exposed.response() }).fallback(bad_request),
         )
-        .fallback(handle)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             cibox_runtime::metrics::track,

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cibox_runtime::response::{text, HttpError, HttpResult};
@@ -255,32 +255,86 @@ impl Proxy {
     }
 }
 
-async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> HttpResult {
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    if req
+/// keepproxy's routes: a block by its locator (GET, HEAD, PUT), a block with its hash unknown
+/// (`POST /`), CORS preflights anywhere. `-no-get` and `-no-put` leave those methods out, so
+/// they get 400 like anything else unknown, and a request that already passed through this
+/// proxy is refused ([`refuse_loops`]).
+fn routes(config: &Config) -> axum::Router<Arc<Proxy>> {
+    use axum::routing::{options, MethodRouter};
+    let mut block: MethodRouter<Arc<Proxy>> = options(preflight);
+    let mut root: MethodRouter<Arc<Proxy>> = options(preflight);
+    if !config.no_get {
+        block = block.get(get_block).head(head_block);
+    }
+    if !config.no_put {
+        block = block.put(put_block);
+        root = root.post(post_block);
+    }
+    axum::Router::new()
+        .route("/", root)
+        .route("/{*locator}", block)
+        .fallback(bad_request)
+        .method_not_allowed_fallback(bad_request)
+        .layer(axum::middleware::from_fn(refuse_loops))
+}
+
+/// A request whose `Via` names this proxy already came round in a loop: 500.
+async fn refuse_loops(req: Request, next: axum::middleware::Next) -> HttpResult {
+    let looped = req
         .headers()
         .get(header::VIA)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(&format!(" {VIA}")))
-    {
+        .is_some_and(|v| v.contains(&format!(" {VIA}")));
+    if looped {
         return Err(HttpError::internal("loop detected"));
     }
-    if method == Method::OPTIONS {
-        return Ok(text(StatusCode::OK, ""));
+    Ok(next.run(req).await)
+}
+
+/// A CORS preflight: 200, empty (the CORS headers come from [`with_cors`]).
+async fn preflight() -> Response {
+    text(StatusCode::OK, "")
+}
+
+/// What an unknown path or method gets.
+async fn bad_request() -> HttpError {
+    HttpError::bad_request("Bad request")
+}
+
+/// The locator of a block request's path, if it is one.
+fn block_locator(path: String) -> Result<String, HttpError> {
+    match Locator::parse(&path) {
+        Ok(_) => Ok(path),
+        Err(_) => Err(HttpError::bad_request("Bad request")),
     }
-    let target = &path[1..];
-    let is_block = Locator::parse(target).is_ok();
-    match method {
-        Method::GET | Method::HEAD if is_block && !proxy.config.no_get => {
-            get(proxy, target.to_string(), req, method == Method::HEAD).await
-        }
-        Method::PUT if is_block && !proxy.config.no_put => {
-            put(proxy, Some(target.to_string()), req).await
-        }
-        Method::POST if target.is_empty() && !proxy.config.no_put => put(proxy, None, req).await,
-        _ => Err(HttpError::bad_request("Bad request")),
-    }
+}
+
+async fn get_block(
+    State(proxy): State<Arc<Proxy>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
+    get(proxy, block_locator(path)?, req, false).await
+}
+
+async fn head_block(
+    State(proxy): State<Arc<Proxy>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
+    get(proxy, block_locator(path)?, req, true).await
+}
+
+async fn put_block(
+    State(proxy): State<Arc<Proxy>>,
+    UrlPath(path): UrlPath<String>,
+    req: Request,
+) -> HttpResult {
+    put(proxy, Some(block_locator(path)?), req).await
+}
+
+async fn post_block(State(proxy): State<Arc<Proxy>>, req: Request) -> HttpResult {
+    put(proxy, None, req).await
 }
 
 /// An error status and its text.
@@ -742,8 +796,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         pid_file: proxy.config.pid_file.clone(),
         limits: proxy.config.limits.clone(),
     };
-    let router = axum::Router::new()
-        .fallback(handle)
+    let router = routes(&proxy.config)
         .layer(axum::middleware::map_response(with_cors))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(proxy);

@@ -348,17 +348,21 @@ fn install_stub(
             ));
         }
     }
-    let partial = dir.join(format!(".{name}.cibox-{}", std::process::id()));
-    let written = std::fs::write(&partial, &text)
-        .and_then(|()| {
-            std::fs::set_permissions(
-                &partial,
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-        })
-        .and_then(|()| std::fs::rename(&partial, &path));
+    // A temporary file of a fresh random name, created exclusively (never through a link
+    // planted under a guessable name), given its mode through its descriptor and renamed over
+    // the stub in one step; dropped on any error.
+    let written = tempfile::Builder::new()
+        .prefix(&format!(".{name}.cibox-"))
+        .tempfile_in(dir)
+        .and_then(|mut partial| {
+            partial.write_all(text.as_bytes())?;
+            partial
+                .as_file()
+                .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+            partial.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        });
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&partial);
         return Err(format!("cannot write {}: {e}", path.display()));
     }
     Ok(Some(if exists { "replaced" } else { "wrote" }))
@@ -440,5 +444,43 @@ fn install(dir: &Path, force: bool) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// `--install` once wrote the stub to `.NAME.cibox-PID` following links, then chmod-ed
+    /// and renamed it: a link planted under that name made it overwrite the link's target.
+    #[test]
+    fn stub_is_never_written_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "secret\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let planted = dir
+            .path()
+            .join(format!(".docker.py.cibox-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        let exe = Path::new("/usr/bin/cibox");
+        let done = install_stub(dir.path(), "docker.py", exe, false).unwrap();
+        assert_eq!(done, Some("wrote"));
+
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret\n");
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the link's target was chmod-ed");
+        let stub = dir.path().join("docker.py");
+        assert!(crate::pystub::is_stub(&stub));
+        assert!(!stub.symlink_metadata().unwrap().file_type().is_symlink());
+        // The planted link is left alone; no temporary file is left behind.
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".cibox-") && !n.ends_with(&std::process::id().to_string()))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -53,6 +53,37 @@ pub struct Manual {
 
 inventory::collect!(Manual);
 
+/// A script name cibox stands in for, submitted by the family whose script it is (`docker.py`
+/// by the container helper, `run_test_server.py` by the Arvados stack). Called through a link
+/// or stub of that name, cibox takes the script's command line.
+pub struct Script {
+    /// The script's file name.
+    pub name: &'static str,
+    /// The actions it accepts, each with the applet it runs (`start` -> `start_api`); `None`:
+    /// the script takes every applet, and behaves exactly like `cibox`.
+    pub actions: Option<&'static [(&'static str, &'static str)]>,
+    /// What `cibox --install` writes under the script's name: `None`, a link to cibox;
+    /// `Some(text)`, the file `text(absolute path of cibox)` returns (a program for an
+    /// interpreter, such as [`crate::pystub::text`], where callers run the script through one).
+    pub stub: Option<fn(&std::path::Path) -> String>,
+}
+
+inventory::collect!(Script);
+
+/// Every script name submitted, sorted.
+pub fn scripts() -> Vec<&'static Script> {
+    let mut scripts: Vec<&'static Script> = inventory::iter::<Script>.into_iter().collect();
+    scripts.sort_by_key(|s| s.name);
+    scripts
+}
+
+/// The script called `name`.
+pub fn script(name: &str) -> Option<&'static Script> {
+    inventory::iter::<Script>
+        .into_iter()
+        .find(|s| s.name == name)
+}
+
 /// A hidden entry point: when cibox's first argument is `option`, `run` gets the arguments
 /// after it, before any applet lookup. For helpers cibox starts from itself (the container
 /// family's reaper process), never for users.

@@ -2,15 +2,15 @@
 //!
 //! The applet is named by the program name when cibox is called through a link (`probe`,
 //! `cibox-probe`, `start_keep`, ...), else by the first argument that is not a global option.
-//! A link named `docker.py` behaves exactly like `cibox` (QEMU calls
-//! `tests/docker/docker.py --engine podman probe`), and one named `run_test_server.py` accepts
-//! the seed's ten actions (`start` and `stop` run `start_api` and `stop_api`; the others run
-//! the applets of the same names).
+//! A program name that is a script cibox stands in for ([`crate::applet::Script`], submitted by
+//! the families: `docker.py` behaves exactly like `cibox`, as QEMU calls
+//! `tests/docker/docker.py --engine podman probe`; `run_test_server.py` accepts the seed's ten
+//! actions) takes that script's command line.
 //!
 //! Global options, before the applet name: `--engine`, `--list`, `--install DIR [--force]`,
 //! `--help`, `--version`, and the built-in `completions SHELL`. `--install` links every applet
-//! name to cibox, and writes `docker.py` as a Python stub (see [`crate::pystub`]), since QEMU
-//! runs it through Python.
+//! and script name to cibox, or writes the script's stub where it has one (`docker.py` is a
+//! Python stub, see [`crate::pystub`], since QEMU runs it through Python).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -21,37 +21,15 @@ use std::process::ExitCode;
 use crate::applet::{self, Applet, GlobalOptions, Invocation};
 use crate::EngineChoice;
 
-/// Script names cibox stands in for, and which applets each accepts (`None`: all of them).
-const SCRIPT_LINKS: &[(&str, Option<&[&str]>)] = &[
-    ("docker.py", None),
-    (
-        "run_test_server.py",
-        Some(&[
-            "start",
-            "stop",
-            "start_keep",
-            "stop_keep",
-            "start_keep_proxy",
-            "stop_keep_proxy",
-            "start_arv-git-httpd",
-            "stop_arv-git-httpd",
-            "start_nginx",
-            "stop_nginx",
-            "stop_all",
-        ]),
-    ),
-];
+/// The actions a script accepts with the applet each runs; `None`: every applet.
+type Actions = Option<&'static [(&'static str, &'static str)]>;
 
-/// The script names `--install` writes as Python stubs instead of links: their callers run
-/// them through the interpreter (`$python docker.py ...`).
-const PYTHON_STUBS: &[&str] = &["docker.py"];
-/// The applet a script action runs: the seed's `start`/`stop` are the API server's.
-fn action_applet(action: &str) -> &str {
-    match action {
-        "start" => "start_api",
-        "stop" => "stop_api",
-        other => other,
-    }
+/// The applet a script's action runs.
+fn action_applet(actions: &[(&str, &'static str)], action: &str) -> Option<&'static str> {
+    actions
+        .iter()
+        .find(|(name, _)| *name == action)
+        .map(|(_, applet)| *applet)
 }
 
 /// Runs cibox with the whole command line (`args[0]` is the program name).
@@ -75,8 +53,8 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
         if let Some(applet) = applet::find(name) {
             return run_applet(applet, rest, GlobalOptions::default());
         }
-        if let Some((_, allowed)) = SCRIPT_LINKS.iter().find(|(n, _)| *n == program) {
-            return top_level(&program, rest, *allowed);
+        if let Some(script) = applet::script(&program) {
+            return top_level(&program, rest, script.actions);
         }
     }
     top_level("cibox", rest, None)
@@ -88,7 +66,7 @@ fn usage_error(program: &str, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn top_level(program: &str, args: Vec<OsString>, allowed: Option<&[&str]>) -> ExitCode {
+fn top_level(program: &str, args: Vec<OsString>, allowed: Actions) -> ExitCode {
     let mut global = GlobalOptions::default();
     let mut install_dir: Option<PathBuf> = None;
     let mut force = false;
@@ -130,8 +108,8 @@ fn top_level(program: &str, args: Vec<OsString>, allowed: Option<&[&str]>) -> Ex
                         }
                     }
                     Some(actions) => {
-                        for action in actions {
-                            if applet::find(action_applet(action)).is_some() {
+                        for (action, applet_name) in actions {
+                            if applet::find(applet_name).is_some() {
                                 let _ = writeln!(out, "{action}");
                             }
                         }
@@ -161,8 +139,8 @@ fn top_level(program: &str, args: Vec<OsString>, allowed: Option<&[&str]>) -> Ex
             name => {
                 let found = match allowed {
                     None => applet::find(name),
-                    Some(actions) if actions.contains(&name) => {
-                        match applet::find(action_applet(name)) {
+                    Some(actions) if action_applet(actions, name).is_some() => {
+                        match action_applet(actions, name).and_then(applet::find) {
                             Some(a) => Some(a),
                             None => {
                                 eprintln!(
@@ -308,7 +286,7 @@ fn completions(program: &str, args: &[OsString]) -> ExitCode {
 /// The names `cibox --install` links: every applet and every script cibox stands in for.
 pub fn link_names() -> Vec<String> {
     let mut names: Vec<String> = applet::all().iter().map(|a| a.name.to_string()).collect();
-    names.extend(SCRIPT_LINKS.iter().map(|(n, _)| n.to_string()));
+    names.extend(applet::scripts().iter().map(|s| s.name.to_string()));
     names
 }
 
@@ -324,17 +302,18 @@ fn is_our_link(path: &Path, exe: &Path) -> bool {
     same_file || target.file_name().is_some_and(|n| n == "cibox")
 }
 
-/// Writes the Python stub `dir/name` running `exe`: `Some("wrote")` or `Some("replaced")` when
-/// it wrote one, `None` when the same stub is already there. Replaces only a stub or a cibox
-/// link, anything else only with `force`; the file is replaced in one rename.
+/// Writes the stub `dir/name`, the text `stub(exe)`: `Some("wrote")` or `Some("replaced")`
+/// when it wrote one, `None` when the same stub is already there. Replaces only a stub or a
+/// cibox link, anything else only with `force`; the file is replaced in one rename.
 fn install_stub(
     dir: &Path,
     name: &str,
+    stub: fn(&Path) -> String,
     exe: &Path,
     force: bool,
 ) -> Result<Option<&'static str>, String> {
     let path = dir.join(name);
-    let text = crate::pystub::text(exe);
+    let text = stub(exe);
     let exists = path.symlink_metadata().is_ok();
     if exists {
         let stub = crate::pystub::is_stub(&path);
@@ -384,8 +363,8 @@ fn install(dir: &Path, force: bool) -> ExitCode {
     let mut failed = false;
     let (mut made, mut kept) = (0, 0);
     for name in link_names() {
-        if PYTHON_STUBS.contains(&name.as_str()) {
-            match install_stub(dir, &name, &exe, force) {
+        if let Some(stub) = applet::script(&name).and_then(|s| s.stub) {
+            match install_stub(dir, &name, stub, &exe, force) {
                 Ok(Some(verb)) => {
                     made += 1;
                     println!(
@@ -466,7 +445,7 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
 
         let exe = Path::new("/usr/bin/cibox");
-        let done = install_stub(dir.path(), "docker.py", exe, false).unwrap();
+        let done = install_stub(dir.path(), "docker.py", crate::pystub::text, exe, false).unwrap();
         assert_eq!(done, Some("wrote"));
 
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret\n");

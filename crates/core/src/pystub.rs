@@ -1,4 +1,5 @@
-//! The Python stub `cibox --install` writes as `docker.py`.
+//! The Python stub `cibox --install` writes for a script whose callers run it through Python
+//! (the container helper submits it for `docker.py`, see [`crate::applet::Script`]).
 //!
 //! QEMU's configure runs its container helper as `$python .../tests/docker/docker.py ...` and
 //! writes cross-compiler lines that do the same, so `docker.py` has to be a program Python
@@ -43,7 +44,7 @@ pub fn text(cibox: &Path) -> String {
     format!(
         r#"#!/usr/bin/env python3
 {MARKER}
-"""QEMU's container helper, served by cibox: runs cibox under this script's name."""
+"""Served by cibox: runs cibox under this script's name."""
 import os
 import sys
 

@@ -5,6 +5,7 @@ mod apiserver;
 mod arv_git_httpd;
 mod keepproxy;
 mod keepstore;
+mod run_test_server;
 mod start_api;
 mod start_arv_git_httpd;
 mod start_keep;

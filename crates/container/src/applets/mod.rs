@@ -5,6 +5,7 @@ mod build;
 mod cc;
 mod check;
 mod clean;
+mod docker_py;
 mod fetch;
 mod images;
 mod probe;

@@ -136,6 +136,8 @@ pub struct AppRequest {
     pub coreos_ids: bool,
     /// Whether an `<updatecheck>` is present.
     pub update_check: bool,
+    /// Whether that `<updatecheck>` says `rollback_allowed="true"`.
+    pub rollback_allowed: bool,
     /// Whether a `<ping>` is present.
     pub ping: bool,
     /// The events reported, in order.
@@ -219,10 +221,23 @@ fn attrs(e: &BytesStart<'_>, name: &str, keep: bool) -> Result<Vec<(String, Stri
         if keep {
             let local = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
             let value = attr.unescape_value().map_err(malformed)?.into_owned();
+            // XML 1.0 has no way to carry these (not even as `&#1;`): a value holding one
+            // could only be echoed as a malformed answer.
+            if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
+                return Err(OmahaError::Malformed(format!(
+                    "attribute {local:?} on <{name}> holds the character U+{:04X}, which XML 1.0 does not allow",
+                    u32::from(c)
+                )));
+            }
             out.push((local, value));
         }
     }
     Ok(out)
+}
+
+/// Whether XML 1.0 allows `c` in a document (its `Char` production).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 fn get(attrs: &[(String, String)], name: &str) -> Option<String> {
@@ -288,7 +303,7 @@ pub fn parse_request(body: &[u8]) -> Result<UpdateRequest, OmahaError> {
             // the elements read are unescaped.
             let read = depth == 0
                 || (depth == 1 && (name == "os" || name == "app"))
-                || (depth == 2 && in_app && name == "event");
+                || (depth == 2 && in_app && (name == "event" || name == "updatecheck"));
             let a = attrs(&e, &name, read)?;
             if depth == 0 {
                 if root_seen {
@@ -327,7 +342,11 @@ pub fn parse_request(body: &[u8]) -> Result<UpdateRequest, OmahaError> {
             } else if depth == 2 && in_app {
                 let app = request.apps.last_mut().expect("inside an app");
                 match name.as_str() {
-                    "updatecheck" => app.update_check = true,
+                    "updatecheck" => {
+                        app.update_check = true;
+                        app.rollback_allowed =
+                            get(&a, "rollback_allowed").as_deref() == Some("true");
+                    }
                     "ping" => app.ping = true,
                     "event" => {
                         if app.events.len() == MAX_EVENTS {
@@ -373,7 +392,7 @@ pub struct Offer {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// Base64 SHA-1.
+    /// Base64 SHA-1 (empty when unknown: a payload described by metadata and not on disk).
     pub sha1_b64: String,
     /// Base64 SHA-256 (empty when unknown).
     pub sha256_b64: String,
@@ -385,13 +404,17 @@ pub struct Offer {
     pub is_delta: bool,
     /// Size of the payload's metadata (update_engine checks it before downloading).
     pub metadata_size: Option<u64>,
-    /// Base64 RSA signature of the metadata.
+    /// Base64 RSA signature of the metadata (`Some("")` for an unsigned payload described
+    /// by metadata: nebraska writes the attribute empty).
     pub metadata_signature: Option<String>,
+    /// Base64 public key the client checks the payload with (`PublicKeyRsa`).
+    pub public_key: Option<String>,
 }
 
 /// How answers are steered (command line and the runtime configuration endpoint,
-/// `/update_config`, which takes and shows these fields as JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+/// `/update_config`, which takes and shows these fields as JSON, with nebraska's names and
+/// defaults).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Steering {
     /// Mark updates critical (`deadline="now"`).
@@ -402,12 +425,59 @@ pub struct Steering {
     pub disable_payload_backoff: bool,
     /// End-of-life date (days since the Unix epoch), sent as `_eol_date`.
     pub eol_date: Option<i64>,
-    /// Offer the payload as a rollback (`_rollback="true"`).
+    /// Offer the payload as a rollback (`_rollback="true"`, to apps that allow it).
     pub is_rollback: bool,
     /// How often the client may fail on each URL before moving on
     /// (`MaxFailureCountPerUrl`).
     pub failures_per_url: Option<u32>,
+    /// How many `<url>` elements an update answer carries (nebraska's default: 1).
+    pub num_urls: u32,
+    /// `true`: only full payloads; `false`: only deltas; `null`: a delta when the client
+    /// takes one, else the full payload.
+    pub full_payload: Option<bool>,
+    /// When no described payload matches an app's appid, take any that fits.
+    pub ignore_appid: bool,
+    /// `N > 0`: the Nth update or install request and every later one get noupdate (each
+    /// request before it counts it down).
+    pub return_noupdate_starting: u32,
+    /// Answer noupdate with `_invalidate_last_update="true"` (update_engine then
+    /// invalidates an update waiting in the inactive partition).
+    pub invalidate_last_update: bool,
+    /// nebraska's base URL of update payloads described by metadata (else this server's
+    /// `/payloads/`).
+    pub update_payloads_address: Option<String>,
+    /// The same for install payloads (else `update_payloads_address`, else this server's
+    /// `/install-payloads/`).
+    pub install_payloads_address: Option<String>,
 }
+
+impl Default for Steering {
+    fn default() -> Self {
+        Steering {
+            critical_update: false,
+            no_update: false,
+            disable_payload_backoff: false,
+            eol_date: None,
+            is_rollback: false,
+            failures_per_url: None,
+            num_urls: 1,
+            full_payload: None,
+            ignore_appid: false,
+            return_noupdate_starting: 0,
+            invalidate_last_update: false,
+            update_payloads_address: None,
+            install_payloads_address: None,
+        }
+    }
+}
+
+/// The firmware and kernel key versions nebraska announces with a rollback (`1.1`: no
+/// version roll ever happened, as on most devices).
+const ROLLBACK_KEY_VERSION: &str = "1.1";
+/// The suffixes of nebraska's `_firmware_version*` and `_kernel_version*` attributes.
+const ROLLBACK_VERSION_SUFFIXES: [&str; 6] = ["", "_0", "_1", "_2", "_3", "_4"];
+/// The Chrome version nebraska writes on every postinstall action.
+const CHROME_VERSION: &str = "1.0.0.0";
 
 /// The answer to one app's update check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,9 +590,17 @@ pub fn render(
             "gupdate"
         }
     };
+    let install = request.is_install();
     for (app, answer) in request.apps.iter().zip(answers) {
         let appid = app.appid.as_deref().unwrap_or(CHROMEOS_APPID);
-        start(&mut w, "app", &[("appid", appid), ("status", "ok")]);
+        // nebraska's install shape: an app that asks nothing in an install (the platform)
+        // is answered by the app's own status, without an <updatecheck>.
+        let status = if install && !app.update_check {
+            "noupdate"
+        } else {
+            "ok"
+        };
+        start(&mut w, "app", &[("appid", appid), ("status", status)]);
         if app.ping {
             empty(&mut w, "ping", &[("status", "ok")]);
         }
@@ -534,13 +612,16 @@ pub fn render(
             Some(Answer::NoUpdate) => {
                 let eol = steering.eol_date.map(|d| d.to_string());
                 let mut a = vec![("status", "noupdate")];
+                if steering.invalidate_last_update {
+                    a.push(("_invalidate_last_update", "true"));
+                }
                 if let Some(eol) = &eol {
                     a.push(("_eol_date", eol));
                 }
                 empty(&mut w, "updatecheck", &a);
             }
             Some(Answer::Update(offer)) => match request.protocol {
-                Protocol::V3 => render_v3_update(&mut w, offer, flavor, steering),
+                Protocol::V3 => render_v3_update(&mut w, app, offer, flavor, steering),
                 Protocol::V2 => render_v2_update(&mut w, offer, steering),
             },
         }
@@ -560,33 +641,61 @@ fn bool_str(b: bool) -> &'static str {
     }
 }
 
-fn render_v3_update(w: &mut W, offer: &Offer, flavor: Flavor, steering: &Steering) {
+fn render_v3_update(
+    w: &mut W,
+    app: &AppRequest,
+    offer: &Offer,
+    flavor: Flavor,
+    steering: &Steering,
+) {
     let size = offer.size.to_string();
     let eol = steering.eol_date.map(|d| d.to_string());
     let mut check = vec![("status", "ok")];
+    // A rollback is offered only to an app that allows one, with the key versions nebraska
+    // announces (update_engine refuses a rollback image without them).
+    let rollback_names: Vec<(String, String)> = ROLLBACK_VERSION_SUFFIXES
+        .iter()
+        .map(|s| {
+            (
+                format!("_firmware_version{s}"),
+                format!("_kernel_version{s}"),
+            )
+        })
+        .collect();
+    if steering.is_rollback && app.rollback_allowed {
+        check.push(("_rollback", "true"));
+        for (firmware, kernel) in &rollback_names {
+            check.push((firmware.as_str(), ROLLBACK_KEY_VERSION));
+            check.push((kernel.as_str(), ROLLBACK_KEY_VERSION));
+        }
+    }
     if let Some(eol) = &eol {
         check.push(("_eol_date", eol.as_str()));
     }
-    if steering.is_rollback {
-        check.push(("_rollback", "true"));
-    }
     start(w, "updatecheck", &check);
     start(w, "urls", &[]);
-    empty(w, "url", &[("codebase", &offer.codebase)]);
+    for _ in 0..steering.num_urls {
+        empty(w, "url", &[("codebase", &offer.codebase)]);
+    }
     end(w, "urls");
     start(w, "manifest", &[("version", &offer.version)]);
     start(w, "packages", &[]);
-    let fp = format!("1.{}", offer.sha256_hex);
+    // nebraska writes the hex digest in upper case (base64.b16encode), and update_engine
+    // keeps `fp` as text: the same case as nebraska's, so a fingerprint compares equal.
+    let hex = offer.sha256_hex.to_ascii_uppercase();
+    let fp = format!("1.{hex}");
     let mut package = vec![
         ("name", offer.name.as_str()),
         ("size", size.as_str()),
         ("required", "true"),
-        ("hash", offer.sha1_b64.as_str()),
     ];
+    if !offer.sha1_b64.is_empty() {
+        package.push(("hash", offer.sha1_b64.as_str()));
+    }
     match flavor {
         // update_engine of ChromiumOS reads hex; nebraska adds the fingerprint.
         Flavor::ChromeOs if !offer.sha256_hex.is_empty() => {
-            package.push(("hash_sha256", offer.sha256_hex.as_str()));
+            package.push(("hash_sha256", hex.as_str()));
             package.push(("fp", fp.as_str()));
         }
         // go-omaha's Package.Verify compares base64.
@@ -610,19 +719,29 @@ fn render_v3_update(w: &mut W, offer: &Offer, flavor: Flavor, steering: &Steerin
     post.push(("needsadmin", "false"));
     match flavor {
         Flavor::ChromeOs => {
+            post.push(("ChromeVersion", CHROME_VERSION));
             post.push(("IsDeltaPayload", bool_str(offer.is_delta)));
             post.push(("MaxDaysToScatter", "14"));
+            post.push((
+                "DisablePayloadBackoff",
+                bool_str(steering.disable_payload_backoff),
+            ));
             if let Some(m) = &metadata_size {
                 post.push(("MetadataSize", m.as_str()));
             }
             if let Some(sig) = &offer.metadata_signature {
                 post.push(("MetadataSignatureRsa", sig.as_str()));
             }
+            if let Some(key) = &offer.public_key {
+                post.push(("PublicKeyRsa", key.as_str()));
+            }
         }
-        Flavor::CoreOs => post.push(("IsDelta", bool_str(offer.is_delta))),
-    }
-    if steering.disable_payload_backoff {
-        post.push(("DisablePayloadBackoff", "true"));
+        Flavor::CoreOs => {
+            post.push(("IsDelta", bool_str(offer.is_delta)));
+            if steering.disable_payload_backoff {
+                post.push(("DisablePayloadBackoff", "true"));
+            }
+        }
     }
     let failures = steering.failures_per_url.map(|n| n.to_string());
     if let Some(n) = &failures {
@@ -640,10 +759,10 @@ fn render_v3_update(w: &mut W, offer: &Offer, flavor: Flavor, steering: &Steerin
 fn render_v2_update(w: &mut W, offer: &Offer, steering: &Steering) {
     let size = offer.size.to_string();
     let url = format!("{}{}", offer.codebase, offer.name);
-    let mut a = vec![
-        ("codebase", url.as_str()),
-        ("hash", offer.sha1_b64.as_str()),
-    ];
+    let mut a = vec![("codebase", url.as_str())];
+    if !offer.sha1_b64.is_empty() {
+        a.push(("hash", offer.sha1_b64.as_str()));
+    }
     if !offer.sha256_b64.is_empty() {
         a.push(("sha256", offer.sha256_b64.as_str()));
     }
@@ -880,6 +999,7 @@ mod tests {
             is_delta: false,
             metadata_size: Some(10),
             metadata_signature: Some("c2ln".into()),
+            public_key: None,
         }
     }
 
@@ -898,7 +1018,7 @@ mod tests {
         assert!(text.contains(r#"deadline="now""#), "{text}");
         assert!(text.contains(r#"<event status="ok"/>"#), "{text}");
         assert!(text.contains(r#"MetadataSize="10""#), "{text}");
-        assert!(text.contains(r#"fp="1.8607d9"#), "{text}");
+        assert!(text.contains(r#"fp="1.8607D9"#), "{text}");
     }
 
     #[test]

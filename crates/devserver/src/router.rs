@@ -57,6 +57,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/latestbuild", get(builds::latestbuild))
         .route("/build", any(builds::build))
         .route("/check_health", get(status::check_health))
+        .route("/health_check", get(status::health_check))
         .route("/metrics", get(status::metrics))
         .fallback(|| async { HttpError::not_found("Not found") })
         .layer(DefaultBodyLimit::max(update::MAX_BODY))

@@ -13,8 +13,11 @@ use cibox_runtime::httpd::Peer;
 use cibox_runtime::response::{raw, HttpError, HttpResult};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use crate::metadata::PayloadMeta;
-use crate::omaha::{self, Answer, AppAnswer, AppRequest, DayStart, Offer, UpdateRequest};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::metadata::{Choice, PayloadMeta};
+use crate::omaha::{self, Answer, AppAnswer, AppRequest, DayStart, Offer, Steering, UpdateRequest};
 use crate::paths::{clean_components, percent_decode};
 use crate::state::{SharedState, State};
 use crate::urls::{encode_path, site_base, static_base};
@@ -124,6 +127,7 @@ impl Ctx<'_> {
                 is_delta,
                 metadata_size: None,
                 metadata_signature: None,
+                public_key: None,
             }),
             Err(e) => {
                 self.state
@@ -179,19 +183,26 @@ impl Ctx<'_> {
         Answer::Update(offer)
     }
 
-    /// An answer from a payload described by metadata, served under `/url_prefix/`.
-    async fn described(&self, url_prefix: &str, meta: &PayloadMeta) -> Answer {
+    /// An answer from a payload described by metadata, served under `/url_prefix/`, or at
+    /// `address` (nebraska's payloads address) when one is set.
+    async fn described(
+        &self,
+        url_prefix: &str,
+        address: Option<&str>,
+        meta: &PayloadMeta,
+    ) -> Answer {
         let (dir, name) = match meta.url_path.rsplit_once('/') {
             Some((d, n)) => (format!("{}/", encode_path(d)), n),
             None => (String::new(), meta.url_path.as_str()),
         };
-        let codebase = format!(
-            "{}/{}/{dir}",
-            site_base(self.state, self.headers, self.peer),
-            url_prefix
-        );
-        // A payload described but missing would be offered at a URL that answers 404, and
-        // without the SHA-1 the answer carries: no update, and the reason in the log.
+        let codebase = match address {
+            Some(a) => format!("{}/{dir}", a.trim_end_matches('/')),
+            None => format!(
+                "{}/{}/{dir}",
+                site_base(self.state, self.headers, self.peer),
+                url_prefix
+            ),
+        };
         let offer = if meta.file.is_file() {
             self.offer(
                 codebase,
@@ -201,7 +212,28 @@ impl Ctx<'_> {
                 meta.is_delta,
             )
             .await
+        } else if let (true, Some(size), Some(hex), Some(b64)) = (
+            address.is_some(),
+            meta.size,
+            meta.sha256_hex.as_ref(),
+            meta.sha256_b64.as_ref(),
+        ) {
+            // Served elsewhere (nebraska's set-up): the metadata's size and hash, as nebraska
+            // sends them (no SHA-1).
+            Some(Offer {
+                codebase,
+                name: encode_path(name),
+                size,
+                sha1_b64: String::new(),
+                sha256_b64: b64.clone(),
+                sha256_hex: hex.clone(),
+                version: meta.target_version.clone(),
+                is_delta: meta.is_delta,
+                ..Offer::default()
+            })
         } else {
+            // A payload described but missing would be offered at a URL that answers 404,
+            // and without the SHA-1 the answer carries: no update, and the reason in the log.
             self.state.logs.error(format!(
                 "payload {} is described by its metadata but missing: no update offered",
                 meta.file.display()
@@ -211,7 +243,8 @@ impl Ctx<'_> {
         match offer {
             Some(offer) => Answer::Update(Offer {
                 metadata_size: meta.metadata_size,
-                metadata_signature: meta.metadata_signature.clone(),
+                metadata_signature: Some(meta.metadata_signature.clone()),
+                public_key: meta.public_key.clone(),
                 ..offer
             }),
             None => Answer::NoUpdate,
@@ -228,12 +261,108 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResult {
-    let request = read_request(uri.path(), &headers, body)
-        .await
-        .inspect_err(|_| {
-            state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-        })?;
-    Ok(answer(&state, &peer, &headers, request).await)
+    let request = async {
+        let overlay = query_steering(uri.query().unwrap_or("")).map_err(HttpError::bad_request)?;
+        let request = read_request(uri.path(), &headers, body).await?;
+        Ok::<_, HttpError>((overlay, request))
+    }
+    .await
+    .inspect_err(|_| {
+        state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+    })?;
+    let (overlay, request) = request;
+    Ok(answer(&state, &peer, &headers, &overlay, request).await)
+}
+
+/// The steering flags nebraska takes from the query of `/update?...` (its runtime flags:
+/// `critical_update`, `disable_payload_backoff`, `no_update`, `full_payload` true when
+/// `True`, as nebraska reads them; `eol_date`, `failures_per_url`, `num_urls` numbers).
+/// Empty values are ignored, as nebraska ignores them; other keys too.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct QuerySteering {
+    critical_update: Option<bool>,
+    disable_payload_backoff: Option<bool>,
+    no_update: Option<bool>,
+    full_payload: Option<bool>,
+    eol_date: Option<i64>,
+    failures_per_url: Option<u32>,
+    num_urls: Option<u32>,
+}
+
+impl QuerySteering {
+    /// `steering` with these flags applied.
+    fn apply(&self, mut steering: Steering) -> Steering {
+        let s = &mut steering;
+        s.critical_update = self.critical_update.unwrap_or(s.critical_update);
+        s.disable_payload_backoff = self
+            .disable_payload_backoff
+            .unwrap_or(s.disable_payload_backoff);
+        s.no_update = self.no_update.unwrap_or(s.no_update);
+        s.full_payload = self.full_payload.or(s.full_payload);
+        s.eol_date = self.eol_date.or(s.eol_date);
+        s.failures_per_url = self.failures_per_url.or(s.failures_per_url);
+        s.num_urls = self.num_urls.unwrap_or(s.num_urls);
+        steering
+    }
+}
+
+/// Reads the steering flags of an update URL's query; a number that is not one is an error
+/// naming the flag.
+pub fn query_steering(query: &str) -> Result<QuerySteering, String> {
+    let mut out = QuerySteering::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| percent_decode(&s.replace('+', " "));
+        let (Ok(key), Ok(value)) = (decode(key), decode(value)) else {
+            return Err(format!("bad query: {pair:?} is not percent-encoded text"));
+        };
+        // The first value of a key counts, as nebraska takes it.
+        if value.is_empty() {
+            continue;
+        }
+        let flag = || Some(value == "True");
+        fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<Option<T>, String> {
+            value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("bad query: {key}={value:?} is not a number"))
+        }
+        match key.as_str() {
+            "critical_update" if out.critical_update.is_none() => out.critical_update = flag(),
+            "disable_payload_backoff" if out.disable_payload_backoff.is_none() => {
+                out.disable_payload_backoff = flag()
+            }
+            "no_update" if out.no_update.is_none() => out.no_update = flag(),
+            "full_payload" if out.full_payload.is_none() => out.full_payload = flag(),
+            "eol_date" if out.eol_date.is_none() => out.eol_date = number(&key, &value)?,
+            "failures_per_url" if out.failures_per_url.is_none() => {
+                out.failures_per_url = number(&key, &value)?
+            }
+            "num_urls" if out.num_urls.is_none() => out.num_urls = number(&key, &value)?,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The steering one update request is answered with: the configured one, counted down by
+/// `return_noupdate_starting` (nebraska's counter: a request with an update check before
+/// the Nth counts it down, the Nth switches `no_update` on for good), then the flags of the
+/// request's query, which steer this answer only.
+fn steering_for(state: &State, request: &UpdateRequest, overlay: &QuerySteering) -> Steering {
+    let steering = if request.has_update_check() {
+        let mut current = state.steering.write().unwrap_or_else(|e| e.into_inner());
+        match current.return_noupdate_starting {
+            0 => {}
+            1 => current.no_update = true,
+            _ => current.return_noupdate_starting -= 1,
+        }
+        current.clone()
+    } else {
+        state.steering()
+    };
+    overlay.apply(steering)
 }
 
 /// The label and the Omaha request of an update request, or why it is refused.
@@ -253,6 +382,7 @@ async fn answer(
     state: &State,
     peer: &Peer,
     headers: &HeaderMap,
+    overlay: &QuerySteering,
     (label, request): (String, UpdateRequest),
 ) -> Response<Body> {
     let stats = &state.stats;
@@ -272,14 +402,18 @@ async fn answer(
     if !request.has_update_check() {
         stats.event_acks.fetch_add(1, Ordering::Relaxed);
     }
-    let steering = state.steering();
+    let steering = steering_for(state, &request, overlay);
     let label = forced.unwrap_or(label);
     let install = request.is_install();
+    let no_update = steering.no_update || steering.invalidate_last_update;
+    // Files offered so far: one payload never answers two apps of a request.
+    let mut used: HashSet<PathBuf> = HashSet::new();
     let mut answers: Vec<AppAnswer> = Vec::with_capacity(request.apps.len());
     for (i, app) in request.apps.iter().enumerate() {
         if !app.update_check {
-            // An install names the platform without a check: it gets noupdate.
-            answers.push((install && i == 0).then_some(Answer::NoUpdate));
+            // An app that asks nothing gets no <updatecheck> (in an install, the platform
+            // app's own status says noupdate, as nebraska answers it).
+            answers.push(None);
             continue;
         }
         stats.update_checks.fetch_add(1, Ordering::Relaxed);
@@ -289,15 +423,34 @@ async fn answer(
         } else {
             [&state.payloads, &None]
         };
-        let described = indexes
-            .into_iter()
-            .flatten()
-            .find(|p| app.appid.as_deref().is_some_and(|id| p.knows(id)));
-        let answer = if steering.no_update {
+        let described = indexes.into_iter().flatten().find(|p| {
+            app.appid
+                .as_deref()
+                .is_some_and(|id| p.knows(id, steering.ignore_appid))
+        });
+        let answer = if no_update {
             Answer::NoUpdate
         } else if let Some(index) = described {
-            match index.choose(app, install) {
-                Some(meta) => ctx.described(index.url_prefix, meta).await,
+            let how = Choice {
+                install,
+                full_payload: steering.full_payload,
+                ignore_appid: steering.ignore_appid,
+                used: Some(&used),
+            };
+            match index.choose(app, &how) {
+                Some(meta) => {
+                    used.insert(meta.file.clone());
+                    let install_index = index.url_prefix == "install-payloads";
+                    let address = if install_index {
+                        steering
+                            .install_payloads_address
+                            .as_deref()
+                            .or(steering.update_payloads_address.as_deref())
+                    } else {
+                        steering.update_payloads_address.as_deref()
+                    };
+                    ctx.described(index.url_prefix, address, meta).await
+                }
                 None => Answer::NoUpdate,
             }
         } else if i == 0 {

@@ -1,5 +1,6 @@
 //! The server's own state over HTTP: `/update_config` (how answers are steered, read and
-//! changed), `/check_health` (free disk space and counters) and `/metrics` (Prometheus).
+//! changed), `/check_health` (free disk space and counters), nebraska's `/health_check`
+//! (alive) and `/metrics` (Prometheus).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,8 +13,18 @@ use serde_json::json;
 use crate::omaha::Steering;
 use crate::state::SharedState;
 
+/// nebraska's configuration fields that name metadata directories or Python objects: refused,
+/// since a request must not make the server serve another directory.
+const NOT_OVER_HTTP: &[&str] = &[
+    "update_metadata",
+    "install_metadata",
+    "update_app_index",
+    "install_app_index",
+];
+
 /// `GET /update_config`: the steering as JSON; `POST` with a JSON object of some fields
-/// changes them for the next answers (unknown fields are refused).
+/// changes them for the next answers (unknown fields are refused, and so are nebraska's
+/// metadata directories: they are chosen at start-up).
 pub async fn update_config(
     AxumState(state): SharedState,
     method: Method,
@@ -25,6 +36,12 @@ pub async fn update_config(
             Ok(_) => return Err(HttpError::bad_request("Expected a JSON object.")),
             Err(e) => return Err(HttpError::bad_request(format!("Invalid JSON: {e}"))),
         };
+        if let Some(field) = NOT_OVER_HTTP.iter().find(|f| change.contains_key(**f)) {
+            return Err(HttpError::bad_request(format!(
+                "Invalid configuration: {field} cannot be changed over HTTP; \
+                 give --payload-metadata or --install-metadata at start-up"
+            )));
+        }
         let mut current = serde_json::to_value(state.steering()).unwrap_or_default();
         if let Some(current) = current.as_object_mut() {
             current.extend(change);
@@ -74,6 +91,11 @@ pub async fn check_health(AxumState(state): SharedState) -> Response<Body> {
             "log_lines_dropped": state.logs.dropped(),
         }),
     )
+}
+
+/// `GET /health_check`: nebraska's liveness check, 200 while the server answers.
+pub async fn health_check() -> Response<Body> {
+    cibox_runtime::response::text(StatusCode::OK, "cibox serve is alive!")
 }
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text).

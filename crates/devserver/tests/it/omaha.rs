@@ -172,8 +172,10 @@ fn multi_app_update_answers_every_app() {
         let r = get_with(&format!("{}{}", url["codebase"], package["name"]), &[]);
         assert_eq!(r.status, 200, "{url:?} {package:?}");
         assert_eq!(package["size"], r.body.len().to_string());
-        assert_eq!(package["hash_sha256"], sha256_hex(&r.body));
-        assert_eq!(package["fp"], format!("1.{}", sha256_hex(&r.body)));
+        // Upper case, as nebraska writes it.
+        let hex = sha256_hex(&r.body).to_ascii_uppercase();
+        assert_eq!(package["hash_sha256"], hex);
+        assert_eq!(package["fp"], format!("1.{hex}"));
         assert_eq!(
             post["sha256"],
             base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&r.body))
@@ -233,10 +235,13 @@ fn install_events_and_pings_are_answered_per_app() {
         (DLC2, "0.0.0.0", "<updatecheck/>"),
     ]);
     let xml = s.omaha("/update", &body, &[]);
+    // nebraska's install shape: the platform app's status says noupdate, no <updatecheck>.
+    assert_eq!(elements(&xml, "app")[0]["status"], "noupdate", "{xml}");
+    assert_eq!(elements(&xml, "app")[1]["status"], "ok", "{xml}");
     assert_eq!(
         apps_of(&xml),
         vec![
-            app(PLATFORM, false, 0, Some("noupdate"), None),
+            app(PLATFORM, false, 0, None, None),
             app(DLC1, false, 0, Some("ok"), Some("dlc1_full.bin")),
             app(DLC2, false, 0, Some("ok"), Some("dlc2%20full.bin")),
         ],
@@ -306,7 +311,7 @@ fn install_metadata_is_kept_apart_as_nebraska_does() {
     assert_eq!(
         apps_of(&xml),
         vec![
-            app(PLATFORM, false, 0, Some("noupdate"), None),
+            app(PLATFORM, false, 0, None, None),
             app(DLC1, false, 0, Some("ok"), Some("dlc1.install.bin")),
             app(DLC2, false, 0, Some("ok"), Some("dlc2%20full.bin")),
         ],
@@ -362,10 +367,28 @@ fn update_config_steers_the_next_answers() {
         assert_eq!(post["DisablePayloadBackoff"], "true");
         assert_eq!(post["MaxFailureCountPerUrl"], "3");
     }
+    // A rollback goes only to apps that allow one (nebraska's rule), with nebraska's key
+    // versions.
     for check in elements(&xml, "updatecheck") {
         assert_eq!(check["_eol_date"], "19000");
-        assert_eq!(check["_rollback"], "true");
+        assert!(!check.contains_key("_rollback"), "{xml}");
     }
+    let allowing = request_of(&[
+        (
+            PLATFORM,
+            "1.0.0",
+            r#"<updatecheck rollback_allowed="true"/>"#,
+        ),
+        (DLC2, "1.0.0", "<updatecheck/>"),
+    ]);
+    let xml = s.omaha("/update", &allowing, &[]);
+    let checks = elements(&xml, "updatecheck");
+    assert_eq!(checks[0]["_rollback"], "true", "{xml}");
+    for suffix in ["", "_0", "_1", "_2", "_3", "_4"] {
+        assert_eq!(checks[0][&format!("_firmware_version{suffix}")], "1.1");
+        assert_eq!(checks[0][&format!("_kernel_version{suffix}")], "1.1");
+    }
+    assert!(!checks[1].contains_key("_rollback"), "{xml}");
     // Bad configurations are refused and change nothing.
     assert_eq!(
         s.post("/update_config", r#"{"critical": true}"#).status,
@@ -452,7 +475,10 @@ fn go_omaha_request_is_answered_in_its_own_format() {
     std::fs::write(dir.path().join("static/update.gz"), VECTOR).unwrap();
     let s = Server::start_in(dir, &["--omaha-flavor", "chromeos"], &[]);
     let xml = s.omaha("/v1/update/", &go_omaha_request(false), &[]);
-    assert_eq!(element(&xml, "package")["hash_sha256"], VECTOR_SHA256_HEX);
+    assert_eq!(
+        element(&xml, "package")["hash_sha256"],
+        VECTOR_SHA256_HEX.to_ascii_uppercase()
+    );
 }
 
 #[test]
@@ -647,4 +673,212 @@ fn a_described_payload_missing_on_disk_is_no_update_never_an_answer_without_its_
         "{xml}"
     );
     assert!(!xml.contains(r#"hash="""#), "{xml}");
+}
+
+/// A 38-character appid, as ChromeOS boards have, and the canary appid standing for it.
+const RELEASE: &str = "{DEADBEEF-0000-0000-0000-000000000001}";
+const CANARY: &str = "{90F229CE-83E2-4FAF-8479-E368A34938B1}";
+
+/// A metadata directory written as paygen writes it and nebraska reads it: no `name` (the
+/// payload is the JSON file's name without `.json`), `sha256_hex` holding base64, a null
+/// signature and a public key.
+fn paygen_dir(payload: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chromeos_R1_full.bin"), payload).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    metadata(
+        dir.path(),
+        "chromeos_R1_full.bin.json",
+        serde_json::json!({"appid": RELEASE, "target_version": "2.0.0", "is_delta": false,
+            "source_version": null, "size": payload.len(),
+            "sha256_hex": b64.encode(sha2::Sha256::digest(payload)),
+            "metadata_size": 11, "metadata_signature": null, "public_key": "UFVCS0VZ"}),
+    );
+    metadata(
+        dir.path(),
+        "dlc.bin.json",
+        serde_json::json!({"appid": format!("{RELEASE}_dlc"), "target_version": "2.0.0",
+            "is_delta": false, "size": 3, "sha256_hex": b64.encode(sha2::Sha256::digest(b"dlc")),
+            "metadata_size": 1, "metadata_signature": "c2ln"}),
+    );
+    std::fs::write(dir.path().join("dlc.bin"), b"dlc").unwrap();
+    dir
+}
+
+fn check_of(appid: &str) -> String {
+    request_of(&[(appid, "1.0.0", "<updatecheck/>")])
+}
+
+#[test]
+fn paygen_metadata_is_read_as_nebraska_reads_it() {
+    let payload = b"a full payload, as paygen names it\n";
+    let dir = paygen_dir(payload);
+    let s = Server::start(&["--payload-metadata", dir.path().to_str().unwrap()]);
+    let xml = s.omaha("/update", &check_of(RELEASE), &[]);
+    let package = element(&xml, "package");
+    assert_eq!(package["name"], "chromeos_R1_full.bin", "{xml}");
+    // Hex in upper case, as nebraska writes it (base64.b16encode).
+    let hex = sha256_hex(payload).to_ascii_uppercase();
+    assert_eq!(package["hash_sha256"], hex);
+    assert_eq!(package["fp"], format!("1.{hex}"));
+    let post = elements(&xml, "action")
+        .into_iter()
+        .find(|a| a["event"] == "postinstall")
+        .unwrap();
+    assert_eq!(post["PublicKeyRsa"], "UFVCS0VZ", "{xml}");
+    assert_eq!(post["MetadataSignatureRsa"], "", "{xml}");
+    assert_eq!(post["MetadataSize"], "11");
+    assert_eq!(post["ChromeVersion"], "1.0.0.0");
+    assert_eq!(post["DisablePayloadBackoff"], "false");
+    let url = &element(&xml, "url")["codebase"];
+    assert_eq!(
+        get_with(&format!("{url}chromeos_R1_full.bin"), &[]).body,
+        payload
+    );
+}
+
+#[test]
+fn canary_appid_is_answered_with_the_release_payload() {
+    let dir = paygen_dir(b"release\n");
+    let s = Server::start(&["--payload-metadata", dir.path().to_str().unwrap()]);
+    let body = request_of(&[
+        (CANARY, "1.0.0", "<updatecheck/>"),
+        (&format!("{CANARY}_dlc"), "1.0.0", "<updatecheck/>"),
+    ]);
+    let xml = s.omaha("/update", &body, &[]);
+    assert_eq!(
+        apps_of(&xml),
+        vec![
+            app(CANARY, false, 0, Some("ok"), Some("chromeos_R1_full.bin")),
+            app(
+                &format!("{CANARY}_dlc"),
+                false,
+                0,
+                Some("ok"),
+                Some("dlc.bin")
+            ),
+        ],
+        "{xml}"
+    );
+}
+
+#[test]
+fn update_query_steers_that_answer() {
+    let (s, _payloads) = fleet_server(&[]);
+    let check = request_of(&[(DLC1, "1.0.0", "<updatecheck/>")]);
+    let xml = s.omaha(
+        "/update?critical_update=True&num_urls=2&failures_per_url=4&eol_date=100\
+         &disable_payload_backoff=True&full_payload=True&unknown=1",
+        &check,
+        &[],
+    );
+    let post = elements(&xml, "action")
+        .into_iter()
+        .find(|a| a["event"] == "postinstall")
+        .unwrap();
+    assert_eq!(post["deadline"], "now", "{xml}");
+    assert_eq!(post["MaxFailureCountPerUrl"], "4");
+    assert_eq!(post["DisablePayloadBackoff"], "true");
+    assert_eq!(elements(&xml, "url").len(), 2);
+    assert_eq!(element(&xml, "updatecheck")["_eol_date"], "100");
+    // full_payload=True: the full payload, though the client takes a delta.
+    assert_eq!(element(&xml, "package")["name"], "dlc1_full.bin");
+    // Only that answer: the next one is steered by /update_config alone.
+    let xml = s.omaha("/update", &check, &[]);
+    assert_eq!(element(&xml, "package")["name"], "dlc1_delta.bin");
+    assert!(!xml.contains("deadline"), "{xml}");
+    let xml = s.omaha("/update/?no_update=True", &check, &[]);
+    assert_eq!(element(&xml, "updatecheck")["status"], "noupdate");
+    // critical_update=true is not True: false, as nebraska reads it.
+    let xml = s.omaha("/update?critical_update=true", &check, &[]);
+    assert!(!xml.contains("deadline"), "{xml}");
+    let r = s.post("/update?eol_date=soon", &check);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("eol_date"), "{}", r.text());
+}
+
+#[test]
+fn update_config_takes_nebraska_fields() {
+    let (s, _payloads) = fleet_server(&[]);
+    let dlc1 = request_of(&[(DLC1, "1.0.0", "<updatecheck/>")]);
+    let r = s.post(
+        "/update_config",
+        r#"{"full_payload": false, "num_urls": 3, "ignore_appid": true,
+            "update_payloads_address": "http://payloads.example/base"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let xml = s.omaha("/update", &dlc1, &[]);
+    assert_eq!(element(&xml, "package")["name"], "dlc1_delta.bin", "{xml}");
+    let urls = elements(&xml, "url");
+    assert_eq!(urls.len(), 3);
+    assert_eq!(urls[0]["codebase"], "http://payloads.example/base/");
+    // full_payload=false and a client that takes no delta: nothing to offer.
+    let no_delta = dlc1.replace(r#"delta_okay="true""#, r#"delta_okay="false""#);
+    let xml = s.omaha("/update", &no_delta, &[]);
+    assert_eq!(element(&xml, "updatecheck")["status"], "noupdate", "{xml}");
+    // ignore_appid: an app nothing is described for gets a payload of another app, and one
+    // payload never answers two apps of a request.
+    let r = s.post("/update_config", r#"{"full_payload": null}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let xml = s.omaha(
+        "/update",
+        &request_of(&[
+            ("{SOME-OTHER-APP}", "0.1.0", "<updatecheck/>"),
+            ("{YET-ANOTHER-APP}", "0.1.0", "<updatecheck/>"),
+        ]),
+        &[],
+    );
+    let names: Vec<String> = elements(&xml, "package")
+        .into_iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(names.len(), 2, "{xml}");
+    assert_ne!(names[0], names[1], "{xml}");
+    // return_noupdate_starting=2: the first check is answered, the second and later not.
+    let r = s.post(
+        "/update_config",
+        r#"{"ignore_appid": false, "num_urls": 1, "return_noupdate_starting": 2}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let status = |xml: &str| element(xml, "updatecheck")["status"].clone();
+    assert_eq!(status(&s.omaha("/update", &dlc1, &[])), "ok");
+    assert_eq!(status(&s.omaha("/update", &dlc1, &[])), "noupdate");
+    assert_eq!(status(&s.omaha("/update", &dlc1, &[])), "noupdate");
+    // invalidate_last_update: noupdate that says so.
+    let r = s.post(
+        "/update_config",
+        r#"{"no_update": false, "return_noupdate_starting": 0, "invalidate_last_update": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let xml = s.omaha("/update", &dlc1, &[]);
+    let check = element(&xml, "updatecheck");
+    assert_eq!(check["status"], "noupdate");
+    assert_eq!(check["_invalidate_last_update"], "true", "{xml}");
+    // Metadata directories are chosen at start-up, not by a request.
+    let r = s.post("/update_config", r#"{"update_metadata": "/etc"}"#);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("update_metadata"), "{}", r.text());
+}
+
+#[test]
+fn health_check_answers_200() {
+    let s = Server::start(&[]);
+    let r = s.get("/health_check");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("alive"), "{}", r.text());
+}
+
+#[test]
+fn control_character_references_are_refused_not_echoed() {
+    let s = Server::start(&[]);
+    for reference in ["&#1;", "&#x1F;", "&#xFFFE;"] {
+        let body = check_of(&format!("{{APP{reference}}}"));
+        let r = s.post("/update", &body);
+        assert_eq!(r.status, 400, "{reference}: {}", r.text());
+        assert!(r.text().contains("XML 1.0"), "{}", r.text());
+    }
+    // Characters XML allows, written as references, are still fine and come back escaped.
+    let xml = s.omaha("/update", &check_of("{APP&#x9;&#xE9;&amp;}"), &[]);
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    while !matches!(reader.read_event().expect("well-formed answer"), Event::Eof) {}
 }

@@ -27,7 +27,7 @@ fn test_vector_update_3_0() {
     assert_eq!(pkg["name"], "update.gz");
     assert_eq!(pkg["size"], "36");
     assert_eq!(pkg["hash"], VECTOR_SHA1);
-    assert_eq!(pkg["hash_sha256"], VECTOR_SHA256_HEX);
+    assert_eq!(pkg["hash_sha256"], VECTOR_SHA256_HEX.to_ascii_uppercase());
     let actions = elements(&xml, "action");
     assert_eq!(actions[0]["event"], "update");
     assert_eq!(actions[0]["run"], "update.gz");
@@ -335,7 +335,7 @@ fn hundred_concurrent_update_checks() {
         assert_eq!(element(&xml, "app")["appid"], appid);
         let pkg = element(&xml, "package");
         assert_eq!(pkg["hash"], VECTOR_SHA1);
-        assert_eq!(pkg["hash_sha256"], VECTOR_SHA256_HEX);
+        assert_eq!(pkg["hash_sha256"], VECTOR_SHA256_HEX.to_ascii_uppercase());
     }
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
     let health: serde_json::Value = serde_json::from_slice(&s.get("/check_health").body).unwrap();

@@ -3,8 +3,9 @@
 //!
 //! * [`fixtures`]: the users, tokens and repositories it starts with.
 //! * [`record`]: timestamps and etags every record carries.
-//! * [`state`]: the records, saved to a JSON file in the run directory on every change.
+//! * [`state`]: the records, saved to a journal file in the run directory on every change.
 //! * [`answer`]: errors and JSON answers on the wire, the request size limit.
+//! * [`body`]: the request body, read only when wanted, bounded, parsed as it arrives.
 //! * [`query`]: list parameters (filters, where, order, limit, offset, select).
 //! * [`manifest`]: collection manifests: signatures, portable data hashes.
 //! * [`resources`]: what each resource's methods do and who may call them.
@@ -15,6 +16,7 @@
 //! Starting and stopping it in a run directory is the stack's (`stack::api`), above it.
 
 pub mod answer;
+pub mod body;
 pub mod discovery;
 pub mod fixtures;
 pub mod manifest;

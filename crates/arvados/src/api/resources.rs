@@ -2,6 +2,8 @@
 //! records they answer with. The HTTP side (parsing, authentication, errors on the wire) is
 //! [`super::router`] and [`super::answer`]; storage is [`super::state`].
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use super::answer::{ApiError, MAX_BODY};
@@ -35,6 +37,13 @@ impl Caller {
     /// Whether the user is active.
     pub fn is_active(&self) -> bool {
         self.user["is_active"] == true
+    }
+
+    /// Whether the token has every scope (`all`), rather than a few paths.
+    pub fn full_scope(&self) -> bool {
+        self.token["scopes"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s == "all"))
     }
 }
 
@@ -288,11 +297,15 @@ fn singular(plural: &str) -> &'static str {
     resource(plural).map(|r| r.singular).unwrap_or("record")
 }
 
-/// Whether the caller may read `record` of `plural`.
-fn readable(call: &Call, plural: &str, record: &Value) -> bool {
-    let me = call.caller.uuid();
+/// Whether `caller` may read `record` of `plural`. A token with limited scopes sees only
+/// itself among the tokens, whoever its user is, so it cannot pick up a token with more.
+fn readable(caller: &Caller, plural: &str, record: &Value) -> bool {
+    let me = caller.uuid();
     match plural {
-        _ if call.caller.is_admin() => true,
+        "api_client_authorizations" if !caller.full_scope() => {
+            record["uuid"] == caller.token["uuid"]
+        }
+        _ if caller.is_admin() => true,
         "keep_services" | "keep_disks" => true,
         "users" => record["uuid"] == me,
         "api_client_authorizations" | "collections" => record["owner_uuid"] == me,
@@ -413,39 +426,44 @@ pub fn tokens_current(call: &Call) -> Result<Value, ApiError> {
     Ok(call.caller.token.clone())
 }
 
-/// `GET /arvados/v1/RESOURCE`
-pub fn list(call: &Call, plural: &str) -> Result<Value, ApiError> {
-    let records: Vec<Value> = call
-        .store
-        .table(plural)
-        .filter(|r| readable(call, plural, r))
-        .map(|r| present(call, plural, r.clone()))
+/// `GET /arvados/v1/RESOURCE`, over `records`, a snapshot of the table taken under the lock:
+/// the filtering, sorting and signing happen without it.
+pub fn list(
+    caller: &Caller,
+    params: &Params,
+    key: Option<&[u8]>,
+    plural: &str,
+    records: Vec<Arc<Value>>,
+) -> Result<Value, ApiError> {
+    let records: Vec<Value> = records
+        .into_iter()
+        .filter(|r| readable(caller, plural, r))
+        .map(|r| present(caller, key, plural, Arc::unwrap_or_clone(r)))
         .collect();
-    query::list(&kind_of(plural), records, &call.params, columns(plural))
+    query::list(&kind_of(plural), records, params, columns(plural))
 }
 
-/// `GET /arvados/v1/keep_services/accessible`: the disk services, or the proxies for a caller
-/// outside the cluster when there are any.
-pub fn keep_services_accessible(call: &Call) -> Result<Value, ApiError> {
-    let all: Vec<Value> = call.store.table("keep_services").cloned().collect();
+/// `GET /arvados/v1/keep_services/accessible` over `all` (a snapshot of the keep services): the
+/// disk services, or the proxies for a caller outside the cluster when there are any.
+pub fn keep_services_accessible(
+    params: &Params,
+    external: bool,
+    all: Vec<Arc<Value>>,
+) -> Result<Value, ApiError> {
+    let all: Vec<Value> = all.into_iter().map(Arc::unwrap_or_clone).collect();
     let proxies: Vec<Value> = all
         .iter()
         .filter(|s| s["service_type"] == "proxy")
         .cloned()
         .collect();
-    let chosen = if call.external && !proxies.is_empty() {
+    let chosen = if external && !proxies.is_empty() {
         proxies
     } else {
         all.into_iter()
             .filter(|s| s["service_type"] != "proxy")
             .collect()
     };
-    query::list(
-        "keepService",
-        chosen,
-        &call.params,
-        columns("keep_services"),
-    )
+    query::list("keepService", chosen, params, columns("keep_services"))
 }
 
 /// `GET /arvados/v1/RESOURCE/UUID` (collections also by portable data hash)
@@ -454,17 +472,17 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
         let found = call
             .store
             .table("collections")
-            .find(|c| c["portable_data_hash"] == uuid && readable(call, plural, c))
+            .find(|c| c["portable_data_hash"] == uuid && readable(&call.caller, plural, c))
             .cloned()
             .ok_or_else(|| not_found(plural, uuid))?;
-        let mut by_hash = present(call, plural, found);
+        let mut by_hash = present(&call.caller, call.key.as_deref(), plural, found);
         by_hash["uuid"] = uuid.into();
         return Ok(by_hash);
     }
     let record = readable_record(call, plural, uuid)?;
     let select = query_select(call, plural)?;
     Ok(query::project(
-        present(call, plural, record),
+        present(&call.caller, call.key.as_deref(), plural, record),
         select.as_deref(),
     ))
 }
@@ -473,7 +491,7 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
 fn readable_record(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     call.store
         .get(plural, uuid)
-        .filter(|r| readable(call, plural, r))
+        .filter(|r| readable(&call.caller, plural, r))
         .cloned()
         .ok_or_else(|| not_found(plural, uuid))
 }
@@ -508,7 +526,7 @@ fn save(call: &mut Call, plural: &str, record: Value) -> Result<Value, ApiError>
     call.store
         .put(plural, record.clone())
         .map_err(ApiError::internal)?;
-    Ok(present(call, plural, record))
+    Ok(present(&call.caller, call.key.as_deref(), plural, record))
 }
 
 fn query_select(call: &Call, plural: &str) -> Result<Option<Vec<String>>, ApiError> {
@@ -522,18 +540,17 @@ fn is_pdh(s: &str) -> bool {
     crate::locator::is_hash(hash) && !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A stored record as the caller sees it: collections get their manifest signed for the
-/// caller's token.
-fn present(call: &Call, plural: &str, mut record: Value) -> Value {
+/// A stored record as `caller` sees it: collections get their manifest signed for the
+/// caller's token with `key`.
+fn present(caller: &Caller, key: Option<&[u8]>, plural: &str, mut record: Value) -> Value {
     if plural == "collections" {
         let text = record["manifest_text"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         record["unsigned_manifest_text"] = text.clone().into();
-        if let Some(key) = &call.key {
-            record["manifest_text"] =
-                manifest::sign(&text, key, &call.caller.secret, unix_now()).into();
+        if let Some(key) = key {
+            record["manifest_text"] = manifest::sign(&text, key, &caller.secret, unix_now()).into();
         }
     }
     record
@@ -771,7 +788,7 @@ pub fn delete(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
                 .map_err(ApiError::internal)?;
         }
     }
-    Ok(present(call, plural, record))
+    Ok(present(&call.caller, call.key.as_deref(), plural, record))
 }
 
 /// `POST /database/reset`

@@ -1,29 +1,44 @@
 //! The API server's HTTP side: which path and method reach which resource method, who the
-//! caller is (`Authorization: OAuth2 TOKEN` or `Bearer TOKEN`, v2 tokens included, checked for
-//! expiry and scopes), and which error each refusal is ([`super::answer::ApiError`]). Anything
-//! this test server does not implement is a 404 or 501 naming it.
+//! caller is (`Authorization: OAuth2 TOKEN` or `Bearer TOKEN`, or `api_token` in the query
+//! string, v2 tokens included, checked for expiry and scopes), and which error each refusal is
+//! ([`super::answer::ApiError`]). Anything this test server does not implement is a 404 or 501
+//! naming it.
+//!
+//! The caller is authenticated before a byte of the body is read, and the body is parsed as it
+//! arrives ([`super::body`]). The store's lock is held only to look records up or change them:
+//! list calls take a snapshot of the table and filter, sort and sign after letting it go, and
+//! a panic while it was held (which poisons a `Mutex`) does not make later requests fail
+//! ([`Server::store`] recovers the guard; the store's changes are single map operations, so it
+//! is never left half changed).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
 use super::answer::ApiError;
+use super::body::RequestBody;
 use super::query::Params;
 use super::resources::{self, Call, Caller};
 use super::state::Store;
 
 /// The server: its records and where the blob signing key shared with the keepstores is.
 pub struct Server {
-    /// The records.
-    pub store: Mutex<Store>,
+    /// The records (take them with [`Server::store`]).
+    pub records: Mutex<Store>,
     /// The keepstores' signing key file (read on every collection call, since `start_keep`
     /// may write or remove it while the server runs).
     pub key_file: Option<PathBuf>,
 }
 
+impl Server {
+    /// The records, locked; a lock poisoned by a panic is taken over, not refused.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// One HTTP request, reduced to what routing needs.
-#[derive(Debug, Clone, Default)]
 pub struct Request {
     /// The method (after `X-Http-Method-Override`).
     pub method: String,
@@ -39,8 +54,8 @@ pub struct Request {
     pub external: bool,
     /// `X-Http-Method-Override`, when sent.
     pub method_override: Option<String>,
-    /// The body.
-    pub body: Vec<u8>,
+    /// The body, read only once the caller is authenticated.
+    pub body: RequestBody,
     /// The body is `application/x-www-form-urlencoded`.
     pub form_body: bool,
 }
@@ -59,14 +74,11 @@ fn read_key(server: &Server) -> Option<Vec<u8>> {
 
 fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
     let mut params = Params::from_query(&req.query);
+    let mut form_body = false;
     if let Some(method) = req.method_override.take() {
         if req.method == "POST" {
             req.method = method.to_ascii_uppercase();
-            if req.form_body {
-                let form = Params::from_query(&String::from_utf8_lossy(&req.body));
-                params.0.extend(form.0);
-                req.body.clear();
-            }
+            form_body = req.form_body;
         }
     }
     let path = req.path.trim_end_matches('/').to_string();
@@ -106,14 +118,7 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
         }
     }
 
-    let body = if req.body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        Some(
-            serde_json::from_slice::<Value>(&req.body)
-                .map_err(|e| ApiError::new(400, format!("request body is not valid JSON: {e}")))?,
-        )
-    };
+    // Who calls, before anything of the body is read.
     let caller = authenticate(server, &req, &params)?;
     check_scopes(&caller, &req.method, &req.path)?;
     let inactive_allowed = matches!(
@@ -123,26 +128,41 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
     if !caller.is_active() && !inactive_allowed {
         return Err(ApiError::new(403, "Forbidden: user is not active"));
     }
+    let body = if form_body {
+        let form = Params::from_query(&req.body.read_text()?);
+        params.0.extend(form.0);
+        None
+    } else {
+        req.body.read_json()?
+    };
 
-    let mut store = server
-        .store
-        .lock()
-        .map_err(|_| ApiError::new(500, "the record store is poisoned"))?;
+    let key = read_key(server);
+    let method = req.method.as_str();
+    // Lists: a snapshot under the lock, the work (filters, order, signing) after it.
+    match (method, segments.as_slice()) {
+        ("GET", ["keep_services", "accessible"]) => {
+            let records = server.store().snapshot("keep_services");
+            return resources::keep_services_accessible(&params, req.external, records);
+        }
+        ("GET", [res]) => {
+            let records = server.store().snapshot(res);
+            return resources::list(&caller, &params, key.as_deref(), res, records);
+        }
+        _ => {}
+    }
+    let mut store = server.store();
     let mut call = Call {
         store: &mut store,
         caller,
         params,
         body,
-        key: read_key(server),
+        key,
         external: req.external,
     };
-    let method = req.method.as_str();
     match (method, segments.as_slice()) {
         ("POST", []) => resources::reset(&mut call),
         ("GET", ["users", "current"]) => resources::users_current(&call),
         ("GET", ["api_client_authorizations", "current"]) => resources::tokens_current(&call),
-        ("GET", ["keep_services", "accessible"]) => resources::keep_services_accessible(&call),
-        ("GET", [res]) => resources::list(&call, res),
         ("POST", [res]) => resources::create(&mut call, res),
         ("GET", [res, uuid]) => resources::get(&call, res, uuid),
         ("PUT" | "PATCH", [res, uuid]) => resources::update(&mut call, res, uuid),
@@ -182,10 +202,7 @@ fn authenticate(server: &Server, req: &Request, params: &Params) -> Result<Calle
         }
         None => (None, token),
     };
-    let store = server
-        .store
-        .lock()
-        .map_err(|_| ApiError::new(500, "the record store is poisoned"))?;
+    let store = server.store();
     let record = store
         .token(&secret)
         .filter(|t| uuid.as_deref().is_none_or(|u| t["uuid"] == u))

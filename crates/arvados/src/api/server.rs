@@ -1,21 +1,20 @@
 //! The API server's process: its configuration ([`Config`]), TLS with rustls through the shared
 //! front end [`cibox_runtime::httpd`] (which bounds the TLS handshake, request heads, bodies and
 //! idle connections and caps how many connections are served at once, so slow clients cannot
-//! hold connections forever), and the one handler that reads a request and hands it to
-//! [`router::answer`].
+//! hold connections forever), and the one handler that hands each request, its body still
+//! unread ([`super::body::RequestBody`]), to [`router::answer`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::answer::{json_answer, ApiError, MAX_BODY};
+use super::body::RequestBody;
+use super::{router, state};
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-
-use super::answer::{json_answer, ApiError, MAX_BODY};
-use super::{router, state};
 use cibox_runtime::response::HttpError;
 
 /// What the `apiserver` applet was given.
@@ -42,7 +41,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let tls = cibox_runtime::tls::server_config(&config.cert, &config.key)?;
     let store = state::Store::open(config.state_file.clone())?;
     let server = Arc::new(router::Server {
-        store: Mutex::new(store),
+        records: Mutex::new(store),
         key_file: config.blob_signing_key_file.clone(),
     });
     cibox_runtime::server::block_on_locked(
@@ -79,8 +78,9 @@ async fn serve(
     Ok(())
 }
 
-/// Answers every request: the body read whole (a stalled one is answered 408 by
-/// [`cibox_runtime::httpd`]), then [`router::answer`] on a blocking thread.
+/// Answers every request: a `Content-Length` past [`MAX_BODY`] at once with 413, anything
+/// else by [`router::answer`] on a blocking thread, which authenticates the caller before it
+/// reads the body (a stalled body is answered 408 by [`cibox_runtime::httpd`]).
 async fn handle(
     State(server): State<Arc<router::Server>>,
     req: Request<Body>,
@@ -95,18 +95,13 @@ async fn handle(
     };
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
-    let body = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::new(413, format!("request body larger than {MAX_BODY} bytes"))
-            } else {
-                ApiError::new(400, format!("cannot read the request body: {e}"))
-            }
-        })?
-        .to_bytes()
-        .to_vec();
+    let declared = header("content-length").and_then(|l| l.trim().parse::<u64>().ok());
+    if declared.is_some_and(|l| l > MAX_BODY as u64) {
+        tracing::info!("{method} {path} 413");
+        return Err(
+            ApiError::new(413, format!("request body larger than {MAX_BODY} bytes")).into(),
+        );
+    }
     let request = router::Request {
         method: method.clone(),
         path: path.clone(),
@@ -117,7 +112,7 @@ async fn handle(
         method_override: header("x-http-method-override"),
         form_body: header("content-type")
             .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")),
-        body,
+        body: RequestBody::new(body, MAX_BODY),
     };
     let answered = tokio::task::spawn_blocking(move || router::answer(&server, request))
         .await

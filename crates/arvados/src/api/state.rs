@@ -1,9 +1,22 @@
 //! The API server's records: one table (uuid -> JSON record) per resource, kept in memory and
-//! written to a JSON file in the run directory after every change, so a restarted server in the
-//! same run directory picks them up. [`Store::reset`] puts the fixtures back.
+//! saved in a journal file in the run directory, so a restarted server in the same run
+//! directory picks them up. [`Store::reset`] puts the fixtures back.
+//!
+//! The file is JSON lines: the first line is every table (a snapshot), each further line one
+//! change (`{"put":[TABLE,RECORD]}` or `{"remove":[TABLE,UUID]}`), appended as it is made, so a
+//! small write costs its own size, not the whole store's. When the changes outgrow the
+//! snapshot (and at least [`COMPACT_AFTER`]), the file is rewritten as one snapshot
+//! (atomically), which keeps the cost of each write amortised constant. A torn last line (a
+//! crash while appending) is ignored when the file is read. A file of one line is the old
+//! format, read as it is.
+//!
+//! Records are shared (`Arc`), so a list call can take a snapshot of a table under the lock
+//! and do its filtering, sorting and signing after letting it go.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -19,14 +32,58 @@ pub const TABLES: &[(&str, &str)] = &[
     ("repositories", "s0uqq"),
 ];
 
+/// Appended changes may grow to this size before the journal is compacted, however small the
+/// snapshot.
+pub const COMPACT_AFTER: u64 = 4 << 20;
+
 /// Every table, uuid -> record.
-pub type Tables = BTreeMap<String, BTreeMap<String, Value>>;
+pub type Tables = BTreeMap<String, BTreeMap<String, Arc<Value>>>;
 
 /// The records and where they are saved.
 #[derive(Debug)]
 pub struct Store {
     tables: Tables,
     file: Option<PathBuf>,
+    /// The journal, open for appending, once written.
+    journal: Option<std::fs::File>,
+    /// Bytes of the snapshot line and of the changes after it.
+    snapshot_bytes: u64,
+    change_bytes: u64,
+}
+
+/// One appended change.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Put(String, Arc<Value>),
+    Remove(String, String),
+}
+
+/// The tables saved in `file`: its snapshot line and the changes after it (stopping at the
+/// first unreadable line), or None when there is no readable snapshot.
+fn load(file: &std::path::Path) -> Option<Tables> {
+    let mut lines = std::io::BufReader::new(std::fs::File::open(file).ok()?).split(b'\n');
+    let mut tables: Tables = serde_json::from_slice(&lines.next()?.ok()?).ok()?;
+    for line in lines {
+        let Some(change) = line
+            .ok()
+            .and_then(|l| serde_json::from_slice::<Change>(&l).ok())
+        else {
+            break;
+        };
+        match change {
+            Change::Put(table, record) => {
+                let uuid = record["uuid"].as_str().unwrap_or_default().to_string();
+                tables.entry(table).or_default().insert(uuid, record);
+            }
+            Change::Remove(table, uuid) => {
+                if let Some(t) = tables.get_mut(&table) {
+                    t.remove(&uuid);
+                }
+            }
+        }
+    }
+    Some(tables)
 }
 
 /// A new uuid for `table`: `zzzzz-INFIX-` and 15 random base-36 characters.
@@ -56,7 +113,7 @@ fn fixture_tables(keep: Option<&Tables>) -> Tables {
         let t = tables.entry(table.to_string()).or_default();
         for r in records {
             if let Some(uuid) = r["uuid"].as_str() {
-                t.insert(uuid.to_string(), r);
+                t.insert(uuid.to_string(), Arc::new(r.clone()));
             }
         }
     };
@@ -82,26 +139,63 @@ impl Store {
     /// The records saved in `file` when it holds a readable state, else the fixtures (and
     /// `file` is written).
     pub fn open(file: Option<PathBuf>) -> anyhow::Result<Store> {
-        let loaded = file
-            .as_deref()
-            .and_then(|f| std::fs::read(f).ok())
-            .and_then(|bytes| serde_json::from_slice::<Tables>(&bytes).ok());
-        let store = Store {
+        let loaded = file.as_deref().and_then(load);
+        let mut store = Store {
             tables: loaded.unwrap_or_else(|| fixture_tables(None)),
             file,
+            journal: None,
+            snapshot_bytes: 0,
+            change_bytes: 0,
         };
         store.save()?;
         Ok(store)
     }
 
-    /// Writes the records to the state file (atomically).
-    pub fn save(&self) -> anyhow::Result<()> {
-        if let Some(file) = &self.file {
-            let bytes = serde_json::to_vec(&self.tables)?;
-            cibox_runtime::process::write_atomic(file, &bytes, 0o600).map_err(|e| {
-                anyhow::anyhow!("cannot write the state file {}: {e}", file.display())
-            })?;
+    /// Writes every record to the state file as one snapshot (atomically), starting a new
+    /// journal.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        self.journal = None;
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut bytes = serde_json::to_vec(&self.tables)?;
+        bytes.push(b'\n');
+        cibox_runtime::process::write_atomic(file, &bytes, 0o600)
+            .map_err(|e| anyhow::anyhow!("cannot write the state file {}: {e}", file.display()))?;
+        self.snapshot_bytes = bytes.len() as u64;
+        self.change_bytes = 0;
+        Ok(())
+    }
+
+    /// Appends one change to the journal, or compacts it when the changes have outgrown the
+    /// snapshot.
+    fn record(&mut self, change: Change) -> anyhow::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if self.change_bytes > self.snapshot_bytes.max(COMPACT_AFTER) {
+            return self.save();
         }
+        let mut line = serde_json::to_vec(&change)?;
+        line.push(b'\n');
+        let fail = |e: std::io::Error| {
+            anyhow::anyhow!("cannot write the state file {}: {e}", file.display())
+        };
+        if self.journal.is_none() {
+            let opened = std::fs::OpenOptions::new()
+                .append(true)
+                .open(file)
+                .map_err(fail)?;
+            self.journal = Some(opened);
+        }
+        if let Some(journal) = &mut self.journal {
+            if let Err(e) = journal.write_all(&line) {
+                // A torn line would hide every later change: start again from a snapshot.
+                tracing::warn!("appending to the state file: {e}; rewriting it");
+                return self.save();
+            }
+        }
+        self.change_bytes += line.len() as u64;
         Ok(())
     }
 
@@ -113,31 +207,43 @@ impl Store {
 
     /// One table.
     pub fn table(&self, name: &str) -> impl Iterator<Item = &Value> {
-        self.tables.get(name).into_iter().flat_map(|t| t.values())
+        self.tables
+            .get(name)
+            .into_iter()
+            .flat_map(|t| t.values().map(|v| v.as_ref()))
+    }
+
+    /// One table's records, shared: what a caller may keep after letting the lock go.
+    pub fn snapshot(&self, name: &str) -> Vec<Arc<Value>> {
+        self.tables
+            .get(name)
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A record by uuid.
     pub fn get(&self, table: &str, uuid: &str) -> Option<&Value> {
-        self.tables.get(table)?.get(uuid)
+        self.tables.get(table)?.get(uuid).map(|v| v.as_ref())
     }
 
     /// Inserts or replaces a record (by its `uuid`) and saves.
     pub fn put(&mut self, table: &str, record: Value) -> anyhow::Result<()> {
         let uuid = record["uuid"].as_str().unwrap_or_default().to_string();
+        let record = Arc::new(record);
         self.tables
             .entry(table.to_string())
             .or_default()
-            .insert(uuid, record);
-        self.save()
+            .insert(uuid, record.clone());
+        self.record(Change::Put(table.to_string(), record))
     }
 
     /// Removes a record and saves; the removed record, if there was one.
     pub fn remove(&mut self, table: &str, uuid: &str) -> anyhow::Result<Option<Value>> {
         let removed = self.tables.get_mut(table).and_then(|t| t.remove(uuid));
         if removed.is_some() {
-            self.save()?;
+            self.record(Change::Remove(table.to_string(), uuid.to_string()))?;
         }
-        Ok(removed)
+        Ok(removed.map(Arc::unwrap_or_clone))
     }
 
     /// The token record whose secret is `secret`.
@@ -178,6 +284,64 @@ mod tests {
         assert_eq!(again.table("collections").count(), 0);
         assert_eq!(again.table("users").count(), fixture_users);
         assert_eq!(again.table("keep_services").count(), 1);
+    }
+
+    #[test]
+    fn small_writes_append_and_big_journals_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("api.state.json");
+        let mut store = Store::open(Some(file.clone())).unwrap();
+        let big = "x".repeat(3 << 20);
+        for i in 0..5 {
+            let uuid = format!("zzzzz-4zz18-{i:015}");
+            store
+                .put("collections", json!({"uuid": uuid, "manifest_text": big}))
+                .unwrap();
+        }
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&file).unwrap();
+        let before = meta.len();
+        assert!(before < 6 * (3 << 20), "compacted, not doubled: {before}");
+        // A tiny write appends its own line: the file grows by about its size.
+        store
+            .put(
+                "collections",
+                json!({"uuid": "zzzzz-4zz18-tinytinytinytin"}),
+            )
+            .unwrap();
+        let after = std::fs::metadata(&file).unwrap();
+        assert_eq!(after.ino(), meta.ino(), "appended to, not rewritten");
+        let after = after.len();
+        assert!(
+            after > before && after - before < 200,
+            "{before} -> {after}"
+        );
+        store
+            .remove("collections", "zzzzz-4zz18-000000000000001")
+            .unwrap();
+        // A torn last line is ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(b"{\"put\":[\"collections\",{\"uu")
+            .unwrap();
+        let again = Store::open(Some(file.clone())).unwrap();
+        assert_eq!(again.table("collections").count(), 5);
+        assert!(again
+            .get("collections", "zzzzz-4zz18-tinytinytinytin")
+            .is_some());
+        assert!(again
+            .get("collections", "zzzzz-4zz18-000000000000001")
+            .is_none());
+        assert_eq!(
+            std::fs::read(&file)
+                .unwrap()
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
+            1
+        );
     }
 
     #[test]

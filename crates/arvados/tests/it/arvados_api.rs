@@ -515,7 +515,7 @@ fn with_arvados_test_api_host_the_given_server_is_only_reset() {
 
 /// `cibox apiserver` on a free port with `flags`, serving a self-signed certificate written to
 /// `dir` (`c.pem`, `k.pem`), once it listens.
-fn spawn_apiserver(
+pub(crate) fn spawn_apiserver(
     dir: &std::path::Path,
     flags: &[&str],
 ) -> (std::process::Child, std::net::SocketAddr) {

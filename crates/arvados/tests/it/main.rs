@@ -7,6 +7,7 @@
 mod support;
 
 mod arvados_api;
+mod arvados_hostile;
 mod arvados_sdk;
 mod arvados_services;
 mod keep;

@@ -308,6 +308,24 @@ impl ApiClient {
         })
     }
 
+    /// The user of `token` when the token may write: its user is active and its scopes are
+    /// `all` (`api_client_authorizations/current`), not a few paths.
+    pub fn writer(&self, token: &str) -> Result<User, WriteRefusal> {
+        let user = self.current_user(token)?;
+        if !user.is_active {
+            return Err(WriteRefusal::Inactive(user.uuid));
+        }
+        let record = self.call("GET", "api_client_authorizations/current", token, &[], None)?;
+        let scopes = record.get("scopes").cloned().unwrap_or(Value::Null);
+        if !scopes
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s == "all"))
+        {
+            return Err(WriteRefusal::Scoped(scopes.to_string()));
+        }
+        Ok(user)
+    }
+
     /// The `items` of a list call with `filters`.
     pub fn list(
         &self,
@@ -404,6 +422,22 @@ pub struct User {
     pub uuid: String,
     /// Whether it is an admin.
     pub is_admin: bool,
+    /// Whether it is active (an inactive user may look itself up, nothing more).
+    pub is_active: bool,
+}
+
+/// Why a token may not write (push, store blocks).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteRefusal {
+    /// The API server refused the token or could not be asked.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The token's user is not active.
+    #[error("user {0} is not active")]
+    Inactive(String),
+    /// The token is limited to some paths (a read-only or sharing token).
+    #[error("the token's scopes {0} do not allow writing")]
+    Scoped(String),
 }
 
 impl User {
@@ -412,6 +446,10 @@ impl User {
             uuid: value.get("uuid")?.as_str()?.to_string(),
             is_admin: value
                 .get("is_admin")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            is_active: value
+                .get("is_active")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         })

@@ -7,8 +7,10 @@
 //! * `/NAME.git/...` and `/NAME/.git/...` belong to the repository called NAME, looked up with
 //!   the client's token through the API server (`repositories` filtered by name). A token the
 //!   API server refuses: 401 as above; no such repository (or not visible): 404 `not found`.
-//! * pushes (`.../git-receive-pack`) need write permission: the token's user (`users/current`)
-//!   is an admin, owns the repository or is in its `writable_by`; else 403.
+//! * pushes (`.../git-receive-pack`) need write permission: the token may write (its user is
+//!   active and its scopes are `all`, not a read-only or sharing token's few paths:
+//!   [`ApiClient::writer`]) and its user is an admin, owns the repository or is in its
+//!   `writable_by`; else 403.
 //! * answers that let a request through are remembered for 10 seconds (a clone is several
 //!   requests); refusals are not.
 //! * the repository's directory under the repo root is `UUID.git`, `UUID/.git`, `NAME.git` or
@@ -150,7 +152,7 @@ impl GitServer {
         if write {
             let user = self
                 .api
-                .current_user(token)
+                .writer(token)
                 .map_err(|e| HttpError::forbidden(e.to_string()))?;
             if !may_write(&user, &items[0]) {
                 return Err(HttpError::forbidden(format!(

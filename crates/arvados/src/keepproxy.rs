@@ -13,8 +13,12 @@
 //!   the signed locator when at least one is stored, 503 when none.
 //! * Reads (GET, HEAD) try the services in the same order; the first that has the block answers.
 //! * Tokens (`Authorization: OAuth2 ...` or `Bearer ...`) are checked with the API server's
-//!   `users/current` and remembered for a minute; without an API server a token is required but
-//!   not checked. A missing or refused token is 403, as keepproxy answers.
+//!   `users/current` and remembered for a minute; writing also needs an active user and a
+//!   token of full scope ([`ApiClient::writer`]). Without an API server a token is required
+//!   but not checked. A missing or refused token is 403, as keepproxy answers. The token is
+//!   checked before a byte of the body is read.
+//! * Memory: at most `-max-buffers` writes hold a block in memory at once (each up to
+//!   64 MiB); further ones wait for a place before their body is read.
 //! * CORS: every answer allows any origin; OPTIONS answers the preflight.
 
 use std::io::Read;
@@ -31,7 +35,7 @@ use cibox_runtime::response::{text, HttpError, HttpResult};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::apiclient::{http_agent, ApiClient, ApiError, RunApi, TokenCache, User};
+use super::apiclient::{http_agent, ApiClient, RunApi, TokenCache, User};
 use super::digest::md5_hex;
 use super::locator::{Locator, EMPTY_BLOCK_HASH};
 use super::volume::BLOCK_MAX;
@@ -62,6 +66,8 @@ pub struct Config {
     pub no_put: bool,
     /// `-default-replicas`: copies written when the client does not say.
     pub default_replicas: usize,
+    /// `-max-buffers`: how many writes may hold a block in memory at once.
+    pub max_buffers: usize,
     /// Where `start_keep` recorded its keepstores (used without API server and
     /// `ARVADOS_KEEP_SERVICES`).
     pub run_dir: PathBuf,
@@ -167,6 +173,8 @@ struct Proxy {
     tokens: TokenCache<Option<User>>,
     services: Mutex<Option<(Instant, Vec<KeepService>)>>,
     agent: ureq::Agent,
+    /// One permit per write holding a block in memory.
+    buffers: Arc<tokio::sync::Semaphore>,
 }
 
 /// The error answer for `code` (500 for a code that is not one) and `message`.
@@ -235,14 +243,18 @@ impl Proxy {
         let op = if write { "write" } else { "read" };
         let result = self
             .tokens
-            .get_or_try(&format!("{op}:{token}"), || -> Result<_, ApiError> {
+            .get_or_try(&format!("{op}:{token}"), || -> Result<_, String> {
+                if write {
+                    return api.writer(token).map(Some).map_err(|e| e.to_string());
+                }
                 match api.current_user(token) {
                     Ok(user) => Ok(Some(user)),
                     // A scoped (sharing) token may read when it may see the keep services.
-                    Err(e) if !write && e.status() == Some(403) => {
-                        api.accessible_keep_services(token).map(|_| None)
-                    }
-                    Err(e) => Err(e),
+                    Err(e) if e.status() == Some(403) => api
+                        .accessible_keep_services(token)
+                        .map(|_| None)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
                 }
             });
         match result {
@@ -609,6 +621,12 @@ async fn put_streaming(
         .await
         .unwrap_or_else(|| Err((500, "worker failed".into())))?
     };
+    let _buffer = proxy
+        .buffers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| (503, "shutting down".to_string()))?;
     let first = want.min(order.len());
     let mut senders = Vec::new();
     let mut writers = Vec::new();
@@ -670,6 +688,52 @@ async fn put_streaming(
         .ok_or((500, "worker failed".to_string()))
 }
 
+/// A POST: the token checked, a buffer taken, then the body read whole (its hash is known only
+/// then) and written.
+async fn post_whole(
+    proxy: Arc<Proxy>,
+    token: String,
+    length: u64,
+    want: usize,
+    req: Request,
+) -> Result<Written, Refusal> {
+    let allowed = {
+        let (proxy, token) = (proxy.clone(), token.clone());
+        blocking(move || proxy.token_allowed(&token, true))
+            .await
+            .unwrap_or(false)
+    };
+    if !allowed {
+        return Err((403, BAD_AUTH.into()));
+    }
+    let _buffer = proxy
+        .buffers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| (503, "shutting down".to_string()))?;
+    let body = read_body(req, BLOCK_MAX).await?;
+    if body.len() as u64 != length {
+        return Err((400, "Actual length != expected content length".into()));
+    }
+    blocking(move || -> Result<Written, Refusal> {
+        let hash = md5_hex(&body);
+        let services = proxy.services().map_err(|e| (502, format!("{e:#}")))?;
+        let order = probe_order(&hash, &services);
+        Ok(write_rest(
+            &proxy,
+            &token,
+            &hash,
+            &body,
+            want,
+            &order,
+            Written::default(),
+        ))
+    })
+    .await
+    .unwrap_or_else(|| Err((500, "worker failed".into())))
+}
+
 async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> HttpResult {
     let length: Option<u64> = req
         .headers()
@@ -707,32 +771,8 @@ async fn put(proxy: Arc<Proxy>, locator: Option<String>, req: Request) -> HttpRe
     let result = match expected_hash {
         // The keepstores check the body against the hash (and answer 422, passed on).
         Some(hash) => put_streaming(proxy, token, hash, length, want, req).await,
-        // POST: the hash is known once the whole body is here.
-        None => match read_body(req, BLOCK_MAX).await {
-            Ok(body) if body.len() as u64 != length => {
-                Err((400, "Actual length != expected content length".into()))
-            }
-            Ok(body) => blocking(move || -> Result<Written, Refusal> {
-                if !proxy.token_allowed(&token, true) {
-                    return Err((403, BAD_AUTH.into()));
-                }
-                let hash = md5_hex(&body);
-                let services = proxy.services().map_err(|e| (502, format!("{e:#}")))?;
-                let order = probe_order(&hash, &services);
-                Ok(write_rest(
-                    &proxy,
-                    &token,
-                    &hash,
-                    &body,
-                    want,
-                    &order,
-                    Written::default(),
-                ))
-            })
-            .await
-            .unwrap_or_else(|| Err((500, "worker failed".into()))),
-            Err(refusal) => Err(refusal),
-        },
+        // POST: the hash is known once the whole body is here; the token is checked first.
+        None => post_whole(proxy, token, length, want, req).await,
     };
     let written = result.map_err(refused)?;
     let mut response = match (&written.locator, &written.error) {
@@ -786,6 +826,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         agent: http_agent(config.timeout, false),
         tokens: TokenCache::new(TOKEN_TTL),
         services: Mutex::new(None),
+        buffers: Arc::new(tokio::sync::Semaphore::new(config.max_buffers.max(1))),
         source,
         api,
         config,

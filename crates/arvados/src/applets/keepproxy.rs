@@ -23,7 +23,7 @@ The keepstores come from the API server's keep_services/accessible when ARVADOS_
 (asked with ARVADOS_API_TOKEN; ARVADOS_API_HOST_INSECURE=true accepts a self-signed \
 certificate), else from ARVADOS_KEEP_SERVICES, else from the keepstores start_keep recorded in \
 -run-dir. Client tokens are checked with the API server's users/current (remembered for a \
-minute); without an API server a token is required but not checked.\n\n\
+minute); writes also need an active user and a token of full scope. Without an API server a token is required but not checked.\n\n\
 Exit status:\n  0  stopped by SIGTERM or SIGINT\n  1  cannot start (cannot listen, pid file in \
 use)\n  2  usage error"
 )]
@@ -52,6 +52,11 @@ struct KeepproxyArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_REPLICAS as u64,
           value_parser = clap::value_parser!(u64).range(1..=64))]
     default_replicas: u64,
+    /// (cibox) How many writes may hold a block (up to 64 MiB) in memory at once; further
+    /// ones wait, their bodies unread
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_buffers: u64,
     /// (cibox) Where start_keep recorded its keepstores [default: $TMPDIR/cibox]
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
@@ -72,6 +77,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         no_get: args.no_get,
         no_put: args.no_put,
         default_replicas: args.default_replicas as usize,
+        max_buffers: args.max_buffers as usize,
         run_dir: args.run_dir.unwrap_or_else(rundir::default_run_dir),
     })?;
     Ok(ExitCode::SUCCESS)

@@ -284,3 +284,165 @@ fn api_scoped_tokens_see_only_themselves_among_tokens() {
     );
     assert_eq!(status, 403);
 }
+
+/// `cibox APPLET --run-dir RUN ARGS...` in `stack`'s directory; panics when it fails.
+fn applet(stack: &Stack, applet: &str, args: &[&str]) -> String {
+    let run_dir = stack.run_dir();
+    let mut all = vec![applet, "--run-dir", run_dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = cibox_testsupport::keep::run_cibox(
+        std::path::Path::new(cibox_testsupport::cibox_bin()),
+        &all,
+        &stack.tmp.path().join("stderr.log"),
+        &[("TMPDIR", stack.tmp.path())],
+    );
+    assert!(
+        out.status.success(),
+        "{applet}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A stack with the API server, two keepstores and keepproxy (`proxy_flags`), stopped whole
+/// when dropped.
+struct ProxyStack {
+    stack: Stack,
+    port: u16,
+}
+
+impl ProxyStack {
+    fn start(proxy_flags: &[&str]) -> ProxyStack {
+        let stack = Stack::new();
+        stack.start();
+        stack.start_keep(&[]);
+        let mut args = vec!["--json", "--"];
+        args.extend_from_slice(proxy_flags);
+        let started: Value =
+            serde_json::from_str(&applet(&stack, "start_keep_proxy", &args)).unwrap();
+        let port = started["port"].as_u64().unwrap() as u16;
+        ProxyStack { stack, port }
+    }
+
+    fn pid(&self) -> u32 {
+        std::fs::read_to_string(self.stack.run_dir().join("keepproxy.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn put(&self, data: &[u8], token: &str) -> u16 {
+        let req = cibox_testsupport::keep::agent()
+            .put(&format!(
+                "http://127.0.0.1:{}/{}",
+                self.port,
+                cibox_testsupport::keep::md5_hex(data)
+            ))
+            .set("Authorization", &format!("OAuth2 {token}"));
+        cibox_testsupport::keep::call(req, Some(data)).0
+    }
+}
+
+impl Drop for ProxyStack {
+    fn drop(&mut self) {
+        let _ = applet(&self.stack, "stop_all", &[]);
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn keepproxy_writes_need_an_active_user_and_a_full_scope_token() {
+    let proxy = ProxyStack::start(&[]);
+    let data = b"scoped tokens stay in their scope";
+    assert_eq!(proxy.put(data, INACTIVE), 403, "an inactive user wrote");
+    assert_eq!(
+        proxy.put(data, ACTIVE_READONLY),
+        403,
+        "a GET-only token wrote"
+    );
+    assert_eq!(proxy.put(data, ACTIVE), 200);
+}
+
+#[test]
+fn keepproxy_checks_the_token_before_reading_a_post_body() {
+    let proxy = ProxyStack::start(&["-body-timeout=20", "-max-buffers=2"]);
+    let size = 60usize << 20;
+    let head = |token: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: localhost\r\nAuthorization: OAuth2 {token}\r\nContent-Length: {size}\r\n\r\n"
+        )
+    };
+    // A refused token: 403 at once, with most of the body never sent (the old proxy read all
+    // of it first, here until the body timeout).
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stream.write_all(head("forgedtoken000").as_bytes()).unwrap();
+    stream.write_all(&vec![0u8; 256 << 10]).unwrap();
+    let started = Instant::now();
+    assert_eq!(status_of(&mut stream), 403);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Whole bodies with refused tokens, several at once: the memory stays small.
+    let body = Arc::new(vec![7u8; size]);
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (body, head) = (body.clone(), head("forgedtoken000"));
+            let port = proxy.port;
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(15)))
+                    .unwrap();
+                stream.write_all(head.as_bytes()).unwrap();
+                for piece in body.chunks(1 << 20) {
+                    if stream.write_all(piece).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let hwm = vm_hwm_kib(proxy.pid());
+    assert!(hwm < 128 << 10, "peak RSS {hwm} KiB");
+    // A good token still writes.
+    assert_eq!(proxy.put(b"after the attack", ACTIVE), 200);
+}
+
+#[test]
+fn git_pushes_need_a_token_of_full_scope() {
+    let stack = Stack::new();
+    stack.start();
+    let started: Value =
+        serde_json::from_str(&applet(&stack, "start_arv-git-httpd", &["--json"])).unwrap();
+    let port = started["port"].as_u64().unwrap();
+    let refs = |token: &str, service: &str| {
+        let req = cibox_testsupport::keep::agent()
+            .get(&format!(
+                "http://127.0.0.1:{port}/active/foo.git/info/refs?service={service}"
+            ))
+            .set("Authorization", &format!("OAuth2 {token}"));
+        cibox_testsupport::keep::call(req, None).0
+    };
+    // The read-only token of the repository's owner may fetch, not push.
+    assert_eq!(refs(ACTIVE_READONLY, "git-upload-pack"), 200);
+    assert_eq!(refs(ACTIVE_READONLY, "git-receive-pack"), 403);
+    assert_eq!(refs(ACTIVE, "git-receive-pack"), 200);
+    applet(&stack, "stop_arv-git-httpd", &[]);
+}

@@ -1,8 +1,16 @@
 //! What the server knows about its clients, keyed by IP: the latest host information (board,
-//! version per app, last check, last event, the label forced for the next update) for at most
-//! [`HOST_LIMIT`] hosts (the least recently seen are dropped), and, with `-l`, a bounded log
-//! of their update requests with every event of every app. Everything sits behind one lock
-//! that is never held across I/O.
+//! version per app, last check, last event, the label forced for the next update) and, with
+//! `-l`, a log of their update requests with every event of every app. Everything sits behind
+//! one lock that is never held across I/O.
+//!
+//! All of it comes from unauthenticated clients, so all of it is bounded here, where it is
+//! stored, whatever the parser let through ([`Limits`]): every text field is cut to
+//! [`MAX_FIELD`] bytes (with a marker saying how much was cut), a host keeps at most
+//! [`APPS_PER_HOST`] apps' versions in at most [`APP_BYTES_PER_HOST`] bytes, the host table
+//! holds at most [`HOST_LIMIT`] hosts in [`HOST_TABLE_BYTES`] (the least recently seen are
+//! dropped), and the host log at most [`HOST_LOG_LIMIT`] entries in [`HOST_LOG_BYTES`] (the
+//! oldest are dropped). Bytes are counted as what the records hold (text, collections,
+//! the records themselves), an estimate close to the heap they take.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -15,16 +23,76 @@ use super::omaha::UpdateRequest;
 /// At most this many host-log entries are kept (all hosts together); older ones are dropped.
 pub const HOST_LOG_LIMIT: usize = 10_000;
 
+/// At most this many bytes of host-log entries are kept (all hosts together); older ones are
+/// dropped.
+pub const HOST_LOG_BYTES: usize = 8 * 1024 * 1024;
+
 /// At most this many hosts are remembered; past it, the least recently seen host is dropped
 /// (with its forced label).
 pub const HOST_LIMIT: usize = 10_000;
+
+/// At most this many bytes of host information are kept (all hosts together); past it, the
+/// least recently seen hosts are dropped.
+pub const HOST_TABLE_BYTES: usize = 16 * 1024 * 1024;
 
 /// At most this many events are kept per host-log entry (a request may carry up to
 /// 256 apps with 32 events each).
 pub const EVENTS_PER_ENTRY: usize = 64;
 
 /// At most this many apps' versions are remembered per host.
-const APPS_PER_HOST: usize = 64;
+pub const APPS_PER_HOST: usize = 64;
+
+/// At most this many bytes of apps' versions (appids and versions) are remembered per host;
+/// apps past it are not recorded.
+pub const APP_BYTES_PER_HOST: usize = 16 * 1024;
+
+/// Longest text field recorded (appid, version, track, board, previous version, label), in
+/// bytes: a longer one is cut and ends with a marker such as `...[491234 bytes cut]`.
+pub const MAX_FIELD: usize = 256;
+
+/// Room kept at the end of a cut field for its marker.
+const MARKER_ROOM: usize = 32;
+
+/// `text`, or its start and a marker naming how many bytes were cut when it is longer than
+/// [`MAX_FIELD`] (the result never is).
+pub fn clip(text: &str) -> String {
+    if text.len() <= MAX_FIELD {
+        return text.to_owned();
+    }
+    let mut keep = MAX_FIELD - MARKER_ROOM;
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}...[{} bytes cut]", &text[..keep], text.len() - keep)
+}
+
+fn clip_opt(text: &Option<String>) -> Option<String> {
+    text.as_deref().map(clip)
+}
+
+/// The bounds of a [`Hosts`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Host-log entries, all hosts together.
+    pub log_entries: usize,
+    /// Host-log bytes, all hosts together.
+    pub log_bytes: usize,
+    /// Hosts.
+    pub hosts: usize,
+    /// Bytes of host information, all hosts together.
+    pub host_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            log_entries: HOST_LOG_LIMIT,
+            log_bytes: HOST_LOG_BYTES,
+            hosts: HOST_LIMIT,
+            host_bytes: HOST_TABLE_BYTES,
+        }
+    }
+}
 
 /// One event of one app, as recorded.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -92,14 +160,99 @@ pub struct LogEntry {
     pub timestamp: String,
 }
 
+fn text_bytes(text: &Option<String>) -> usize {
+    text.as_ref().map_or(0, String::capacity)
+}
+
+/// What a map entry costs beyond its key and value (a B-tree node's share, roughly).
+const MAP_ENTRY: usize = 32;
+
+impl EventRecord {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + text_bytes(&self.appid)
+    }
+}
+
+impl LogEntry {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + text_bytes(&self.version)
+            + text_bytes(&self.track)
+            + text_bytes(&self.board)
+            + text_bytes(&self.previous_version)
+            + self.timestamp.capacity()
+            + (self.events.capacity() - self.events.len()) * std::mem::size_of::<EventRecord>()
+            + self.events.iter().map(EventRecord::bytes).sum::<usize>()
+    }
+}
+
+impl HostInfo {
+    /// Bytes of its apps' versions.
+    fn app_bytes(&self) -> usize {
+        self.versions
+            .iter()
+            .map(|(k, v)| {
+                k.capacity() + v.capacity() + 2 * std::mem::size_of::<String>() + MAP_ENTRY
+            })
+            .sum()
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + text_bytes(&self.last_known_version)
+            + text_bytes(&self.forced_update_label)
+            + text_bytes(&self.board)
+            + text_bytes(&self.last_check)
+            + text_bytes(&self.last_seen)
+            + self.last_event.as_ref().map_or(0, EventRecord::bytes)
+            + self.app_bytes()
+    }
+
+    /// Records `version` for `appid` (both cut to [`MAX_FIELD`]) unless that would take the
+    /// host past [`APPS_PER_HOST`] apps or [`APP_BYTES_PER_HOST`] bytes.
+    fn set_version(&mut self, appid: &str, version: &str) {
+        let (appid, version) = (clip(appid), clip(version));
+        if let Some(v) = self.versions.get_mut(&appid) {
+            *v = version;
+            return;
+        }
+        let cost =
+            appid.capacity() + version.capacity() + 2 * std::mem::size_of::<String>() + MAP_ENTRY;
+        if self.versions.len() < APPS_PER_HOST && self.app_bytes() + cost <= APP_BYTES_PER_HOST {
+            self.versions.insert(appid, version);
+        }
+    }
+}
+
+/// One remembered host.
+struct Host {
+    /// Its age stamp (a key of [`Inner::age`]).
+    stamp: u64,
+    info: HostInfo,
+    /// What it costs, as last counted.
+    bytes: usize,
+}
+
+/// What a host costs besides its information: its key, twice (the table and the age order).
+fn host_overhead(ip: &str) -> usize {
+    2 * (ip.len() + std::mem::size_of::<String>() + MAP_ENTRY)
+        + std::mem::size_of::<Host>()
+        + std::mem::size_of::<u64>()
+}
+
 #[derive(Default)]
 struct Inner {
-    /// Host -> (its age stamp, its information).
-    info: HashMap<String, (u64, HostInfo)>,
+    /// Host -> its age stamp, information and cost.
+    info: HashMap<String, Host>,
     /// Age stamp -> host, oldest first.
     age: BTreeMap<u64, String>,
     next_stamp: u64,
-    log: VecDeque<(String, LogEntry)>,
+    /// Bytes of every host in `info`.
+    host_bytes: usize,
+    /// Host-log entries, oldest first, with their host and cost.
+    log: VecDeque<(String, LogEntry, usize)>,
+    /// Bytes of every entry in `log`.
+    log_bytes: usize,
 }
 
 impl Inner {
@@ -108,23 +261,66 @@ impl Inner {
         self.next_stamp += 1;
         let stamp = self.next_stamp;
         match self.info.get_mut(ip) {
-            Some((old, _)) => {
-                self.age.remove(old);
-                *old = stamp;
+            Some(host) => {
+                self.age.remove(&host.stamp);
+                host.stamp = stamp;
             }
             None => {
                 while self.info.len() >= limit.max(1) {
-                    let Some((_, oldest)) = self.age.pop_first() else {
+                    if !self.drop_oldest() {
                         break;
-                    };
-                    self.info.remove(&oldest);
+                    }
                 }
+                let info = HostInfo::default();
+                let bytes = host_overhead(ip) + info.bytes();
+                self.host_bytes += bytes;
                 self.info
-                    .insert(ip.to_string(), (stamp, HostInfo::default()));
+                    .insert(ip.to_string(), Host { stamp, info, bytes });
             }
         }
         self.age.insert(stamp, ip.to_string());
-        &mut self.info.get_mut(ip).expect("just inserted").1
+        &mut self.info.get_mut(ip).expect("just inserted").info
+    }
+
+    /// Drops the least recently seen host; false when there is none.
+    fn drop_oldest(&mut self) -> bool {
+        let Some((_, oldest)) = self.age.pop_first() else {
+            return false;
+        };
+        if let Some(host) = self.info.remove(&oldest) {
+            self.host_bytes -= host.bytes;
+        }
+        true
+    }
+
+    /// Counts `ip`'s bytes again after a change, then drops the least recently seen other
+    /// hosts while the table is over `budget` (`ip`, just touched, is the youngest).
+    fn settle(&mut self, ip: &str, budget: usize) {
+        if let Some(host) = self.info.get_mut(ip) {
+            let bytes = host_overhead(ip) + host.info.bytes();
+            self.host_bytes = self.host_bytes - host.bytes + bytes;
+            host.bytes = bytes;
+        }
+        while self.host_bytes > budget && self.info.len() > 1 {
+            if !self.drop_oldest() {
+                break;
+            }
+        }
+    }
+
+    /// Appends a host-log entry, then drops the oldest while the log is over its limits (the
+    /// new entry always stays).
+    fn log_push(&mut self, ip: &str, entry: LogEntry, limits: &Limits) {
+        let bytes = entry.bytes() + ip.len() + std::mem::size_of::<(String, LogEntry, usize)>();
+        self.log_bytes += bytes;
+        self.log.push_back((ip.to_string(), entry, bytes));
+        while self.log.len() > 1
+            && (self.log.len() > limits.log_entries.max(1) || self.log_bytes > limits.log_bytes)
+        {
+            if let Some((_, _, old)) = self.log.pop_front() {
+                self.log_bytes -= old;
+            }
+        }
     }
 }
 
@@ -132,23 +328,21 @@ impl Inner {
 pub struct Hosts {
     inner: Mutex<Inner>,
     keep_log: bool,
-    log_limit: usize,
-    host_limit: usize,
+    limits: Limits,
 }
 
 impl Hosts {
-    /// A new table; `keep_log` is `-l`.
+    /// A new table with the default [`Limits`]; `keep_log` is `-l`.
     pub fn new(keep_log: bool) -> Self {
-        Self::with_limits(keep_log, HOST_LOG_LIMIT, HOST_LIMIT)
+        Self::with_limits(keep_log, Limits::default())
     }
 
-    /// A new table keeping at most `log_limit` log entries and `host_limit` hosts.
-    pub fn with_limits(keep_log: bool, log_limit: usize, host_limit: usize) -> Self {
+    /// A new table within these limits.
+    pub fn with_limits(keep_log: bool, limits: Limits) -> Self {
         Hosts {
             inner: Mutex::default(),
             keep_log,
-            log_limit,
-            host_limit,
+            limits,
         }
     }
 
@@ -157,50 +351,59 @@ impl Hosts {
     }
 
     /// Records an update request from `ip`; returns the forced label if the request is an
-    /// update check and one was set (it is used once: cleared here).
+    /// update check and one was set (it is used once: cleared here). Every text kept is cut
+    /// to [`MAX_FIELD`] bytes.
     pub fn record(&self, ip: &str, request: &UpdateRequest) -> Option<String> {
         // Host fields in UTC (cheap); the log keeps the devserver's local time.
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let platform = request.platform();
-        let events: Vec<EventRecord> = request
-            .apps
-            .iter()
-            .flat_map(|app| {
-                app.events.iter().map(|e| EventRecord {
-                    appid: app.appid.clone(),
-                    event_type: e.event_type,
-                    event_result: e.event_result,
-                    error_code: e.error_code,
-                })
-            })
-            .take(EVENTS_PER_ENTRY)
-            .collect();
+        let mut events: Vec<EventRecord> = Vec::new();
+        for app in &request.apps {
+            if events.len() == EVENTS_PER_ENTRY {
+                break;
+            }
+            if app.events.is_empty() {
+                continue;
+            }
+            // One cut appid per app, cloned for its events.
+            let appid = clip_opt(&app.appid);
+            events.extend(
+                app.events
+                    .iter()
+                    .take(EVENTS_PER_ENTRY - events.len())
+                    .map(|e| EventRecord {
+                        appid: appid.clone(),
+                        event_type: e.event_type,
+                        event_result: e.event_result,
+                        error_code: e.error_code,
+                    }),
+            );
+        }
+        events.shrink_to_fit();
         let entry = self.keep_log.then(|| LogEntry {
-            version: platform.version.clone(),
-            track: platform.track.clone(),
-            board: platform.board.clone(),
+            version: clip_opt(&platform.version),
+            track: clip_opt(&platform.track),
+            board: clip_opt(&platform.board),
             event_type: platform.events.first().and_then(|e| e.event_type),
             event_result: platform.events.first().and_then(|e| e.event_result),
             previous_version: platform
                 .events
                 .first()
-                .and_then(|e| e.previous_version.clone()),
+                .and_then(|e| clip_opt(&e.previous_version)),
             events: events.clone(),
             timestamp: chrono::Local::now().to_rfc3339(),
         });
         let mut inner = self.lock();
-        let info = inner.touch(ip, self.host_limit);
+        let info = inner.touch(ip, self.limits.hosts);
         if let Some(v) = &platform.version {
-            info.last_known_version = Some(v.clone());
+            info.last_known_version = Some(clip(v));
         }
         if let Some(b) = &platform.board {
-            info.board = Some(b.clone());
+            info.board = Some(clip(b));
         }
         for app in &request.apps {
             if let (Some(id), Some(v)) = (&app.appid, &app.version) {
-                if info.versions.len() < APPS_PER_HOST || info.versions.contains_key(id) {
-                    info.versions.insert(id.clone(), v.clone());
-                }
+                info.set_version(id, v);
             }
         }
         if let Some(event) = platform.events.last() {
@@ -221,11 +424,9 @@ impl Hosts {
         } else {
             None
         };
+        inner.settle(ip, self.limits.host_bytes);
         if let Some(entry) = entry {
-            if inner.log.len() >= self.log_limit {
-                inner.log.pop_front();
-            }
-            inner.log.push_back((ip.to_string(), entry));
+            inner.log_push(ip, entry, &self.limits);
         }
         forced
     }
@@ -233,7 +434,8 @@ impl Hosts {
     /// Sets the label the next update check of `ip` will use.
     pub fn set_next_update(&self, ip: &str, label: &str) {
         let mut inner = self.lock();
-        inner.touch(ip, self.host_limit).forced_update_label = Some(label.to_string());
+        inner.touch(ip, self.limits.hosts).forced_update_label = Some(clip(label));
+        inner.settle(ip, self.limits.host_bytes);
     }
 
     /// `/api/hostinfo/<ip>`: the host's information, `{}` when unknown.
@@ -242,7 +444,7 @@ impl Hosts {
             .lock()
             .info
             .get(ip)
-            .map(|(_, h)| h.clone())
+            .map(|host| host.info.clone())
             .unwrap_or_default();
         serde_json::to_value(info).unwrap_or(Value::Object(Map::new()))
     }
@@ -254,7 +456,12 @@ impl Hosts {
             .age
             .values()
             .rev()
-            .filter_map(|ip| inner.info.get(ip).map(|(_, h)| (ip.clone(), h.clone())))
+            .filter_map(|ip| {
+                inner
+                    .info
+                    .get(ip)
+                    .map(|host| (ip.clone(), host.info.clone()))
+            })
             .collect()
     }
 
@@ -263,7 +470,7 @@ impl Hosts {
         let inner = self.lock();
         if ip == "all" {
             let mut all: Map<String, Value> = Map::new();
-            for (host, entry) in &inner.log {
+            for (host, entry, _) in &inner.log {
                 let list = all
                     .entry(host.clone())
                     .or_insert_with(|| Value::Array(Vec::new()));
@@ -277,8 +484,8 @@ impl Hosts {
                 inner
                     .log
                     .iter()
-                    .filter(|(host, _)| host == ip)
-                    .filter_map(|(_, e)| serde_json::to_value(e).ok())
+                    .filter(|(host, _, _)| host == ip)
+                    .filter_map(|(_, e, _)| serde_json::to_value(e).ok())
                     .collect(),
             )
         }
@@ -293,6 +500,16 @@ impl Hosts {
     pub fn log_len(&self) -> usize {
         self.lock().log.len()
     }
+
+    /// Bytes the host log holds, as counted against [`Limits::log_bytes`].
+    pub fn log_bytes(&self) -> usize {
+        self.lock().log_bytes
+    }
+
+    /// Bytes the host table holds, as counted against [`Limits::host_bytes`].
+    pub fn host_bytes(&self) -> usize {
+        self.lock().host_bytes
+    }
 }
 
 #[cfg(test)]
@@ -300,9 +517,17 @@ mod tests {
     use super::*;
     use crate::omaha::parse_request;
 
+    fn limits(log_entries: usize, hosts: usize) -> Limits {
+        Limits {
+            log_entries,
+            hosts,
+            ..Limits::default()
+        }
+    }
+
     #[test]
     fn log_is_bounded_and_label_used_once() {
-        let hosts = Hosts::with_limits(true, 3, 100);
+        let hosts = Hosts::with_limits(true, limits(3, 100));
         let req = parse_request(
             br#"<request protocol="3.0"><app version="1.2"><updatecheck/></app></request>"#,
         )
@@ -321,7 +546,7 @@ mod tests {
 
     #[test]
     fn host_table_is_bounded_oldest_dropped() {
-        let hosts = Hosts::with_limits(false, 10, 3);
+        let hosts = Hosts::with_limits(false, limits(10, 3));
         for i in 0..5 {
             hosts.set_next_update(&format!("10.0.0.{i}"), "lbl");
         }
@@ -341,7 +566,7 @@ mod tests {
 
     #[test]
     fn every_event_of_every_app_is_logged() {
-        let hosts = Hosts::with_limits(true, 10, 10);
+        let hosts = Hosts::with_limits(true, limits(10, 10));
         let req = parse_request(
             br#"<request protocol="3.0"><app appid="p" version="2" board="b"><event eventtype="3" eventresult="1"/></app><app appid="dlc" version="1"><event eventtype="13" eventresult="0" errorcode="9"/></app></request>"#,
         )
@@ -359,5 +584,114 @@ mod tests {
         assert_eq!(info["versions"], serde_json::json!({"p": "2", "dlc": "1"}));
         assert_eq!(info["last_event"]["appid"], "dlc");
         assert_eq!(info["board"], "b");
+    }
+
+    /// A request from one app with an appid of `len` bytes and `events` events.
+    fn big_request(len: usize, events: usize) -> UpdateRequest {
+        let appid = "a".repeat(len);
+        let events = r#"<event eventtype="3" eventresult="1" previousversion="1"/>"#.repeat(events);
+        parse_request(
+            format!(r#"<request protocol="3.0"><app appid="{appid}" version="2" board="b">{events}</app></request>"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fields_are_cut_with_a_marker() {
+        assert_eq!(clip("short"), "short");
+        let exact = "x".repeat(MAX_FIELD);
+        assert_eq!(clip(&exact), exact);
+        let cut = clip(&"y".repeat(500_000));
+        assert!(cut.len() <= MAX_FIELD, "{}", cut.len());
+        assert!(cut.starts_with("yyyy"));
+        assert!(cut.ends_with(&format!(
+            "...[{} bytes cut]",
+            500_000 - (MAX_FIELD - MARKER_ROOM)
+        )));
+        // Cut on a character boundary.
+        let cut = clip(&"é".repeat(MAX_FIELD));
+        assert!(cut.len() <= MAX_FIELD && cut.contains("bytes cut]"));
+    }
+
+    #[test]
+    fn long_appids_are_cut_in_log_and_table() {
+        let hosts = Hosts::new(true);
+        hosts.record("10.0.0.1", &big_request(100_000, 32));
+        let log = hosts.log_json("10.0.0.1");
+        let text = log.to_string();
+        assert!(
+            text.len() < 32 * 1024,
+            "host log holds {} bytes",
+            text.len()
+        );
+        assert!(log[0]["events"][0]["appid"]
+            .as_str()
+            .unwrap()
+            .ends_with("bytes cut]"));
+        let info = hosts.info_json("10.0.0.1");
+        assert!(info.to_string().len() < 4096);
+        assert!(hosts.log_bytes() < 32 * 1024, "{}", hosts.log_bytes());
+        assert!(hosts.host_bytes() < 4096, "{}", hosts.host_bytes());
+    }
+
+    #[test]
+    fn log_is_bounded_in_bytes_oldest_dropped() {
+        let hosts = Hosts::with_limits(
+            true,
+            Limits {
+                log_bytes: 64 * 1024,
+                ..Limits::default()
+            },
+        );
+        for i in 0..200 {
+            hosts.record(&format!("10.0.0.{}", i % 7), &big_request(1000, 32));
+        }
+        assert!(hosts.log_bytes() <= 64 * 1024, "{}", hosts.log_bytes());
+        let kept = hosts.log_len();
+        assert!(kept > 1 && kept < 200, "{kept}");
+        // The newest are the ones kept: host 10.0.0.(199 % 7) made the last entry.
+        let last = format!("10.0.0.{}", 199 % 7);
+        assert!(!hosts.log_json(&last).as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn host_table_is_bounded_in_bytes_and_apps_per_host() {
+        let hosts = Hosts::with_limits(
+            false,
+            Limits {
+                host_bytes: 64 * 1024,
+                ..Limits::default()
+            },
+        );
+        // One host naming 256 apps with long ids keeps at most its own share.
+        let apps: String = (0..256)
+            .map(|i| {
+                format!(
+                    r#"<app appid="{i}-{}" version="{}"/>"#,
+                    "z".repeat(2000),
+                    "v".repeat(2000)
+                )
+            })
+            .collect();
+        let req = parse_request(format!(r#"<request protocol="3.0">{apps}</request>"#).as_bytes())
+            .unwrap();
+        hosts.record("10.0.0.1", &req);
+        let info = hosts.info_json("10.0.0.1");
+        let versions = info["versions"].as_object().unwrap();
+        assert!(!versions.is_empty() && versions.len() <= APPS_PER_HOST);
+        assert!(
+            hosts.host_bytes() <= APP_BYTES_PER_HOST + 4096,
+            "{}",
+            hosts.host_bytes()
+        );
+        // Many such hosts: the table stays in its budget, the newest host is kept.
+        for i in 0..50 {
+            hosts.record(&format!("10.0.1.{i}"), &req);
+        }
+        assert!(hosts.host_bytes() <= 64 * 1024, "{}", hosts.host_bytes());
+        assert!(hosts.count() < 51);
+        assert_ne!(hosts.info_json("10.0.1.49"), serde_json::json!({}));
+        assert_eq!(hosts.info_json("10.0.0.1"), serde_json::json!({}));
     }
 }

@@ -1,6 +1,8 @@
 //! Payload generation and its cache: running `cros_generate_update_payload` (and
 //! `cros_generate_stateful_update_payload`) for `--image` / `-p`, into
 //! `static/cache/<md5 of the inputs>/`; pruning the cache to its newest entries and clearing it.
+//! Nothing is removed through a symbolic link: a cache directory that is one is refused, and
+//! entries that are links are removed, not followed.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -76,8 +78,23 @@ pub fn check_generators() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes every entry of the cache directory.
+/// Fails when the cache directory is a symbolic link (it would be emptied through it).
+fn refuse_link(cache_dir: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(cache_dir)?
+        .file_type()
+        .is_symlink()
+    {
+        return Err(std::io::Error::other(format!(
+            "{} is a symbolic link; refusing to remove anything through it",
+            cache_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes every entry of the cache directory (refused when it is a symbolic link).
 pub fn clear(cache_dir: &Path) -> std::io::Result<usize> {
+    refuse_link(cache_dir)?;
     let mut removed = 0;
     for entry in std::fs::read_dir(cache_dir)? {
         let path = entry?.path();
@@ -97,8 +114,9 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 }
 
 /// Keeps the newest `keep` entries of the cache directory (by modification time), removes
-/// the others; returns the names removed.
+/// the others; returns the names removed. Refused when the directory is a symbolic link.
 pub fn prune(cache_dir: &Path, keep: usize) -> std::io::Result<Vec<String>> {
+    refuse_link(cache_dir)?;
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(cache_dir)? {
         let entry = entry?;
@@ -232,5 +250,20 @@ mod tests {
         let removed = prune(dir.path(), 12).unwrap();
         assert_eq!(removed, vec!["e00", "e01", "e02"]);
         assert_eq!(clear(dir.path()).unwrap(), 12);
+    }
+
+    #[test]
+    fn a_linked_cache_is_neither_cleared_nor_pruned() {
+        let target = tempfile::tempdir().unwrap();
+        for i in 0..15 {
+            std::fs::create_dir(target.path().join(format!("e{i:02}"))).unwrap();
+        }
+        let holder = tempfile::tempdir().unwrap();
+        let cache = holder.path().join("cache");
+        std::os::unix::fs::symlink(target.path(), &cache).unwrap();
+        let e = clear(&cache).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(prune(&cache, 12).is_err());
+        assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 15);
     }
 }

@@ -11,7 +11,8 @@
 //! [`xbuddy`] (artifact names), [`runfiles`] (pid and port files),
 //! [`payload`] + [`generate`] + [`digests`] (which payload, its generation cache and hashes),
 //! [`statics`] + [`paths`] (safe static files), [`hosts`], [`staging`], [`controlfiles`],
-//! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`], [`applets`].
+//! [`builder`], [`factory`] + [`pylit`], [`versions`], [`logs`], [`trust`] (what may be
+//! written on disk: directories, log files), [`applets`].
 
 pub mod applets;
 pub mod builder;
@@ -36,6 +37,7 @@ pub mod staging;
 pub mod startup;
 pub mod state;
 pub mod statics;
+pub mod trust;
 pub mod update;
 pub mod urls;
 pub mod versions;

@@ -2,8 +2,10 @@
 //! stderr through `tracing`, see `cibox_runtime::logging`), written by one background thread so that
 //! request handling never waits on disk or terminal I/O: records go through a bounded channel (dropped and counted when it is full)
 //! and are formatted and written buffered, flushed whenever the channel runs empty.
+//! The log files are opened through [`crate::trust::open_log`]: never through a symbolic
+//! link, never a file of another user's.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -53,21 +55,14 @@ pub struct Logs {
 const QUEUE: usize = 16_384;
 
 fn open(path: &Path) -> anyhow::Result<File> {
-    use anyhow::Context as _;
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open log file {}", path.display()))
+    crate::trust::open_log(path)
 }
 
 impl Logs {
-    /// Opens (appending) the two log files in `dir`; `access_to_stderr` also copies access
-    /// lines to stderr (error lines always go there).
+    /// Opens (appending) the two log files in `dir`, created mode 0755 when missing;
+    /// `access_to_stderr` also copies access lines to stderr (error lines always go there).
     pub fn open(dir: &Path, access_to_stderr: bool) -> anyhow::Result<Arc<Logs>> {
-        use anyhow::Context as _;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+        crate::trust::create_dir("log directory", dir)?;
         Self::open_files(
             &dir.join("devserver_access.log"),
             &dir.join("devserver_error.log"),
@@ -76,7 +71,8 @@ impl Logs {
     }
 
     /// Opens (appending) the access and error logs at these paths (they may be one file:
-    /// the later devserver's `--logfile`).
+    /// the later devserver's `--logfile`); a symbolic link, or a file another user owns, is
+    /// refused.
     pub fn open_files(
         access: &Path,
         error: &Path,

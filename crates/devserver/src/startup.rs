@@ -4,6 +4,11 @@
 //! (generator checks, pre-generation, `--payload` copy), write the demo payload, load the
 //! payload metadata, build the shared [`State`], bind and announce the address, and serve
 //! until SIGINT or SIGTERM. [`run`] is the entry point; each step is a function here.
+//!
+//! What start-up writes goes only where no other user can plant links: the data and static
+//! directories and the payload cache must pass [`trust::check_dir`], the logs are opened
+//! without following links, and the demo payload is created only where nothing, not even a
+//! dangling link, is.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +33,7 @@ use crate::runfiles::RunFiles;
 use crate::staging::Stager;
 use crate::state::{State, Stats};
 use crate::statics::StaticRoots;
+use crate::trust;
 
 /// The demo payload written when nothing else is configured: the protocol's test vector.
 pub const DEMO_PAYLOAD: &[u8] = b"Developers, developers, developers!\n";
@@ -109,25 +115,27 @@ struct Directories {
 }
 
 impl Directories {
-    /// Step 1: resolves (and creates) the data and static directories.
+    /// Step 1: resolves (and creates, mode 0755) the data and static directories; each must
+    /// be owned by the caller or root and writable by no one else ([`trust::check_dir`]),
+    /// `--static_dir` as much as `--data_dir`: serve writes into both.
     fn resolve(config: &Config) -> anyhow::Result<Directories> {
         let data = match (&config.data_dir, &config.static_dir) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => dir.clone(),
             (None, None) => std::env::current_dir().context("cannot find the current directory")?,
         };
-        std::fs::create_dir_all(&data)
-            .with_context(|| format!("cannot create the data dir {}", data.display()))?;
+        trust::create_dir("data dir", &data)?;
         let data = std::fs::canonicalize(&data)
             .with_context(|| format!("cannot resolve {}", data.display()))?;
+        trust::check_dir("data dir", &data)?;
         let static_dir = config
             .static_dir
             .clone()
             .unwrap_or_else(|| data.join("static"));
-        std::fs::create_dir_all(&static_dir)
-            .with_context(|| format!("cannot create {}", static_dir.display()))?;
+        trust::create_dir("static dir", &static_dir)?;
         let static_dir = std::fs::canonicalize(&static_dir)
             .with_context(|| format!("cannot resolve {}", static_dir.display()))?;
+        trust::check_dir("static dir", &static_dir)?;
         Ok(Directories { data, static_dir })
     }
 }
@@ -218,8 +226,9 @@ fn needs_generator(config: &Config) -> bool {
 }
 
 /// Step 4: the payload cache (`static/cache`), cleared with `--clear_cache`, else pruned to
-/// the newest entries. A read-only archive directory needs no cache unless something is
-/// generated: then a failure is only a warning.
+/// the newest entries. It must not be a symbolic link and must pass [`trust::check_dir`]:
+/// nothing is removed through a link. A read-only archive directory needs no cache unless
+/// something is generated: then a failure is only a warning.
 fn prepare_cache(config: &Config, served: &ServedRoot, logs: &Logs) -> anyhow::Result<()> {
     match prepare_cache_dir(&served.cache_dir(), config.clear_cache, logs) {
         Ok(()) => Ok(()),
@@ -232,10 +241,11 @@ fn prepare_cache(config: &Config, served: &ServedRoot, logs: &Logs) -> anyhow::R
 }
 
 fn prepare_cache_dir(cache_dir: &Path, clear: bool, logs: &Logs) -> anyhow::Result<()> {
-    if !cache_dir.is_dir() {
-        return std::fs::create_dir_all(cache_dir)
-            .with_context(|| format!("cannot create the cache {}", cache_dir.display()));
+    trust::refuse_link("payload cache", cache_dir)?;
+    if !cache_dir.exists() {
+        return trust::create_dir("payload cache", cache_dir);
     }
+    trust::check_dir("payload cache", cache_dir)?;
     if clear {
         let n = generate::clear(cache_dir)
             .with_context(|| format!("cannot clear the cache {}", cache_dir.display()))?;
@@ -407,7 +417,8 @@ async fn pregenerate(
 }
 
 /// Step 7: with no payload configured at all (and no `--no-demo`, no `--exit`), writes the
-/// demo payload to `static/update.gz` unless a file is there.
+/// demo payload to `static/update.gz` unless something is there: a symbolic link, even a
+/// dangling one, is never written through.
 fn write_demo_payload(
     config: &Config,
     served: &ServedRoot,
@@ -420,11 +431,29 @@ fn write_demo_payload(
         && !has_factory_config
         && config.board.is_none();
     let demo = served.static_root.join(UPDATE_FILE);
-    if !nothing_configured || config.no_demo || config.exit || demo.exists() {
+    if !nothing_configured || config.no_demo || config.exit {
         return Ok(());
     }
-    std::fs::write(&demo, DEMO_PAYLOAD)
+    match std::fs::symlink_metadata(&demo) {
+        Ok(meta) => {
+            if meta.file_type().is_symlink() && !demo.exists() {
+                logs.error(format!(
+                    "warning: {} is a symbolic link to nothing; no demo payload written",
+                    demo.display()
+                ));
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read {}", demo.display()));
+        }
+    }
+    let written = trust::create_new(&demo, DEMO_PAYLOAD)
         .with_context(|| format!("cannot write the demo payload {}", demo.display()))?;
+    if !written {
+        return Ok(());
+    }
     logs.error(format!(
         "no payload configured: wrote a {}-byte demo payload to {} (replace it with a real \
          update.gz, or start with --payload DIR)",

@@ -198,6 +198,11 @@ pub struct Config {
     /// Response format: auto (decided from each request), chromeos or coreos
     #[arg(long = "omaha-flavor", visible_alias = "omaha_flavor", value_enum, default_value_t = FlavorArg::Auto)]
     pub omaha_flavor: FlavorArg,
+
+    /// Positional arguments: accepted and ignored, as the devserver's optparse did (its
+    /// integration test runs `devserver.py devserver.py --static_dir ...`)
+    #[arg(hide = true, value_name = "IGNORED")]
+    pub ignored: Vec<std::ffi::OsString>,
 }
 
 /// `--omaha-flavor`.

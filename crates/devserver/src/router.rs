@@ -54,6 +54,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/download", any(builds::stage))
         .route("/stage", any(builds::stage))
         .route("/is_staged", get(builds::is_staged))
+        .route("/list_image_dir", get(builds::list_image_dir))
         .route("/latestbuild", get(builds::latestbuild))
         .route("/build", any(builds::build))
         .route("/check_health", get(status::check_health))

@@ -1,6 +1,7 @@
 //! The later devserver's start-up files for test harnesses: `--pidfile` (our pid) and
-//! `--portfile` (the bound port), each written whole (a temp file renamed into place) once
-//! the server listens, and removed when it stops.
+//! `--portfile` (the bound port), each the bare number without a newline, as the devserver
+//! wrote them (its integration test checks `pid.isdigit()`), written whole (a temp file
+//! renamed into place) once the server listens, and removed when it stops.
 
 use std::path::{Path, PathBuf};
 
@@ -35,11 +36,11 @@ impl RunFiles {
     ) -> anyhow::Result<Self> {
         let mut files = RunFiles::default();
         if let Some(p) = pidfile {
-            write_whole(p, &format!("{}\n", std::process::id()))?;
+            write_whole(p, &std::process::id().to_string())?;
             files.written.push(p.to_path_buf());
         }
         if let Some(p) = portfile {
-            write_whole(p, &format!("{port}\n"))?;
+            write_whole(p, &port.to_string())?;
             files.written.push(p.to_path_buf());
         }
         Ok(files)

@@ -1,4 +1,4 @@
-//! Staging builds (`/download`, `/stage`, `/is_staged`): fetching a build's artifacts from an
+//! Staging builds (`/download`, `/stage`, `/is_staged`, `/list_image_dir`): fetching a build's artifacts from an
 //! `http(s)://`, `file://` or `gs://` (through `gsutil`) archive URL into
 //! `static/TARGET/BUILD`. The payload `update.gz` is required; `stateful.tgz`, the autotest
 //! and test-suite archives are fetched when present, and the archives are unpacked into the
@@ -213,6 +213,37 @@ impl Stager {
             .is_ok_and(|dir| dir.join(PAYLOAD).is_file())
     }
 
+    /// The entries staged for a build, one level deep and sorted by name (`None`: nothing
+    /// staged). Symbolic links are listed as themselves, never followed.
+    pub fn list_build_dir(&self, url: &ArchiveUrl) -> Result<Option<Vec<Listed>>, StageError> {
+        let dir = self.build_dir(url)?;
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            return Ok(None);
+        };
+        let time = |t: std::io::Result<std::time::SystemTime>| {
+            t.map(|t| {
+                chrono::DateTime::<chrono::Local>::from(t)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| "-".to_string())
+        };
+        let mut entries: Vec<Listed> = read
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let meta = e.path().symlink_metadata().ok()?;
+                Some(Listed {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    accessed: time(meta.accessed()),
+                    modified: time(meta.modified()),
+                    size: meta.len(),
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(entries))
+    }
+
     /// Stages a build (nothing to do when it already is); concurrent calls for one archive
     /// URL share the same download and its result. When two URLs with the same
     /// `TARGET/BUILD` tail finish, the first one staged stays.
@@ -302,6 +333,19 @@ impl Stager {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// One entry of a staged build directory (`/list_image_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// File name.
+    pub name: String,
+    /// Last access, local time.
+    pub accessed: String,
+    /// Last modification, local time.
+    pub modified: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 struct RemoveOnDrop(Option<PathBuf>);

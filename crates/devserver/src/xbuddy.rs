@@ -2,7 +2,7 @@
 //! under the static root. BUILD is a path of plain names (`BOARD/VERSION`, where VERSION may
 //! be `latest`: the newest build directory in version order); ARTIFACT is one of
 //! [`ARTIFACTS`] (default `test`). Resolution only; the router answers with the file, its
-//! directory URL (`return_dir`), its relative path (`relative_path`) or the update URL of the
+//! directory URL (`return_dir`), the build directory (`relative_path`) or the update URL of the
 //! build (`for_update`).
 
 use std::path::{Path, PathBuf};

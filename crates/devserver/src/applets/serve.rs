@@ -1,4 +1,5 @@
-//! `serve` (alias `devserver`): the ChromiumOS-style devserver. Parses the seed devserver's
+//! `serve` (aliases `devserver`, and `devserver.py` for a link of that name, as the
+//! devserver's integration test runs it): the ChromiumOS-style devserver. Parses the seed devserver's
 //! options (underscore spellings, dashes accepted too) into a [`crate::config::Config`] (the
 //! options are declared there), hands it to [`crate::startup::run`], and documents endpoints
 //! and exit codes in `--help`.
@@ -99,7 +100,7 @@ inventory::submit! {
     Applet {
         name: "serve",
         about: "Devserver: hosts images and payloads, answers Omaha update checks",
-        aliases: &["devserver"],
+        aliases: &["devserver", "devserver.py"],
         command: ServeArgs::command,
         run,
         passthrough: false,

@@ -88,10 +88,20 @@ pub async fn stage(
         };
         HttpError::new(status, format!("Failed to stage {base}: {e}"))
     })?;
-    Ok(text(StatusCode::OK, "Success"))
+    Ok(bare("Success"))
 }
 
-/// `GET /is_staged?archive_url=URL`: `True` or `False`.
+/// A bare `text/plain` answer without a newline, as cherrypy sent the devserver's strings
+/// (harnesses compare them whole: `response == 'True'`).
+fn bare(body: &str) -> axum::response::Response {
+    raw(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        body.to_string(),
+    )
+}
+
+/// `GET /is_staged?archive_url=URL`: `True` or `False`, without a newline.
 pub async fn is_staged(
     AxumState(state): SharedState,
     Query(query): Query<HashMap<String, String>>,
@@ -102,7 +112,39 @@ pub async fn is_staged(
     } else {
         "False"
     };
-    Ok(text(StatusCode::OK, staged))
+    Ok(bare(staged))
+}
+
+/// `GET /list_image_dir?archive_url=URL`: what is staged for that build, one entry a line
+/// with its access and modification times and size; a line saying so when nothing is.
+pub async fn list_image_dir(
+    AxumState(state): SharedState,
+    Query(query): Query<HashMap<String, String>>,
+) -> HttpResult {
+    let url = archive_url(&query)?;
+    let stager = state.stager.clone();
+    let key = url.key();
+    let listing = tokio::task::spawn_blocking(move || stager.list_build_dir(&url))
+        .await
+        .map_err(|e| HttpError::internal(e.to_string()))?
+        .map_err(|e| match e {
+            StageError::Forbidden(m) => HttpError::new(StatusCode::FORBIDDEN, m),
+            other => HttpError::bad_request(other.to_string()),
+        })?;
+    let body = match listing {
+        None => format!("{key} has not been staged on this devserver\n"),
+        Some(entries) => {
+            let mut out = format!("Current contents of build directory {key}:\n");
+            for e in entries {
+                out.push_str(&format!(
+                    "Name: {} Accessed: {} Modified: {} Size: {} bytes\n",
+                    e.name, e.accessed, e.modified, e.size
+                ));
+            }
+            out
+        }
+    };
+    Ok(text(StatusCode::OK, body))
 }
 
 /// `GET /latestbuild?target=T[&milestone=M]`: the newest build directory of a target.

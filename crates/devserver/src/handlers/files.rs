@@ -80,10 +80,11 @@ pub async fn xbuddy(
         ));
     }
     if flag("relative_path") {
+        // The build directory (`BOARD/BUILD`), as the later devserver's xbuddy answers.
         return Ok(response::raw(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            format!("{}/{}", resolved.build, resolved.file_name),
+            resolved.build.clone(),
         ));
     }
     Ok(statics::serve_file(&resolved.file, req).await)

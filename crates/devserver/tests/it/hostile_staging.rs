@@ -224,7 +224,7 @@ fn linked_static_subdirectory_is_never_touched() {
         "/is_staged?archive_url=file://{}",
         build.display()
     ));
-    assert_ne!(r.text(), "True\n");
+    assert_ne!(r.text(), "True");
 
     let r = s.get("/latestbuild?target=dirlink");
     assert!(

@@ -123,11 +123,11 @@ fn staging_from_a_local_http_server() {
     let base = "/archive/x86-generic-release/R17-1208.0.0-a1-b338";
     assert_eq!(
         s.get(&format!("/is_staged?archive_url={url}")).text(),
-        "False\n"
+        "False"
     );
     let r = s.get(&format!("/download?archive_url={url}"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.text(), "Success\n");
+    assert_eq!(r.text(), "Success");
     let build_dir = s
         .static_dir()
         .join("x86-generic-release/R17-1208.0.0-a1-b338");
@@ -138,11 +138,11 @@ fn staging_from_a_local_http_server() {
     );
     assert_eq!(
         s.get(&format!("/is_staged?archive_url={url}")).text(),
-        "True\n"
+        "True"
     );
     // Idempotent: staging again fetches nothing.
     let r = s.get(&format!("/stage?archive_url={url}/"));
-    assert_eq!(r.text(), "Success\n");
+    assert_eq!(r.text(), "Success");
     assert_eq!(origin.hits(&format!("{base}/update.gz")), 1);
     // Optional artifacts that are absent were asked for and skipped.
     assert_eq!(origin.hits(&format!("{base}/test_suites.tar.bz2")), 1);
@@ -191,7 +191,7 @@ fn failed_staging_leaves_nothing() {
         assert!(r.text().contains("Failed to stage"), "{}", r.text());
         assert_eq!(
             s.get(&format!("/is_staged?archive_url={url}")).text(),
-            "False\n"
+            "False"
         );
         assert!(!s.static_dir().join("board").join(build).exists());
     }
@@ -219,7 +219,7 @@ fn concurrent_staging_downloads_once() {
     for h in handles {
         let r = h.join().unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.text(), "Success\n");
+        assert_eq!(r.text(), "Success");
     }
     assert_eq!(
         origin.hits("/archive/x86-generic-release/R17-1208.0.0-a1-b338/update.gz"),

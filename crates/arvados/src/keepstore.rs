@@ -4,7 +4,10 @@
 //! that feeds MD5 and the temporary file in one pass; a GET reads the block in 1 MiB chunks on a
 //! blocking thread, hashing as it goes, and holds back the last chunk until the hash checks
 //! out, so a client never receives all the bytes of a corrupt block. At most `max_buffers`
-//! block transfers run at once; further ones wait.
+//! block transfers run at once; further ones wait. PUTs may hold at most three quarters of
+//! them, so GETs are answered however many PUTs wait for their bodies, and a PUT body must
+//! average `put_min_rate` bytes per second after `put_rate_grace` (a slower one is answered
+//! 408 and gives its buffer back), so trickling PUTs cannot hold buffers for long.
 //!
 //! Routing is by hand, not with axum's router, so that anything unknown (including a known
 //! path with another method) is answered 400 as keepstore does.
@@ -85,6 +88,10 @@ pub struct Config {
     pub never_delete: bool,
     /// Concurrent block transfers.
     pub max_buffers: usize,
+    /// Bytes per second a PUT body must average once its grace is over.
+    pub put_min_rate: u64,
+    /// How long a PUT body may take before the minimum rate applies.
+    pub put_rate_grace: Duration,
     /// Seconds a deleted block stays in trash (0: deleted at once).
     pub trash_lifetime: u64,
     /// Seconds between trash emptying runs.
@@ -100,6 +107,15 @@ struct Keep {
     volumes: Vec<Volume>,
     config: Config,
     buffers: Arc<Semaphore>,
+    /// PUTs take one of these before a buffer: a quarter of the buffers stay for GETs.
+    put_slots: Arc<Semaphore>,
+}
+
+/// How many of `max_buffers` PUTs may hold at once: all but a quarter (at least one left
+/// for GETs when there are two or more).
+fn put_slots(max_buffers: usize) -> usize {
+    let max = max_buffers.max(1);
+    (max - max / 4).min(max.saturating_sub(1)).max(1)
 }
 
 fn now_secs() -> u64 {
@@ -232,9 +248,11 @@ async fn put_block(
     let token = request_token(req.headers(), req.uri().query());
     let hash = locator.hash.clone();
 
-    let _permit = match keep.buffers.clone().acquire_owned().await {
-        Ok(p) => p,
-        Err(_) => return Err(status(503, "shutting down")),
+    let (Ok(_slot), Ok(_permit)) = (
+        keep.put_slots.clone().acquire_owned().await,
+        keep.buffers.clone().acquire_owned().await,
+    ) else {
+        return Err(status(503, "shutting down"));
     };
     let (index, mut temp, _io) = open_temp(&keep, &hash).await?;
 
@@ -271,7 +289,21 @@ async fn put_block(
     let mut body = req.into_body().into_data_stream();
     let mut received: u64 = 0;
     let mut body_error = None;
-    while let Some(chunk) = body.next().await {
+    let mut too_slow = false;
+    let started = tokio::time::Instant::now();
+    let rate = keep.config.put_min_rate.max(1) as f64;
+    loop {
+        // By now the body must have come at the minimum rate, after the grace.
+        let due = started
+            + keep.config.put_rate_grace
+            + Duration::from_secs_f64((received + 1) as f64 / rate);
+        let Ok(next) = tokio::time::timeout_at(due, body.next()).await else {
+            too_slow = true;
+            break;
+        };
+        let Some(chunk) = next else {
+            break;
+        };
         match chunk {
             Ok(chunk) => {
                 received += chunk.len() as u64;
@@ -298,6 +330,16 @@ async fn put_block(
         Ok(r) => r,
         Err(e) => return Err(internal("writing the block", e)),
     };
+    if too_slow {
+        return Err(HttpError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body too slow: under {} bytes per second",
+                keep.config.put_min_rate
+            ),
+        )
+        .with_header(header::CONNECTION, HeaderValue::from_static("close")));
+    }
     if let Some(e) = body_error {
         return Err(status(400, &format!("reading the request body: {e}")));
     }
@@ -906,6 +948,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let keep = Arc::new(Keep {
         volumes,
         buffers: Arc::new(Semaphore::new(config.max_buffers.max(1))),
+        put_slots: Arc::new(Semaphore::new(put_slots(config.max_buffers))),
         config,
     });
     let result = cibox_runtime::server::block_on_locked(
@@ -992,6 +1035,14 @@ async fn serve(keep: Arc<Keep>, addrs: Vec<SocketAddr>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn puts_leave_a_quarter_of_the_buffers_to_gets() {
+        assert_eq!(put_slots(1), 1);
+        assert_eq!(put_slots(2), 1);
+        assert_eq!(put_slots(4), 3);
+        assert_eq!(put_slots(128), 96);
+    }
 
     #[test]
     fn tokens_from_headers_and_query() {

@@ -83,6 +83,14 @@ struct KeepstoreArgs {
     #[arg(long, value_name = "N", default_value_t = 128,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_buffers: u64,
+    /// (cibox) Bytes per second a PUT body must average once its grace is over; a slower one
+    /// is answered 408 and gives its buffer back
+    #[arg(long, value_name = "BYTES", default_value_t = 16384,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    put_min_rate: u64,
+    /// (cibox) Seconds a PUT body may take before the minimum rate applies
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = httpd::parse_seconds)]
+    put_rate_grace: std::time::Duration,
     /// Seconds a deleted block stays in trash (0: delete at once)
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     trash_lifetime: u64,
@@ -183,6 +191,8 @@ fn config_from(matches: &ArgMatches, args: KeepstoreArgs) -> anyhow::Result<Conf
         management_token: args.management_token,
         never_delete: args.never_delete,
         max_buffers: args.max_buffers as usize,
+        put_min_rate: args.put_min_rate,
+        put_rate_grace: args.put_rate_grace,
         trash_lifetime: args.trash_lifetime,
         trash_check_interval: args.trash_check_interval,
         min_free: args.min_free_space,

@@ -409,3 +409,72 @@ fn attack_list_is_refused_in_time_within_a_memory_bound() {
     assert_eq!(put(&ks.url(&format!("/{h}")), None, &data).0, 200);
     assert_eq!(get(&ks.url(&format!("/{h}")), None), (200, data));
 }
+
+/// Sends one byte of `stream`'s body every `every` until it is answered (or `limit` passes):
+/// the answer's status.
+fn trickle_until_answered(mut stream: TcpStream, every: Duration, limit: Duration) -> Option<u16> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = answer_within(&mut stream, every) {
+            return Some(status);
+        }
+        if stream.write_all(b"x").is_err() {
+            return answer_within(&mut stream, Duration::from_millis(200));
+        }
+    }
+    None
+}
+
+#[test]
+fn trickling_puts_leave_buffers_for_gets_and_are_cut_off_below_the_minimum_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ks, _vol) = keepstore(
+        tmp.path(),
+        &[
+            "-max-buffers=4",
+            "-body-timeout=30",
+            "-put-rate-grace=1",
+            "-put-min-rate=1000",
+        ],
+    );
+    let data = block(7, 10_000);
+    let (status, locator) = put(&ks.url(&format!("/{}", md5_hex(&data))), None, &data);
+    assert_eq!(status, 200, "{locator}");
+    // More trickling PUTs than buffers, each sending a byte now and then, never stalling
+    // long enough for the body timeout.
+    let hash = md5_hex(&vec![b'x'; 100_000]);
+    let tricklers: Vec<_> = (0..6)
+        .map(|_| {
+            let stream = stalled_put(ks.port, &hash, 100_000, 1);
+            std::thread::spawn(move || {
+                trickle_until_answered(stream, Duration::from_millis(300), Duration::from_secs(8))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A GET is answered at once: the PUTs cannot hold every buffer.
+    let started = Instant::now();
+    let (status, body) = get(&ks.url(&format!("/{locator}")), None);
+    assert_eq!(status, 200);
+    assert_eq!(body, data);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "GET took {:?}",
+        started.elapsed()
+    );
+    // And the tricklers are cut off soon after their grace (408), freeing their buffers.
+    let started = Instant::now();
+    for t in tricklers {
+        assert_eq!(t.join().unwrap(), Some(408));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let more = block(8, 5_000);
+    assert_eq!(
+        put(&ks.url(&format!("/{}", md5_hex(&more))), None, &more).0,
+        200
+    );
+}

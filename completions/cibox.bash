@@ -420,7 +420,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__keepproxy)
-            opts="-h --listen --pid --timeout --no-get --no-put --default-replicas --run-dir --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
+            opts="-h --listen --pid --timeout --no-get --no-put --default-replicas --max-buffers --run-dir --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,6 +447,10 @@ _cibox() {
                     return 0
                     ;;
                 --default-replicas)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-buffers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -486,7 +490,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__keepstore)
-            opts="-h --volume --volumes --listen --pid --blob-signing-key-file --permission-key-file --enforce-permissions --blob-signature-ttl --permission-ttl --data-manager-token-file --management-token --never-delete --readonly --serialize --max-buffers --trash-lifetime --trash-check-interval --min-free-space --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
+            opts="-h --volume --volumes --listen --pid --blob-signing-key-file --permission-key-file --enforce-permissions --blob-signature-ttl --permission-ttl --data-manager-token-file --management-token --never-delete --readonly --serialize --max-buffers --put-min-rate --put-rate-grace --trash-lifetime --trash-check-interval --min-free-space --header-timeout --body-timeout --idle-timeout --max-connections --log_format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,6 +553,14 @@ _cibox() {
                     return 0
                     ;;
                 --max-buffers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --put-min-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --put-rate-grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -134,6 +134,7 @@ false\t''"
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l no-put -d 'Refuse PUT and POST' -r -f -a "true\t''
 false\t''"
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l default-replicas -d 'Copies to write when the client sends no X-Keep-Desired-Replicas' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l max-buffers -d '(cibox) How many writes may hold a block (up to 64 MiB) in memory at once; further ones wait, their bodies unread' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l run-dir -d '(cibox) Where start_keep recorded its keepstores [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l header-timeout -d 'Seconds for a whole request head to arrive (over TLS, the handshake first gets as long); slower connections are closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepproxy" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
@@ -159,6 +160,8 @@ false\t''"
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l serialize -d 'One request at a time on the volumes that follow' -r -f -a "true\t''
 false\t''"
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l max-buffers -d 'Block transfers served at once (more wait their turn); bounds memory' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l put-min-rate -d '(cibox) Bytes per second a PUT body must average once its grace is over; a slower one is answered 408 and gives its buffer back' -r
+complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l put-rate-grace -d '(cibox) Seconds a PUT body may take before the minimum rate applies' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-lifetime -d 'Seconds a deleted block stays in trash (0: delete at once)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l trash-check-interval -d 'Seconds between runs that empty expired trash' -r
 complete -c cibox -n "__fish_cibox_using_subcommand keepstore" -l min-free-space -d '(cibox) A volume with less free space than this is full' -r

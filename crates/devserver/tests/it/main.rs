@@ -10,6 +10,7 @@ mod hostile_staging;
 mod omaha;
 mod ops;
 mod ranges;
+mod security;
 mod serve_props;
 mod setup;
 mod statics;

@@ -19,7 +19,7 @@
 //! [`make_fixture_repositories`] creates a bare repository, with one commit, for each
 //! repository the API server lists, so a test run has something to clone.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -30,8 +30,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use bytes::Bytes;
 use cibox_runtime::response::{HttpError, HttpResult};
-use http_body_util::BodyExt;
 use serde_json::Value;
 
 use super::apiclient::{ApiClient, TokenCache, User};
@@ -241,41 +241,54 @@ async fn handle(
         .map_err(worker_failed)??
     };
     let (parts, body) = req.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")))?
-        .to_bytes();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|l| l > MAX_BODY as u64) {
+        return Err(HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_BODY} bytes"),
+        ));
+    }
     let cgi = Cgi {
         git: server.config.git_command.clone(),
         root: server.config.repo_root.clone(),
         path_info: format!("/{dir}/{rest}"),
         method: parts.method.to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
+        content_length: declared,
         headers: parts.headers,
         remote_user: user,
         remote_addr: peer.ip().to_string(),
     };
-    tokio::task::spawn_blocking(move || cgi.run(&body))
+    cgi.run(body)
         .await
-        .map_err(worker_failed)?
         .map_err(|e| HttpError::internal(format!("git http-backend: {e:#}")))
 }
 
-/// One `git http-backend` run.
+/// Largest CGI header block read from `git http-backend`.
+const MAX_CGI_HEAD: usize = 64 << 10;
+
+/// One `git http-backend` run, streamed both ways: the request body goes to its stdin as it
+/// arrives (at most [`MAX_BODY`]), and its output, once the CGI header block is read, goes to
+/// the client as git writes it. Neither is ever held whole.
 struct Cgi {
     git: PathBuf,
     root: PathBuf,
     path_info: String,
     method: String,
     query: String,
+    content_length: Option<u64>,
     headers: HeaderMap,
     remote_user: String,
     remote_addr: String,
 }
 
 impl Cgi {
-    fn run(&self, body: &[u8]) -> anyhow::Result<Response> {
+    async fn run(&self, body: Body) -> anyhow::Result<Response> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let header = |name: &str| {
             self.headers
                 .get(name)
@@ -283,7 +296,7 @@ impl Cgi {
                 .unwrap_or("")
                 .to_string()
         };
-        let mut command = Command::new(&self.git);
+        let mut command = tokio::process::Command::new(&self.git);
         command
             .arg("http-backend")
             .env("GIT_PROJECT_ROOT", &self.root)
@@ -296,34 +309,81 @@ impl Cgi {
             .env("SERVER_PROTOCOL", "HTTP/1.1")
             .env("GATEWAY_INTERFACE", "CGI/1.1")
             .env("CONTENT_TYPE", header("content-type"))
-            .env("CONTENT_LENGTH", body.len().to_string())
             .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
             .env("HTTP_GIT_PROTOCOL", header("git-protocol"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        // A chunked body has no length: git then reads until the end of its input.
+        match self.content_length {
+            Some(n) => {
+                command.env("CONTENT_LENGTH", n.to_string());
+            }
+            None if self.method == "POST" => {
+                command.env_remove("CONTENT_LENGTH");
+            }
+            None => {
+                command.env("CONTENT_LENGTH", "0");
+            }
+        }
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot run {} http-backend", self.git.display()))?;
         let mut stdin = child.stdin.take().context("no stdin")?;
-        let output = std::thread::scope(|scope| {
-            let writer = scope.spawn(move || {
-                let _ = stdin.write_all(body);
-            });
-            let mut out = Vec::new();
-            let read = child
-                .stdout
-                .take()
-                .context("no stdout")
-                .and_then(|mut s| Ok(s.read_to_end(&mut out)?));
-            let _ = writer.join();
-            read.map(|_| out)
-        })?;
-        let status = child.wait()?;
-        let (head, rest) = split_cgi_output(&output)
-            .with_context(|| format!("no CGI header in its output ({status})"))?;
-        let mut response = Response::new(Body::from(rest.to_vec()));
-        for line in head.lines() {
+        let mut stdout = child.stdout.take().context("no stdout")?;
+        // The request body, piece by piece, into git (which may stop reading early).
+        tokio::spawn(async move {
+            let mut stream = body.into_data_stream();
+            let mut total = 0usize;
+            while let Some(Ok(piece)) = futures_util::StreamExt::next(&mut stream).await {
+                total += piece.len();
+                if total > MAX_BODY {
+                    tracing::warn!("request body past {MAX_BODY} bytes: cut off");
+                    break;
+                }
+                if stdin.write_all(&piece).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // The CGI header block.
+        let mut head = Vec::new();
+        let mut piece = vec![0u8; 16 << 10];
+        let (text, rest) = loop {
+            if let Some((text, rest)) = split_cgi_output(&head) {
+                break (text, rest.to_vec());
+            }
+            anyhow::ensure!(head.len() <= MAX_CGI_HEAD, "CGI header block too long");
+            let n = stdout.read(&mut piece).await?;
+            if n == 0 {
+                let status = child.wait().await?;
+                anyhow::bail!("no CGI header in its output ({status})");
+            }
+            head.extend_from_slice(&piece[..n]);
+        };
+        // The rest as git writes it; the child is reaped when its output ends.
+        let first =
+            futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(rest)) });
+        let more = futures_util::stream::unfold(Some((stdout, child)), |state| async move {
+            let (mut stdout, mut child) = state?;
+            let mut buf = vec![0u8; 64 << 10];
+            match stdout.read(&mut buf).await {
+                Ok(0) => {
+                    let _ = child.wait().await;
+                    None
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some((stdout, child))))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        let mut response = Response::new(Body::from_stream(futures_util::StreamExt::chain(
+            first, more,
+        )));
+        for line in text.lines() {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };

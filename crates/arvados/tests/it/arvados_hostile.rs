@@ -446,3 +446,50 @@ fn git_pushes_need_a_token_of_full_scope() {
     assert_eq!(refs(ACTIVE, "git-receive-pack"), 200);
     applet(&stack, "stop_arv-git-httpd", &[]);
 }
+
+#[test]
+fn git_server_streams_request_bodies_into_git() {
+    let stack = Stack::new();
+    stack.start();
+    let started: Value =
+        serde_json::from_str(&applet(&stack, "start_arv-git-httpd", &["--json"])).unwrap();
+    let port = started["port"].as_u64().unwrap() as u16;
+    let pid: u32 = std::fs::read_to_string(stack.run_dir().join("arv-git-httpd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // 96 MiB of nonsense for upload-pack: git refuses it early; the old server held all of it.
+    let size = 96usize << 20;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /active/foo.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth2 {ACTIVE}\r\nContent-Type: application/x-git-upload-pack-request\r\nContent-Length: {size}\r\n\r\n"
+    )
+    .unwrap();
+    let piece = vec![b'z'; 1 << 20];
+    for _ in 0..size >> 20 {
+        if stream.write_all(&piece).is_err() {
+            break;
+        }
+    }
+    let _ = status_of(&mut stream);
+    let hwm = vm_hwm_kib(pid);
+    assert!(hwm < 48 << 10, "peak RSS {hwm} KiB");
+    // A real fetch still works: info/refs answered by git as it writes.
+    let req = cibox_testsupport::keep::agent()
+        .get(&format!(
+            "http://127.0.0.1:{port}/active/foo.git/info/refs?service=git-upload-pack"
+        ))
+        .set("Authorization", &format!("OAuth2 {ACTIVE}"));
+    let (status, body, _) = cibox_testsupport::keep::call(req, None);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("refs/heads/master"));
+    applet(&stack, "stop_arv-git-httpd", &[]);
+}

@@ -4,8 +4,8 @@
 //! one lock that is never held across I/O.
 //!
 //! All of it comes from unauthenticated clients, so all of it is bounded here, where it is
-//! stored, whatever the parser let through ([`Limits`]): every text field is cut to
-//! [`MAX_FIELD`] bytes (with a marker saying how much was cut), a host keeps at most
+//! stored, whatever the parser let through ([`Limits`]): every text field of a request is cut
+//! to [`MAX_FIELD`] bytes (with a marker saying how much was cut), a host keeps at most
 //! [`APPS_PER_HOST`] apps' versions in at most [`APP_BYTES_PER_HOST`] bytes, the host table
 //! holds at most [`HOST_LIMIT`] hosts in [`HOST_TABLE_BYTES`] (the least recently seen are
 //! dropped), and the host log at most [`HOST_LOG_LIMIT`] entries in [`HOST_LOG_BYTES`] (the
@@ -46,8 +46,10 @@ pub const APPS_PER_HOST: usize = 64;
 /// apps past it are not recorded.
 pub const APP_BYTES_PER_HOST: usize = 16 * 1024;
 
-/// Longest text field recorded (appid, version, track, board, previous version, label), in
-/// bytes: a longer one is cut and ends with a marker such as `...[491234 bytes cut]`.
+/// Longest text field recorded from an update request (appid, version, track, board,
+/// previous version), in bytes: a longer one is cut and ends with a marker such as
+/// `...[491234 bytes cut]`. A forced label is kept whole: its callers bound it
+/// (`update::MAX_LABEL`), and cutting it would name another path.
 pub const MAX_FIELD: usize = 256;
 
 /// Room kept at the end of a cut field for its marker.
@@ -434,7 +436,7 @@ impl Hosts {
     /// Sets the label the next update check of `ip` will use.
     pub fn set_next_update(&self, ip: &str, label: &str) {
         let mut inner = self.lock();
-        inner.touch(ip, self.limits.hosts).forced_update_label = Some(clip(label));
+        inner.touch(ip, self.limits.hosts).forced_update_label = Some(label.to_string());
         inner.settle(ip, self.limits.host_bytes);
     }
 
@@ -612,6 +614,14 @@ mod tests {
         // Cut on a character boundary.
         let cut = clip(&"é".repeat(MAX_FIELD));
         assert!(cut.len() <= MAX_FIELD && cut.contains("bytes cut]"));
+    }
+
+    #[test]
+    fn forced_labels_are_kept_whole() {
+        let hosts = Hosts::new(false);
+        let label = format!("board-release/{}", "R".repeat(400));
+        hosts.set_next_update("10.0.0.1", &label);
+        assert_eq!(hosts.info_json("10.0.0.1")["forced_update_label"], label);
     }
 
     #[test]

@@ -10,14 +10,21 @@
 //! Hostile input: the build directory must resolve inside the static root (no symbolic link
 //! out, at any level); archives are unpacked with the `tar` crate, refusing any entry, hard
 //! link or symbolic link target that leaves the build directory and any entry written through
-//! a symbolic link; every download is bounded in time and size ([`StageLimits`]).
+//! a symbolic link, and any symbolic link that, followed with the links already there (a
+//! chain), resolves outside the build directory; every download is bounded in time and size
+//! ([`StageLimits`]).
+//!
+//! Shutdown: once the server gets SIGINT or SIGTERM (or its runtime ends), every child
+//! (`gsutil`) is killed with its process group and downloads stop, so the process exits
+//! within a bounded time instead of waiting on a child.
 
 use std::collections::HashMap;
 use std::io::{Read, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -32,6 +39,63 @@ pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 16 << 30;
 
 /// How often a running `gsutil` is checked against its deadline and size bound.
 const CHILD_POLL: Duration = Duration::from_millis(50);
+
+/// Set once the server stops: running children are killed, no new one starts, downloads end.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// The process groups of the children running now.
+static CHILD_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Most symbolic links followed while resolving one link of a staged build (as Linux).
+const MAX_LINK_HOPS: u32 = 40;
+
+/// Stops staging for good: kills the process group of every running child.
+fn stop_children() {
+    STOPPING.store(true, Ordering::SeqCst);
+    let groups = CHILD_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for group in groups {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// Kills the children when dropped: the watcher task holds one, so the end of the runtime
+/// (which drops its tasks before waiting for blocking work) stops them too.
+struct StopOnDrop;
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        stop_children();
+    }
+}
+
+/// Starts, once per process and inside the runtime, the task that stops staging on SIGINT
+/// or SIGTERM.
+fn watch_shutdown() {
+    static WATCHING: OnceLock<()> = OnceLock::new();
+    WATCHING.get_or_init(|| {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _stop = StopOnDrop;
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+    });
+}
+
+/// The error of work cut short by the server stopping.
+const SHUTTING_DOWN: &str = "the server is shutting down";
 
 /// Bounds on the work one staging does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +315,7 @@ impl Stager {
         if self.is_staged(&url) {
             return Ok(());
         }
+        watch_shutdown();
         // Refuse a build directory out of the root before anything waits or downloads.
         self.build_dir(&url)?;
         let key = url.pending_key().to_string();
@@ -422,7 +487,7 @@ impl<'a> Fetcher<'a> {
                 let mut file = std::fs::File::create(dest).map_err(local)?;
                 let progress = Progress::new(format!("downloading {src}"), expected, Sink::Log);
                 let mut reader =
-                    progress.reader(response.into_reader().take(max.saturating_add(1)));
+                    progress.reader(StopReader(response.into_reader()).take(max.saturating_add(1)));
                 let n = std::io::copy(&mut reader, &mut file).map_err(|e| {
                     let what = format!("download interrupted: {e}");
                     fetch_err(timeout_or(&what, deadline))
@@ -474,6 +539,18 @@ impl<'a> Fetcher<'a> {
     }
 }
 
+/// A reader that fails once the server stops.
+struct StopReader<R>(R);
+
+impl<R: Read> Read for StopReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if STOPPING.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(SHUTTING_DOWN));
+        }
+        self.0.read(buf)
+    }
+}
+
 /// Says "timed out" for an error past the deadline (ureq's own words vary).
 fn timeout_or(what: &str, deadline: Instant) -> String {
     if Instant::now() >= deadline {
@@ -492,6 +569,9 @@ fn run_bounded(
     watch: Option<(&Path, u64)>,
 ) -> Result<(ExitStatus, String), String> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    if STOPPING.load(Ordering::SeqCst) {
+        return Err(SHUTTING_DOWN.to_string());
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -508,11 +588,19 @@ fn run_bounded(
         });
     }
     let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let groups = || CHILD_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+    groups().push(group.as_raw());
+    // Registered before this check, so a stop either finds the group or is seen here.
+    let _unregister = Unregister(group.as_raw());
     let kill_group = |child: &mut std::process::Child| {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = child.wait();
     };
     loop {
+        if STOPPING.load(Ordering::SeqCst) {
+            kill_group(&mut child);
+            return Err(format!("{SHUTTING_DOWN}: {program} stopped"));
+        }
         match child.try_wait() {
             Ok(Some(status)) => {
                 let stderr = rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
@@ -535,6 +623,18 @@ fn run_bounded(
             }
         }
         std::thread::sleep(CHILD_POLL);
+    }
+}
+
+/// Takes a child's process group off the list of running ones when dropped.
+struct Unregister(i32);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        CHILD_GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g| *g != self.0);
     }
 }
 
@@ -616,7 +716,77 @@ fn unpack(archive: &Path, into: &Path, max_bytes: u64) -> Result<(), StageError>
             Err(e) => return Err(bad(format!("entry {shown}: {e}"))),
         }
     }
+    // Each link was judged alone, by its text; a later link can change where an earlier
+    // one leads (`x -> a/b/../..` then `a -> .`). Every link of the build directory is
+    // followed as the kernel will, chains included.
+    if let Some(link) = link_leading_out(into) {
+        return Err(bad(format!(
+            "symbolic link {} resolves outside the build directory",
+            link.strip_prefix(into).unwrap_or(&link).display()
+        )));
+    }
     Ok(())
+}
+
+/// The first symbolic link under `root` (not followed into) that, resolved with every link
+/// on its way, leads outside `root`, or past [`MAX_LINK_HOPS`] links, or to an absolute
+/// path.
+fn link_leading_out(root: &Path) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in read.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(meta) = path.symlink_metadata() else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let mut hops = 0;
+                let inside = std::fs::read_link(&path).ok().and_then(|target| {
+                    follow(dir.clone(), &target, &mut hops).filter(|p| p.starts_with(&root))
+                });
+                if inside.is_none() {
+                    return Some(path);
+                }
+            } else if meta.is_dir() {
+                dirs.push(path);
+            }
+        }
+    }
+    None
+}
+
+/// Where `relative`, read from the directory `from` (canonical), leads: every existing
+/// symbolic link on the way followed, names that do not exist taken as they are. `None` for
+/// an absolute target or past [`MAX_LINK_HOPS`] links.
+fn follow(mut from: PathBuf, relative: &Path, hops: &mut u32) -> Option<PathBuf> {
+    for part in relative.components() {
+        match part {
+            Component::Normal(name) => {
+                let next = from.join(name);
+                match next.symlink_metadata() {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        *hops += 1;
+                        if *hops > MAX_LINK_HOPS {
+                            return None;
+                        }
+                        let target = std::fs::read_link(&next).ok()?;
+                        from = follow(from, &target, hops)?;
+                    }
+                    _ => from = next,
+                }
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                from.pop();
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(from)
 }
 
 /// How many plain components `path` has when it stays inside (`None`: absolute or `..`).
@@ -684,6 +854,25 @@ mod tests {
         assert!(ArchiveUrl::parse("http://host/..").is_err());
         assert!(ArchiveUrl::parse("http://host/t/..").is_err());
         assert!(ArchiveUrl::parse("http://host/b").is_err());
+    }
+
+    #[test]
+    fn link_chains_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap().join("build");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        let link = |name: &str, target: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        };
+        link("d/ok", "../d");
+        assert_eq!(link_leading_out(&root), None);
+        link("x", "a/b/../..");
+        link("a", ".");
+        assert_eq!(link_leading_out(&root), Some(root.join("x")));
+        std::fs::remove_file(root.join("x")).unwrap();
+        link("loop1", "loop2");
+        link("loop2", "loop1");
+        assert!(link_leading_out(&root).is_some());
     }
 
     #[test]

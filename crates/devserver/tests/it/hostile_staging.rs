@@ -322,3 +322,114 @@ fn oversized_downloads_are_refused() {
     assert_nothing_staged(&s, "R4");
     assert_nothing_staged(&s, "R5");
 }
+
+/// Every symbolic link under `dir`, followed by the kernel, stays under `root` (or dangles).
+fn assert_links_stay_under(dir: &Path, root: &Path) {
+    let root = std::fs::canonicalize(root).unwrap();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = path.symlink_metadata().unwrap();
+            if meta.file_type().is_symlink() {
+                if let Ok(real) = std::fs::canonicalize(&path) {
+                    assert!(
+                        real.starts_with(&root),
+                        "{} resolves to {}",
+                        path.display(),
+                        real.display()
+                    );
+                }
+            } else if meta.is_dir() {
+                dirs.push(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn symlink_chains_never_resolve_outside_static() {
+    let src = tempfile::tempdir().unwrap();
+    let s = Server::start(&[]);
+    // Each link alone stays inside by its text; together `z` leads to the data directory:
+    // x -> a/b/../.. with a -> . is one level above the build, y -> x/.. the static root,
+    // z -> y/.. outside it.
+    let chain = hostile_tar(&[
+        Entry::Symlink("x", "a/b/../.."),
+        Entry::Symlink("a", "."),
+        Entry::Symlink("y", "x/.."),
+        Entry::Symlink("z", "y/.."),
+    ]);
+    let url = build_source(src.path(), "chain", &[("autotest.tar", chain)]);
+    let r = s.get(&format!("/download?archive_url={url}"));
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text().contains("resolves outside the build directory"),
+        "{}",
+        r.text()
+    );
+    assert_nothing_staged(&s, "chain");
+    assert_links_stay_under(&s.static_dir(), &s.static_dir());
+    assert_eq!(
+        s.get("/static/tgt/chain/z/serve.stderr").status,
+        404,
+        "served through the chain"
+    );
+    // A chain that stays inside is fine.
+    let fine = hostile_tar(&[
+        Entry::File("autotest/client/control", b"c\n"),
+        Entry::Symlink("autotest/c", "client"),
+        Entry::Symlink("autotest/again", "c/../c/control"),
+    ]);
+    let url = build_source(src.path(), "fine-chain", &[("autotest.tar", fine)]);
+    let r = s.get(&format!("/download?archive_url={url}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.get("/static/tgt/fine-chain/autotest/again").text(), "c\n");
+    assert_links_stay_under(&s.static_dir(), &s.static_dir());
+}
+
+#[test]
+fn sigterm_during_a_gs_download_kills_gsutil_and_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let gs = dir.path().join("gs");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&gs).unwrap();
+    fake_gsutil(&bin);
+    let env = [
+        ("PATH", path_with(&bin)),
+        ("FAKE_GS", gs.clone().into_os_string()),
+    ];
+    // The default download timeout (30 minutes): only the shutdown can end the download.
+    let s = Server::start_in(dir, &[], &env);
+    let slow_url = s.url("/download?archive_url=gs://slow-bucket/t/b");
+    let slow = std::thread::spawn(move || get_with(&slow_url, &[]));
+    let pid_file = gs.join("sleep.pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "gsutil never started its copy");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let started = Instant::now();
+    let (status, _dir) = s.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to exit",
+        started.elapsed()
+    );
+    // gsutil's whole process group is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "gsutil's child {pid} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = slow.join();
+}

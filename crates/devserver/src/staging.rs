@@ -14,9 +14,9 @@
 //! chain), resolves outside the build directory; every download is bounded in time and size
 //! ([`StageLimits`]).
 //!
-//! Shutdown: once the server gets SIGINT or SIGTERM (or its runtime ends), every child
-//! (`gsutil`) is killed with its process group and downloads stop, so the process exits
-//! within a bounded time instead of waiting on a child.
+//! Shutdown: a staging in progress gets the server's shutdown grace like any request; when
+//! the runtime ends after it, every child (`gsutil`) is killed with its process group and
+//! downloads stop, so the process exits within a bounded time instead of waiting on a child.
 
 use std::collections::HashMap;
 use std::io::{Read, Write as _};
@@ -62,8 +62,8 @@ fn stop_children() {
     }
 }
 
-/// Kills the children when dropped: the watcher task holds one, so the end of the runtime
-/// (which drops its tasks before waiting for blocking work) stops them too.
+/// Kills the children when dropped: the watcher task holds one, and the end of the runtime
+/// drops its tasks before it waits for blocking work.
 struct StopOnDrop;
 
 impl Drop for StopOnDrop {
@@ -72,24 +72,16 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Starts, once per process and inside the runtime, the task that stops staging on SIGINT
-/// or SIGTERM.
+/// Starts, once per process and inside the runtime, the task that stops staging when the
+/// runtime ends: after SIGINT or SIGTERM the server gives requests in progress (a staging
+/// among them) the shutdown grace, then returns and the runtime ends; without this, the
+/// runtime would wait for the blocking staging, and so for its child, as long as it runs.
 fn watch_shutdown() {
     static WATCHING: OnceLock<()> = OnceLock::new();
     WATCHING.get_or_init(|| {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        tokio::spawn(async move {
+        tokio::spawn(async {
             let _stop = StopOnDrop;
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            std::future::pending::<()>().await;
         });
     });
 }

@@ -419,8 +419,9 @@ fn sigterm_during_a_gs_download_kills_gsutil_and_exits_promptly() {
     let started = Instant::now();
     let (status, _dir) = s.terminate();
     assert!(status.success(), "{status}");
+    // The request in progress gets the shutdown grace (3 s), then the download is cut.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(8),
         "took {:?} to exit",
         started.elapsed()
     );

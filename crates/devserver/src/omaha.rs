@@ -483,7 +483,7 @@ const CHROME_VERSION: &str = "1.0.0.0";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// An update is available.
-    Update(Offer),
+    Update(Box<Offer>),
     /// No update.
     NoUpdate,
 }
@@ -1011,7 +1011,7 @@ mod tests {
             critical_update: true,
             ..Steering::default()
         };
-        let answers = [Some(Answer::Update(offer()))];
+        let answers = [Some(Answer::Update(Box::new(offer())))];
         let text =
             String::from_utf8(render(&req, &answers, Flavor::ChromeOs, &steering, day())).unwrap();
         assert!(text.contains(r#"appid="a&quot;&lt;&amp;&gt;""#), "{text}");
@@ -1054,7 +1054,7 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(render(
             &req,
-            &[Some(Answer::Update(offer()))],
+            &[Some(Answer::Update(Box::new(offer())))],
             Flavor::CoreOs,
             &Steering::default(),
             day(),

@@ -180,7 +180,7 @@ impl Ctx<'_> {
             ));
             return Answer::NoUpdate;
         }
-        Answer::Update(offer)
+        Answer::Update(Box::new(offer))
     }
 
     /// An answer from a payload described by metadata, served under `/url_prefix/`, or at
@@ -241,12 +241,12 @@ impl Ctx<'_> {
             None
         };
         match offer {
-            Some(offer) => Answer::Update(Offer {
+            Some(offer) => Answer::Update(Box::new(Offer {
                 metadata_size: meta.metadata_size,
                 metadata_signature: Some(meta.metadata_signature.clone()),
                 public_key: meta.public_key.clone(),
                 ..offer
-            }),
+            })),
             None => Answer::NoUpdate,
         }
     }

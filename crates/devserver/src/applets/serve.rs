@@ -18,9 +18,13 @@ Endpoints:
   POST /update[/LABEL]            Omaha 2.0/3.0 update check or event (text/xml):
                                   every <app> answered (platform, DLCs, miniOS, installs)
   POST /v1/update/                the same, at go-omaha's default path
-  GET|POST /update_config         steer the next answers (JSON: critical_update, no_update,
-                                  disable_payload_backoff, eol_date, is_rollback,
-                                  failures_per_url)
+  GET|POST /update_config         steer the next answers (JSON, nebraska's fields:
+                                  critical_update, no_update, disable_payload_backoff,
+                                  eol_date, is_rollback, failures_per_url, num_urls,
+                                  full_payload, ignore_appid, return_noupdate_starting,
+                                  invalidate_last_update, update_payloads_address,
+                                  install_payloads_address); /update?FLAG=True steers
+                                  one answer
   GET  /payloads/PATH             payload files of --payload-metadata
   GET  /install-payloads/PATH     payload files of --install-metadata
   GET  /xbuddy/[local/]BUILD/ARTIFACT[?return_dir|relative_path|for_update=true]
@@ -39,9 +43,11 @@ Endpoints:
   GET  /controlfiles?build=B[&control_path=P]   autotest control files of a staged build
   GET  /download?archive_url=URL  stage a build into static/TARGET/BUILD (also /stage)
   GET  /is_staged?archive_url=URL True or False
+  GET  /list_image_dir?archive_url=URL          what is staged for that build
   GET  /latestbuild?target=T[&milestone=M]      newest build directory of a target
   GET  /build?board=B&pkg=P[&use=..&features=..] run the builder command
   GET  /check_health              free disk space and counters (JSON)
+  GET  /health_check              200 while serving (nebraska's check)
   GET  /metrics                   Prometheus metrics (OpenMetrics text): update checks by
                                   answer, events by result, requests, bytes, latency
 

@@ -137,7 +137,8 @@ fn serve_logs_staging_download_progress() {
         .unwrap()
         .into_string()
         .unwrap();
-    assert_eq!(answer, "Success\n");
+    // The 2014 devserver contract: `Success`, no newline (docs/omaha.md).
+    assert_eq!(answer, "Success");
     let staged = data.path().join("static/board-release/R1-1.0.0/update.gz");
     assert_eq!(std::fs::read(staged).unwrap(), payload);
     stop(child);

@@ -19,6 +19,8 @@
 //!   stands for, only when it is proven to be the daemon (it holds the file's lock, started
 //!   before the file was written, names the file on its command line, and is not init, us or
 //!   our parent), so a planted or stale pid file never gets an unrelated process signalled.
+//!   [`pid_file_group`]: the rest of such a daemon's process group still holding the file
+//!   (nginx's workers after their master was killed), to stop with it.
 //! * [`RunDir`]: the directory holding those files, checked (ours, not writable by others) and
 //!   locked for the whole of a start or stop.
 //! * [`InterruptGuard`]: SIGINT, SIGTERM and SIGHUP recorded instead of fatal while a start
@@ -40,11 +42,13 @@ pub use daemon::{Daemon, DaemonSpec, WaitError};
 pub use files::write_atomic;
 pub use interrupt::{InterruptGuard, Interrupted};
 pub use pidfile::{
-    pid_file_check, pid_file_owner, read_pid_file, Ownership, PidFileError, PidFileInfo,
-    PidFileLock,
+    pid_file_check, pid_file_group, pid_file_owner, read_pid_file, Ownership, PidFileError,
+    PidFileInfo, PidFileLock,
 };
 pub use ports::{free_loopback_port, wait_for_port, PortWaitError};
 pub use rundir::{IfMissing, RunDir, RunDirError};
-pub use terminate::{is_protected_pid, is_running, start_time, terminate, Ending};
+pub use terminate::{
+    is_protected_pid, is_running, process_group_members, start_time, terminate, Ending,
+};
 
 pub use nix::unistd::Pid;

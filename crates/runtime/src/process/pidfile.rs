@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::unistd::Pid;
 
-use super::terminate::{is_protected_pid, is_running, start_time};
+use super::terminate::{is_protected_pid, is_running, process_group_members, start_time};
 
 /// Pid file problems.
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +242,28 @@ pub fn pid_file_owner(path: &Path) -> Result<Option<Pid>, PidFileError> {
         Ownership::Ours(pid) => Ok(Some(pid)),
         _ => Ok(None),
     }
+}
+
+/// What is left of a daemon's process group: the live processes of group `pgid` (the group a
+/// daemon spawned by [`Daemon::spawn`](super::Daemon::spawn) leads, its pgid being its pid)
+/// other than `pgid` itself that hold the pid file at `path` open, e.g. nginx's workers after
+/// their master was killed (they inherited the master's locked descriptor). Only these are
+/// ours to stop: being in the group and holding the very file is the proof; init, we and our
+/// parent never are. Empty when the file is missing.
+pub fn pid_file_group(path: &Path, pgid: Pid) -> Result<Vec<Pid>, PidFileError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    if pgid.as_raw() <= 1 {
+        return Ok(Vec::new());
+    }
+    Ok(process_group_members(pgid)
+        .into_iter()
+        .filter(|&pid| pid != pgid && !is_protected_pid(pid))
+        .filter(|&pid| holds_open(pid, meta.dev(), meta.ino()))
+        .collect())
 }
 
 /// Takes an exclusive, non-blocking `flock` on `file`: `Ok(false)` when another open file

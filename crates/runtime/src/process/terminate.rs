@@ -32,6 +32,7 @@ pub fn is_running(pid: Pid) -> bool {
 
 struct ProcStat {
     state: char,
+    process_group: i32,
     start_ticks: u64,
 }
 
@@ -40,10 +41,32 @@ fn proc_stat(pid: Pid) -> Option<ProcStat> {
     // The command name is in parentheses and may itself contain spaces and parentheses.
     let after = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // fields[0] is field 3 (state); starttime is field 22.
+    // fields[0] is field 3 (state); pgrp is field 5, starttime field 22.
     let state = fields.first()?.chars().next()?;
+    let process_group = fields.get(5 - 3)?.parse().ok()?;
     let start_ticks = fields.get(22 - 3)?.parse().ok()?;
-    Some(ProcStat { state, start_ticks })
+    Some(ProcStat {
+        state,
+        process_group,
+        start_ticks,
+    })
+}
+
+/// The live (not zombie) processes in process group `pgid`, read from `/proc`.
+pub fn process_group_members(pgid: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .map(Pid::from_raw)
+        .filter(|&pid| {
+            proc_stat(pid).is_some_and(|s| {
+                s.process_group == pgid.as_raw() && !matches!(s.state, 'Z' | 'X' | 'x')
+            })
+        })
+        .collect()
 }
 
 fn clock_time(clock: libc::clockid_t) -> Duration {
@@ -196,6 +219,27 @@ mod tests {
             Duration::from_millis(10),
         );
         assert_eq!(endings, vec![Ending::Survived; 4]);
+    }
+
+    #[test]
+    fn process_group_members_lists_a_group() {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30 & echo ready; wait"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 6];
+        std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+        let pgid = Pid::from_raw(child.id() as i32);
+        let members = process_group_members(pgid);
+        assert_eq!(members.len(), 2, "{members:?}");
+        assert!(members.contains(&pgid));
+        assert!(!process_group_members(Pid::this()).contains(&pgid));
+        let _ = kill(Pid::from_raw(-pgid.as_raw()), Signal::SIGKILL);
+        let _ = child.wait();
     }
 
     #[test]

@@ -460,9 +460,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     cibox_runtime::server::run(&listen, router)
 }
 
-/// Where a run's repositories live: `RUN_DIR/git` (removed by `stop_arv-git-httpd`).
+/// The directory of a run's repositories in the run directory (`RUN_DIR/git`, removed by
+/// `stop_arv-git-httpd` when the run made it).
+pub const REPO_BASE: &str = "git";
+
+/// Where a run's repositories live: `RUN_DIR/git`.
 pub fn repo_base(run_dir: &Path) -> PathBuf {
-    run_dir.join("git")
+    run_dir.join(REPO_BASE)
 }
 
 /// The repository root of a run: `RUN_DIR/git/test`, as the seed lays it out.
@@ -542,32 +546,56 @@ pub fn make_bare_repository(git: &Path, dir: &Path, name: &str) -> anyhow::Resul
 }
 
 /// Creates `ROOT/UUID.git` for each repository the API server lists (with `token`) that has
-/// none yet. Returns the names made.
+/// none yet. Each is built whole in a temporary directory beside it (`ROOT/.tmp-UUID-...`)
+/// and renamed into place, so a repository is there complete or not at all. `cancelled` is
+/// asked between repositories; once it says so, the rest are not made. Returns the directory
+/// names made (`UUID.git`) with the repositories' names; on an error, those made so far are
+/// returned with it, for the caller to remove.
 pub fn make_fixture_repositories(
     api: &ApiClient,
     token: &str,
     git: &Path,
     root: &Path,
-) -> anyhow::Result<Vec<String>> {
-    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
-    let items = api
-        .list("repositories", token, &serde_json::json!([]))
-        .context("listing the API server's repositories")?;
+    cancelled: &dyn Fn() -> bool,
+) -> (Vec<(String, String)>, anyhow::Result<()>) {
     let mut made = Vec::new();
-    for item in items {
-        let (Some(uuid), Some(name)) = (
-            item.get("uuid").and_then(Value::as_str),
-            item.get("name").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        if repo_dir(root, uuid, name).is_some() {
-            continue;
+    let result = (|| {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let items = api
+            .list("repositories", token, &serde_json::json!([]))
+            .context("listing the API server's repositories")?;
+        for item in items {
+            if cancelled() {
+                return Ok(());
+            }
+            let (Some(uuid), Some(name)) = (
+                item.get("uuid").and_then(Value::as_str),
+                item.get("name").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if repo_dir(root, uuid, name).is_some() {
+                continue;
+            }
+            let dir = format!("{uuid}.git");
+            anyhow::ensure!(
+                !dir.contains('/') && !uuid.starts_with('.'),
+                "the API server lists a repository with a bad uuid {uuid:?}"
+            );
+            let building = tempfile::Builder::new()
+                .prefix(&format!(".tmp-{uuid}-"))
+                .tempdir_in(root)
+                .with_context(|| format!("cannot create a directory in {}", root.display()))?;
+            make_bare_repository(git, &building.path().join("repo"), name)?;
+            std::fs::rename(building.path().join("repo"), root.join(&dir)).with_context(|| {
+                format!("cannot move repository {name} into {}", root.display())
+            })?;
+            made.push((dir, name.to_string()));
         }
-        make_bare_repository(git, &root.join(format!("{uuid}.git")), name)?;
-        made.push(name.to_string());
-    }
-    Ok(made)
+        Ok(())
+    })();
+    (made, result)
 }
 
 #[cfg(test)]

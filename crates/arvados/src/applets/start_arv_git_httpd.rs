@@ -10,19 +10,23 @@ use clap::{CommandFactory, Parser};
 use crate::stack::git;
 use crate::stack::services::RunDirArg;
 use cibox_core::applet::{Applet, Invocation, Manual};
+use cibox_runtime::process::Interrupted;
 
 #[derive(Parser, Debug)]
 #[command(
     about = "Start the git server for a test run",
     after_help = "Needs the API server (ARVADOS_API_HOST, an admin ARVADOS_API_TOKEN, \
-ARVADOS_API_HOST_INSECURE=true: what `start --auth admin` prints). Makes a bare repository with \
-one commit under RUN_DIR/git/test for each repository the API server lists that has none yet, \
-stops a git server left from an earlier start, starts `cibox arv-git-httpd` on a free port on \
-127.0.0.1, waits until it accepts connections and writes arv-git-httpd.pid and \
-arv-git-httpd.port. Prints http://127.0.0.1:PORT. Its log lines go to standard error prefixed \
-[arv-git-httpd].\n\n\
-Exit status:\n  0  the server accepts connections\n  1  no API server, or it failed to start\n  \
-2  usage error"
+ARVADOS_API_HOST_INSECURE=true: what `start --auth admin` prints). Holding the run directory's \
+lock, it stops a git server left from an earlier start, makes a bare repository with one commit \
+under RUN_DIR/git/test for each repository the API server lists that has none yet (each built \
+in a temporary directory and renamed into place; a RUN_DIR/git this run did not make is \
+refused), starts `cibox arv-git-httpd` on a free port on 127.0.0.1, waits until it accepts \
+connections and writes arv-git-httpd.pid and arv-git-httpd.port. Prints http://127.0.0.1:PORT. \
+Its log lines go to standard error prefixed [arv-git-httpd]. SIGINT, SIGTERM or SIGHUP during \
+the start stop the server and remove the repositories it made.\n\n\
+Exit status:\n  0  the server accepts connections\n  1  no API server, a RUN_DIR/git not \
+made by cibox, or it failed to start\n  2  usage error\n  128+N  interrupted by signal N \
+(130 for SIGINT)"
 )]
 struct StartGitArgs {
     #[command(flatten)]
@@ -35,7 +39,16 @@ struct StartGitArgs {
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartGitArgs>()?;
     let run_dir = args.run_dir.path();
-    let started = git::start(&run_dir)?;
+    let started = match git::start(&run_dir) {
+        Ok(started) => started,
+        Err(e) => match e.downcast_ref::<Interrupted>() {
+            Some(interrupted) => {
+                eprintln!("cibox start_arv-git-httpd: {interrupted}");
+                return Ok(ExitCode::from(interrupted.exit_status()));
+            }
+            None => return Err(e),
+        },
+    };
     if args.json {
         let value = serde_json::to_value(&started).context("describing the server")?;
         println!("{value:#}");

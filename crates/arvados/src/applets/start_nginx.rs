@@ -21,9 +21,11 @@ the run directory's certificate (self-signed.pem, self-signed.key), bodies up to
 request header passed on, and its pid file, temp files and lock inside the run directory. It \
 fronts whichever of keepproxy and arv-git-httpd the run directory records, each on a free TLS \
 port on 127.0.0.1, waits until they accept, and writes keepproxy-ssl.port and \
-arv-git-httpd-ssl.port. Prints one `NAME https://127.0.0.1:PORT` line per service.\n\n\
+arv-git-httpd-ssl.port. Prints one `NAME https://127.0.0.1:PORT` line per service. Every path \
+in nginx.conf is quoted; a run directory with a control character (a newline), a '$' or a name \
+that is not UTF-8 is refused, and so are an nginx.conf or nginx/ the run did not make.\n\n\
 Exit status:\n  0  nginx accepts connections\n  1  no nginx, no certificate, nothing to front, \
-or nginx failed to start\n  2  usage error"
+a run directory nginx cannot take, or nginx failed to start\n  2  usage error"
 )]
 struct StartNginxArgs {
     #[command(flatten)]

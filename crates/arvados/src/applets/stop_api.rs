@@ -15,7 +15,8 @@ use cibox_core::applet::{Applet, Invocation, Manual};
     about = "Stop the Arvados API server start_api started",
     after_help = "Sends SIGTERM to the server recorded in the run directory (only when the pid \
 file's identity check passes), SIGKILL after 5 s, then removes api.pid, api.port, \
-api.state.json and the certificate. Nothing running is not an error. With \
+and the state file and certificate when the run made them (RUN_DIR/cibox.manifest lists them). \
+Nothing running is not an error. With \
 ARVADOS_TEST_API_HOST set nothing is stopped: that server belongs to someone else.\n\n\
 Exit status:\n  0  nothing left running\n  1  the server survived SIGKILL\n  2  usage error"
 )]

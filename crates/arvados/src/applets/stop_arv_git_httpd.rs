@@ -16,7 +16,8 @@ use cibox_core::applet::{Applet, Invocation, Manual};
     after_help = "Sends SIGTERM to the process in arv-git-httpd.pid in the run directory, waits up to 5 s, \
 then SIGKILL; a pid file whose process is gone, or whose pid now belongs to another process, is \
 only cleaned up. Then arv-git-httpd.pid and arv-git-httpd.port are removed, with the \
-repositories under RUN_DIR/git. Nothing running is not an error.\n\n\
+repositories under RUN_DIR/git when the run made that directory (RUN_DIR/cibox.manifest lists \
+it). Nothing running is not an error.\n\n\
 Exit status:\n  0  nothing left running\n  1  it survived SIGKILL\n  2  usage error"
 )]
 struct StopArgs {

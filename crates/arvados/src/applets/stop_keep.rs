@@ -19,8 +19,8 @@ to 5 s, then SIGKILL. Only a process proven to be a server is signalled: it hold
 lock and has the file open, started before the file was written, names the file on its command \
 line, and is not init, stop_keep itself or its parent. Any other process a pid file names is left \
 alone (a line on standard error says so) and the file is only cleaned up. Then the volumes, \
-keepN.pid/.port/.volume, the key and token files and temporary files an interrupted start left \
-are removed. A run directory owned by another user or writable by others is refused. Nothing \
+keepN.pid/.port/.volume, and the key and token files and temporary files an interrupted start \
+left when the run made them (RUN_DIR/cibox.manifest) are removed. A run directory owned by another user or writable by others is refused. Nothing \
 running is not an error.\n\n\
 Exit status:\n  0  nothing left running\n  1  a server survived SIGKILL, or the run directory \
 is refused or cannot be read\n  2  usage error"

@@ -14,9 +14,13 @@ use cibox_core::applet::{Applet, Invocation, Manual};
 #[command(
     about = "Stop the nginx start_nginx started",
     after_help = "Sends SIGTERM to the process in nginx.pid in the run directory, waits up to 5 s, \
-then SIGKILL; a pid file whose process is gone, or whose pid now belongs to another process, is \
-only cleaned up. Then nginx.pid and nginx.port are removed with keepproxy-ssl.port and arv-git-httpd-ssl.port. Nothing running is not an error.\n\n\
-Exit status:\n  0  nothing left running\n  1  it survived SIGKILL\n  2  usage error"
+then SIGKILL, and likewise what is left of its process group holding nginx.pid (workers \
+a killed master left); a pid file whose process is gone, or whose pid now belongs to another process, is \
+only cleaned up. Then nginx.pid and nginx.port are removed with keepproxy-ssl.port and arv-git-httpd-ssl.port, and nginx.conf and the nginx/ \
+directory when the run made them (RUN_DIR/cibox.manifest lists them). Nothing running is not an \
+error.\n\n\
+Exit status:\n  0  nothing left running\n  1  it survived SIGKILL, or nginx.pid is still held \
+by a process not proven ours\n  2  usage error"
 )]
 struct StopArgs {
     #[command(flatten)]

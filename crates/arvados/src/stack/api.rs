@@ -8,6 +8,9 @@
 //! | `api.state.json` | its records |
 //! | `self-signed.pem`, `self-signed.key` | the TLS certificate and key (made when missing) |
 //!
+//! The state file and a certificate the start made are claimed in the run's manifest
+//! ([`owned`]): the stop removes them, never a certificate or state file it did not make.
+//!
 //! With `ARVADOS_TEST_API_HOST` set, a server given by the caller is used instead: `start`
 //! only resets it to fixtures and `stop` leaves it alone, as the original does.
 
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::owned;
 use super::services::{self, sh_quote, ServiceSpec};
 use crate::api::fixtures;
 use crate::apiclient::{ApiClient, Trust};
@@ -104,13 +108,16 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
     // Checked (ours, not writable by others) and locked for the whole start.
     let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
         .context("the run directory vanished")?;
-    stop_locked(lock.path()).context("stopping the API server left from an earlier start")?;
+    stop_locked(&lock).context("stopping the API server left from an earlier start")?;
     let run_dir = std::fs::canonicalize(lock.path())?;
     let cert = run_dir.join(tls::CERT_FILE);
     let key = run_dir.join(tls::KEY_FILE);
     if !(cert.exists() && key.exists()) {
+        owned::claim(&lock, tls::CERT_FILE)?;
+        owned::claim(&lock, tls::KEY_FILE)?;
         tls::write_self_signed(&cert, &key)?;
     }
+    owned::claim(&lock, STATE_FILE)?;
     let (program, lead) = services::cibox_applet("apiserver")?;
     let pid_path = rundir::pid_file(&run_dir, NAME);
     let args = |port: u16| {
@@ -138,6 +145,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
         env: Vec::new(),
         extra_ports: Vec::new(),
         writes_pid_file: true,
+        cancel: None,
     };
     match services::start_locked(&run_dir, &spec) {
         Ok(started) => Ok(Started {
@@ -147,16 +155,17 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
             external: false,
         }),
         Err(e) => {
-            remove_own_files(&run_dir);
+            remove_own_files(&lock);
             Err(e.context("starting the API server"))
         }
     }
 }
 
-/// Removes what the API server has beside its pid and port files (which [`services`] owns).
-fn remove_own_files(run_dir: &Path) {
+/// Removes what the API server has beside its pid and port files (which [`services`] owns):
+/// what the run recorded as its own of the state file and the certificate.
+fn remove_own_files(lock: &RunDir) {
     for name in [STATE_FILE, tls::CERT_FILE, tls::KEY_FILE] {
-        services::remove_quietly(&run_dir.join(name));
+        owned::remove(lock, name);
     }
 }
 
@@ -168,14 +177,14 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     match RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? {
-        Some(lock) => stop_locked(lock.path()),
+        Some(lock) => stop_locked(&lock),
         None => Ok(()),
     }
 }
 
 /// [`stop`] in a run directory the caller holds locked.
-fn stop_locked(run_dir: &Path) -> anyhow::Result<()> {
-    services::stop_locked(run_dir, NAME)?;
-    remove_own_files(run_dir);
+fn stop_locked(lock: &RunDir) -> anyhow::Result<()> {
+    services::stop_locked(lock.path(), NAME)?;
+    remove_own_files(lock);
     Ok(())
 }

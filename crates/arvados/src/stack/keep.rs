@@ -19,6 +19,9 @@
 //! API server runs in the same run directory (`start_api`), or `ARVADOS_TEST_API_HOST` names
 //! one, the servers are registered with it as its keep services and disks.
 //!
+//! The key and token files are claimed in the run's manifest ([`owned`]): `stop` removes them,
+//! and the temporary files an interrupted start left, only when the run made them.
+//!
 //! `stop` signals only processes proven to be the servers
 //! ([`pid_file_check`](cibox_runtime::process::pid_file_check)); anything else a pid file names is
 //! left alone, its state files removed.
@@ -32,6 +35,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use super::owned;
 use super::services::remove_quietly;
 use crate::rundir::{
     keep_file, keep_numbers, server_uuid, KEY_FILE, RUN_DIR_WAIT, START_TIMEOUT, STOP_GRACE,
@@ -162,9 +166,13 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
     let token = random_hex();
     let token_file = run_dir.join(TOKEN_FILE);
     let cleanup_shared = || {
-        remove_quietly(&key_file);
-        remove_quietly(&token_file);
+        owned::remove(&lock, KEY_FILE);
+        owned::remove(&lock, TOKEN_FILE);
     };
+    if key.is_some() {
+        owned::claim(&lock, KEY_FILE)?;
+    }
+    owned::claim(&lock, TOKEN_FILE)?;
     let written = (|| -> io::Result<()> {
         if let Some(key) = &key {
             process::write_atomic(&key_file, key.as_bytes(), 0o600)?;
@@ -222,8 +230,8 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
             let _ = daemon.kill();
             clean_server_files(&run_dir, server.index, Some(&server.volume));
         }
+        owned::sweep_temporaries(&lock);
         cleanup_shared();
-        let _ = lock.sweep_temporary_files();
         if let Some(signal) = interrupted {
             return Err(Interrupted { signal }.into());
         }
@@ -492,15 +500,10 @@ fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
             });
         clean_server_files(run_dir, n, volume.as_deref());
     }
-    if let Err(e) = lock.sweep_temporary_files() {
-        eprintln!(
-            "cibox: cleaning temporary files in {}: {e}",
-            run_dir.display()
-        );
-    }
+    owned::sweep_temporaries(lock);
     if survivors.is_empty() {
-        remove_quietly(&run_dir.join(KEY_FILE));
-        remove_quietly(&run_dir.join(TOKEN_FILE));
+        owned::remove(lock, KEY_FILE);
+        owned::remove(lock, TOKEN_FILE);
     } else {
         let names: Vec<String> = survivors
             .iter()

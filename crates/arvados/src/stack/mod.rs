@@ -11,6 +11,7 @@
 //! * [`keepproxy`]: keepproxy (`start_keep_proxy`/`stop_keep_proxy`).
 //! * [`git`]: the git server and its fixture repositories (`start_arv-git-httpd`).
 //! * [`nginx`]: nginx's config, start and stop, TLS in front of keepproxy and the git server.
+//! * [`owned`]: the run directory's manifest, what a run made there and the stops may remove.
 //! * [`all`]: the start order and `stop_all`.
 
 pub mod all;
@@ -19,4 +20,5 @@ pub mod git;
 pub mod keep;
 pub mod keepproxy;
 pub mod nginx;
+pub mod owned;
 pub mod services;

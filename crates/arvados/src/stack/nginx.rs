@@ -4,14 +4,27 @@
 //! with every path it writes (pid, temp bodies, lock) inside the run directory, and records
 //! the TLS ports in the seed's port files `keepproxy-ssl.port` and `arv-git-httpd-ssl.port`.
 //! This module owns nginx's config ([`config`]), its start and its stop (`stop_nginx`).
+//!
+//! Every path in the config is quoted by nginx's rules ([`quote`]), so a run directory with a
+//! space, `;`, `{`, `#`, a quote or a backslash stays one argument; a run directory nginx cannot
+//! take (a control character such as a newline, `$`, which nginx reads as a variable, or a name
+//! that is not UTF-8) is refused with one line. The whole start holds the run-dir lock. The
+//! config, the work directory and nginx's own pid file are claimed in the run's manifest
+//! ([`owned`]): a stop removes them only when the run made them, and a start refuses to
+//! overwrite ones it did not make. nginx's workers share the master's process group and its
+//! locked pid file, so a stop also stops workers a killed master left (see
+//! [`services::stop_locked`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::owned;
 use super::services::{self, remove_quietly, ServiceSpec};
 use crate::rundir;
+use crate::rundir::RUN_DIR_WAIT;
+use cibox_runtime::process::{IfMissing, RunDir};
 
 /// The state name (`nginx.pid`, `nginx.port`).
 pub const NAME: &str = "nginx";
@@ -50,14 +63,59 @@ pub struct Settings {
     pub user: Option<String>,
 }
 
+/// The work directory's name in the run directory.
+const WORK_DIR: &str = "nginx";
+/// The config file's name in the run directory.
+const CONFIG_FILE: &str = "nginx.conf";
+
 /// The work directory under the run directory for nginx's temp files and lock.
 pub fn work_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("nginx")
+    run_dir.join(WORK_DIR)
 }
 
 /// The config file cibox writes, `RUN_DIR/nginx.conf`.
 pub fn config_file(run_dir: &Path) -> PathBuf {
-    run_dir.join("nginx.conf")
+    run_dir.join(CONFIG_FILE)
+}
+
+/// `path` as one nginx config argument: in double quotes, `"` and `\` escaped. Paths nginx
+/// cannot take are refused before ([`check_path`]).
+pub fn quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Refuses a run directory nginx cannot take in its config: a name that is not UTF-8, a
+/// control character (a newline would end the quoted string's line, and the pid file's
+/// comment on the command line), or `$` (nginx reads variables in certificate paths).
+pub fn check_path(run_dir: &Path) -> anyhow::Result<()> {
+    let Some(text) = run_dir.to_str() else {
+        anyhow::bail!(
+            "run directory {run_dir:?}: nginx cannot take a path that is not UTF-8: choose \
+             another --run-dir"
+        );
+    };
+    let what = if text.contains('\n') {
+        "a newline"
+    } else if text.chars().any(char::is_control) {
+        "a control character"
+    } else if text.contains('$') {
+        "a '$' (nginx reads it as a variable)"
+    } else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "run directory {text:?}: nginx cannot take a path with {what}: choose another --run-dir"
+    )
 }
 
 /// The pid file nginx itself writes (`NAME.pid.master`), beside the one the launcher holds
@@ -73,7 +131,7 @@ pub fn master_pid_file(pid_file: &Path) -> PathBuf {
 /// The nginx config for `settings`.
 pub fn config(settings: &Settings) -> String {
     let work = work_dir(&settings.run_dir);
-    let w = work.display();
+    let q = |name: &str| quote(&work.join(name));
     let mut c = String::new();
     let _ = writeln!(c, "# Written by cibox start_nginx.");
     let _ = writeln!(c, "daemon off;");
@@ -83,13 +141,13 @@ pub fn config(settings: &Settings) -> String {
         let _ = writeln!(c, "user {user};");
     }
     // The pid file is given on the command line (see `start` and `master_pid_file`).
-    let _ = writeln!(c, "lock_file {w}/nginx.lock;");
+    let _ = writeln!(c, "lock_file {};", q("nginx.lock"));
     let _ = writeln!(c, "error_log stderr info;");
     let _ = writeln!(c, "events {{ worker_connections 256; }}");
     let _ = writeln!(c, "http {{");
     let _ = writeln!(c, "  access_log /dev/stderr;");
     for kind in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        let _ = writeln!(c, "  {kind}_temp_path {w}/{kind};");
+        let _ = writeln!(c, "  {kind}_temp_path {};", q(kind));
     }
     let _ = writeln!(c, "  client_max_body_size {MAX_BODY};");
     let _ = writeln!(c, "  proxy_pass_request_headers on;");
@@ -103,8 +161,8 @@ pub fn config(settings: &Settings) -> String {
         let _ = writeln!(c, "  server {{");
         let _ = writeln!(c, "    listen 127.0.0.1:{} ssl;", front.tls_port);
         let _ = writeln!(c, "    server_name _;");
-        let _ = writeln!(c, "    ssl_certificate {};", settings.cert.display());
-        let _ = writeln!(c, "    ssl_certificate_key {};", settings.key.display());
+        let _ = writeln!(c, "    ssl_certificate {};", quote(&settings.cert));
+        let _ = writeln!(c, "    ssl_certificate_key {};", quote(&settings.key));
         let _ = writeln!(c, "    location / {{");
         let _ = writeln!(c, "      proxy_pass http://{upstream};");
         let _ = writeln!(c, "      proxy_http_version 1.1;");
@@ -156,7 +214,7 @@ pub struct StartedNginx {
 
 /// Starts nginx (`program`, else [`find_nginx`]) in front of whichever of keepproxy and the
 /// git server the run directory records, with the run directory's certificate; writes the TLS
-/// port files.
+/// port files. The run directory stays locked throughout.
 pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNginx> {
     let program = match program {
         Some(p) => {
@@ -165,7 +223,12 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         }
         None => find_nginx()?,
     };
-    let run_dir = services::prepare_run_dir(run_dir)?;
+    check_path(&std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf()))?;
+    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
+        .context("the run directory vanished")?;
+    let run_dir = std::fs::canonicalize(lock.path())
+        .with_context(|| format!("run directory {}", lock.path().display()))?;
+    check_path(&run_dir)?;
     let (cert, key) = (run_dir.join(CERT_FILE), run_dir.join(KEY_FILE));
     for file in [&cert, &key] {
         anyhow::ensure!(
@@ -187,7 +250,16 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         run_dir.display()
     );
     // Stop an earlier nginx before taking its ports' place.
-    stop(&run_dir)?;
+    stop_locked(&lock).context("stopping the nginx left from an earlier start")?;
+    let pid_path = rundir::pid_file(&run_dir, NAME);
+    let master_pid = master_pid_file(&pid_path);
+    let master_name = master_pid
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for name in [WORK_DIR, CONFIG_FILE, master_name.as_str()] {
+        owned::claim(&lock, name)?;
+    }
     let work = work_dir(&run_dir);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let user = nix::unistd::geteuid()
@@ -200,7 +272,6 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         })
         .flatten();
     let conf_path = config_file(&run_dir);
-    let pid_path = rundir::pid_file(&run_dir, NAME);
     // The first TLS port is the one the launcher picks (and retries); the others are fixed.
     let mut extra_ports = Vec::new();
     for _ in 1..backends.len() {
@@ -239,10 +310,10 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
             "-c".into(),
             conf_path.clone().into_os_string(),
             "-g".into(),
-            format!("pid {};", master_pid_file(&pid_path).display()).into(),
+            pid_directive(&pid_path).into(),
         ]
     };
-    let started = services::start(
+    let started = services::start_locked(
         &run_dir,
         &ServiceSpec {
             name: NAME,
@@ -251,13 +322,20 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
             env: Vec::new(),
             extra_ports: extra_ports.clone(),
             writes_pid_file: false,
+            cancel: None,
         },
     );
     if let Some(e) = write_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = stop(&run_dir);
+        let _ = stop_locked(&lock);
         return Err(e).with_context(|| format!("writing {}", conf_path.display()));
     }
-    let started = started?;
+    let started = match started {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = stop_locked(&lock);
+            return Err(e);
+        }
+    };
     let settings = settings_for(started.port);
     let mut result = StartedNginx {
         pid: started.pid,
@@ -267,7 +345,7 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
     };
     for front in &settings.fronts {
         if let Err(e) = services::write_port(&run_dir, front.tls_name, front.tls_port) {
-            let _ = stop(&run_dir);
+            let _ = stop_locked(&lock);
             return Err(e).context("writing the TLS port files");
         }
         if front.tls_name == PORT_FILES[0] {
@@ -279,22 +357,40 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
     Ok(result)
 }
 
-/// `stop_nginx`: nginx and its TLS port files, then (when it stopped) its own pid file, config
-/// and work directory.
+/// nginx's `-g` argument: its own pid file ([`master_pid_file`]), quoted, then a comment naming
+/// the launcher's pid file verbatim, so the pid file check finds that name on nginx's command
+/// line whatever the quoting did to it.
+fn pid_directive(pid_path: &Path) -> String {
+    format!(
+        "pid {}; # {}",
+        quote(&master_pid_file(pid_path)),
+        pid_path.display()
+    )
+}
+
+/// `stop_nginx`: nginx (with what is left of its process group) and its TLS port files, then
+/// (when it stopped) its own pid file, config and work directory, when the run made them.
 pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
-    let result = services::stop(run_dir, NAME).map(|_| ());
+    match RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? {
+        Some(lock) => stop_locked(&lock),
+        None => Ok(()),
+    }
+}
+
+/// [`stop`] in a run directory the caller holds locked.
+fn stop_locked(lock: &RunDir) -> anyhow::Result<()> {
+    let run_dir = lock.path();
+    let result = services::stop_locked(run_dir, NAME).map(|_| ());
     for tls in PORT_FILES {
         remove_quietly(&rundir::port_file(run_dir, tls));
     }
     if result.is_ok() {
-        remove_quietly(&master_pid_file(&rundir::pid_file(run_dir, NAME)));
-        remove_quietly(&config_file(run_dir));
-        let work = work_dir(run_dir);
-        if let Err(e) = std::fs::remove_dir_all(&work) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("cibox: cannot remove {}: {e}", work.display());
-            }
+        let master = master_pid_file(&rundir::pid_file(run_dir, NAME));
+        if let Some(name) = master.file_name() {
+            owned::remove(lock, &name.to_string_lossy());
         }
+        owned::remove(lock, CONFIG_FILE);
+        owned::remove(lock, WORK_DIR);
     }
     result
 }
@@ -325,9 +421,36 @@ mod tests {
             .lines()
             .filter(|l| l.contains("_path ") || l.contains("lock_file"))
         {
-            assert!(line.contains(" /r/nginx/"), "{line}");
+            assert!(line.contains(" \"/r/nginx/"), "{line}");
         }
         assert!(!c.contains("/var/"));
         assert!(!c.contains("/run/"));
+    }
+
+    #[test]
+    fn paths_are_quoted_and_paths_nginx_cannot_take_refused() {
+        assert_eq!(
+            quote(Path::new("/a b;c/\"q\"\\d")),
+            "\"/a b;c/\\\"q\\\"\\\\d\""
+        );
+        let settings = Settings {
+            run_dir: "/r x;y".into(),
+            cert: "/r x;y/c.pem".into(),
+            key: "/r x;y/c.key".into(),
+            fronts: vec![],
+            user: None,
+        };
+        let c = config(&settings);
+        assert!(c.contains("lock_file \"/r x;y/nginx/nginx.lock\";"), "{c}");
+        assert_eq!(
+            pid_directive(Path::new("/r\"/nginx.pid")),
+            "pid \"/r\\\"/nginx.pid.master\"; # /r\"/nginx.pid"
+        );
+        assert!(check_path(Path::new("/tmp/a b;\"c\\")).is_ok());
+        for bad in ["/tmp/a\nb", "/tmp/a\rb", "/tmp/$x"] {
+            let err = check_path(Path::new(bad)).unwrap_err().to_string();
+            assert!(!err.contains('\n'), "{err}");
+            assert!(err.contains("choose another --run-dir"), "{err}");
+        }
     }
 }

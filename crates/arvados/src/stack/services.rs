@@ -2,7 +2,9 @@
 //! server, nginx) with the seed's state files in the run directory: `NAME.pid` and
 //! `NAME.port`. Each service is spawned on a free loopback port (retried when someone takes it
 //! first), its output relayed with a `[NAME]` prefix, waited for until the port accepts, and
-//! stopped through its pid file with the same pid-reuse check `stop_keep` uses.
+//! stopped through its pid file with the same pid-reuse check `stop_keep` uses, together with
+//! what is left of its process group holding that file (nginx's workers when the master was
+//! killed); a stop that leaves the pid file held by a live process fails.
 //!
 //! Also what every launcher shares: the `--run-dir` option ([`RunDirArg`]), shell quoting for
 //! the `export` lines the start applets print ([`sh_quote`]), quiet removal of state files.
@@ -17,7 +19,14 @@ use anyhow::{bail, Context};
 
 use crate::rundir::{pid_file, port_file};
 use crate::rundir::{RUN_DIR_WAIT, START_TIMEOUT, STOP_GRACE};
-use cibox_runtime::process::{self, Daemon, DaemonSpec, Ending, IfMissing, RunDir, WaitError};
+use cibox_runtime::process::{
+    self, Daemon, DaemonSpec, Ending, IfMissing, InterruptGuard, Interrupted, Ownership, Pid,
+    RunDir, WaitError,
+};
+
+/// How long a stop waits for a stopped service's pid file lock to go (a killed process's lock
+/// can outlast it by a moment).
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `--run-dir` option of the start and stop applets.
 #[derive(clap::Args, Debug, Clone)]
@@ -61,6 +70,24 @@ pub fn start_applet(
     more: &[OsString],
     env: Vec<(OsString, OsString)>,
 ) -> anyhow::Result<Started> {
+    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
+        .context("the run directory vanished")?;
+    stop_locked(lock.path(), name)
+        .with_context(|| format!("stopping the {name} left from an earlier start"))?;
+    start_applet_locked(lock.path(), name, applet, listen_flag, more, env, None)
+}
+
+/// [`start_applet`] in a run directory the caller holds locked and has cleared of an earlier
+/// `name`; with `cancel`, a signal it catches ends the wait ([`Interrupted`]).
+pub fn start_applet_locked(
+    run_dir: &Path,
+    name: &str,
+    applet: &str,
+    listen_flag: &str,
+    more: &[OsString],
+    env: Vec<(OsString, OsString)>,
+    cancel: Option<&InterruptGuard>,
+) -> anyhow::Result<Started> {
     let (program, lead) = cibox_applet(applet)?;
     let pid_path = pid_file(run_dir, name);
     let args = |port: u16| {
@@ -70,7 +97,7 @@ pub fn start_applet(
         args.extend(more.iter().cloned());
         args
     };
-    start(
+    start_locked(
         run_dir,
         &ServiceSpec {
             name,
@@ -79,6 +106,7 @@ pub fn start_applet(
             env,
             extra_ports: Vec::new(),
             writes_pid_file: true,
+            cancel,
         },
     )
 }
@@ -106,6 +134,8 @@ pub struct ServiceSpec<'a> {
     /// Whether the program writes and locks `NAME.pid` itself (cibox's daemons, `-pid`); else
     /// the launcher provides it (nginx, whose command line names the file).
     pub writes_pid_file: bool,
+    /// Signals caught during the start: one ends the wait for the port ([`Interrupted`]).
+    pub cancel: Option<&'a InterruptGuard>,
 }
 
 /// A started service.
@@ -148,7 +178,9 @@ pub fn start_locked(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Starte
         let mut waited = Ok(());
         for p in std::iter::once(port).chain(spec.extra_ports.iter().copied()) {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, p));
-            waited = daemon.wait_until_accepting(addr, START_TIMEOUT);
+            waited = daemon.wait_until_accepting_unless(addr, START_TIMEOUT, || {
+                spec.cancel.is_some_and(|c| c.caught().is_some())
+            });
             if waited.is_err() {
                 break;
             }
@@ -185,6 +217,9 @@ pub fn start_locked(run_dir: &Path, spec: &ServiceSpec) -> anyhow::Result<Starte
             Err(e) => {
                 let _ = daemon.kill();
                 remove_files(run_dir, spec.name);
+                if let Some(signal) = spec.cancel.and_then(InterruptGuard::caught) {
+                    return Err(Interrupted { signal }.into());
+                }
                 return Err(e.into());
             }
         }
@@ -245,28 +280,79 @@ pub fn stop(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
 }
 
 /// [`stop`] in a run directory the caller holds locked.
+///
+/// The daemon leads a process group of its own ([`Daemon::spawn`]); what is left of that group
+/// holding the pid file (nginx's workers, when their master was killed) is stopped too. A pid
+/// file still held by a live process afterwards is an error (the files are kept).
 pub fn stop_locked(run_dir: &Path, name: &str) -> anyhow::Result<Stopped> {
     let pid_path = pid_file(run_dir, name);
-    let pid = match process::pid_file_owner(&pid_path) {
-        Ok(pid) => pid,
+    let check = match process::pid_file_check(&pid_path) {
+        Ok(check) => check,
         Err(e) => {
             eprintln!("cibox: ignoring {e}");
-            None
+            Ownership::Missing
         }
     };
-    let outcome = match pid {
-        None if pid_path.exists() => Stopped::Stale,
-        None => Stopped::NotRunning,
-        Some(pid) => match process::terminate(&[pid], STOP_GRACE)[0] {
-            Ending::AlreadyGone => Stopped::Stale,
-            Ending::Terminated => Stopped::Terminated,
-            Ending::Killed => {
-                eprintln!("cibox: {name} (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; killed");
-                Stopped::Killed
-            }
-            Ending::Survived => bail!("{name} (pid {pid}) still running after SIGKILL"),
-        },
+    let (leader, mut outcome) = match check {
+        Ownership::Missing if pid_path.exists() => (None, Stopped::Stale),
+        Ownership::Missing => (None, Stopped::NotRunning),
+        Ownership::NotOurs { .. } => (None, Stopped::Stale),
+        Ownership::Gone(pid) => (Some(pid), Stopped::Stale),
+        Ownership::Ours(pid) => {
+            let outcome = match process::terminate(&[pid], STOP_GRACE)[0] {
+                Ending::AlreadyGone => Stopped::Stale,
+                Ending::Terminated => Stopped::Terminated,
+                Ending::Killed => {
+                    eprintln!(
+                        "cibox: {name} (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; killed"
+                    );
+                    Stopped::Killed
+                }
+                Ending::Survived => bail!("{name} (pid {pid}) still running after SIGKILL"),
+            };
+            (Some(pid), outcome)
+        }
     };
+    if let Some(pgid) = leader {
+        let rest = process::pid_file_group(&pid_path, pgid).unwrap_or_default();
+        if !rest.is_empty() {
+            let list = pid_list(&rest);
+            eprintln!("cibox: {name}: stopping what is left of its process group {pgid}: {list}");
+            let endings = process::terminate(&rest, STOP_GRACE);
+            if endings.contains(&Ending::Survived) {
+                bail!("{name}: process group {pgid} ({list}) still running after SIGKILL");
+            }
+            if outcome == Stopped::Stale {
+                outcome = Stopped::Terminated;
+            }
+        }
+    }
+    if held_after(&pid_path, LOCK_RELEASE_WAIT) {
+        bail!(
+            "{name}: {} is still held by a running process that is not proven ours; left alone",
+            pid_path.display()
+        );
+    }
     remove_files(run_dir, name);
     Ok(outcome)
+}
+
+fn pid_list(pids: &[Pid]) -> String {
+    let list: Vec<String> = pids.iter().map(|p| format!("pid {p}")).collect();
+    list.join(", ")
+}
+
+/// Whether some process still holds the lock of the pid file at `path` after up to `wait`.
+fn held_after(path: &Path, wait: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match process::read_pid_file(path) {
+            Ok(Some(info)) if info.locked => {}
+            _ => return false,
+        }
+        if std::time::Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

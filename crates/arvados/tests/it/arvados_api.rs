@@ -18,10 +18,16 @@ fn start_serves_fixture_tokens_keep_services_and_repositories_then_stop() {
             "api.pid",
             "api.port",
             "api.state.json",
+            "cibox.manifest",
             "self-signed.key",
             "self-signed.pem"
         ]
     );
+    // The run's manifest lists what the start made, the stop's to remove.
+    let manifest = std::fs::read_to_string(stack.run_dir().join("cibox.manifest")).unwrap();
+    for name in ["self-signed.pem", "self-signed.key", "api.state.json"] {
+        assert!(manifest.lines().any(|l| l == name), "{manifest}");
+    }
     let api = stack.api(&host);
 
     let (status, me) = api.get("/arvados/v1/users/current", ADMIN);

@@ -108,6 +108,7 @@ fn round_trip_put_get_index_then_stop() {
     assert_eq!(
         run.state_files(),
         [
+            "cibox.manifest",
             "keep.data_manager_token",
             "keep0.pid",
             "keep0.port",

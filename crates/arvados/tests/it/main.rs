@@ -1,8 +1,10 @@
 //! Integration tests of the Arvados stack, through the binary over real HTTP and HTTPS on
 //! loopback: keepstore ([`keep_server`], [`keep_hostile`]), start_keep/stop_keep ([`keep`]),
 //! the API server ([`arvados_api`]), the real Python SDK and its tools ([`arvados_sdk`]),
-//! keepproxy, the git server and nginx ([`arvados_services`]), and property tests of the Keep
-//! parsers ([`keep_properties`]). [`support`] runs a private stack in a temp run directory.
+//! keepproxy, the git server and nginx ([`arvados_services`]), what the launchers own (the
+//! files a stop may remove, nginx's process group, the git server's repositories:
+//! [`stack_ownership`]), and property tests of the Keep parsers ([`keep_properties`]).
+//! [`support`] runs a private stack in a temp run directory.
 
 mod support;
 
@@ -14,3 +16,4 @@ mod keep;
 mod keep_hostile;
 mod keep_properties;
 mod keep_server;
+mod stack_ownership;

@@ -269,13 +269,38 @@ impl Images {
 
 impl Drop for Images {
     fn drop(&mut self) {
-        if !self.names.is_empty() {
+        if self.names.is_empty() {
+            return;
+        }
+        let rmi = |targets: &[String]| {
             let _ = engine_cmd(&self.engine)
                 .args(["rmi", "-f"])
-                .args(&self.names)
+                .args(targets)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+        };
+        rmi(&self.names);
+        // A copy of the base image made for one of these names ([`own_copy_of_base`]) that a
+        // test then rebuilt under the same name (`update`) is left untagged; it, and anything
+        // built on it, carries the copy's label.
+        let mut copies = Vec::new();
+        for name in &self.names {
+            if let Ok(out) = engine_cmd(&self.engine)
+                .args(["images", "-a", "-q", "--no-trunc", "--filter"])
+                .arg(format!("label=cibox.test.copy={name}"))
+                .stderr(Stdio::null())
+                .output()
+            {
+                copies.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .map(str::to_string),
+                );
+            }
+        }
+        if !copies.is_empty() {
+            rmi(&copies);
         }
     }
 }

@@ -42,12 +42,7 @@ impl ApiServer {
     }
 
     fn vm_hwm_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        cibox_testsupport::procfs::hwm_kib(self.child.id())
     }
 
     /// A TLS connection of our own, for requests ureq will not send.
@@ -350,15 +345,6 @@ impl Drop for ProxyStack {
     }
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn keepproxy_writes_need_an_active_user_and_a_full_scope_token() {
     let proxy = ProxyStack::start(&[]);
@@ -419,7 +405,7 @@ fn keepproxy_checks_the_token_before_reading_a_post_body() {
     for s in senders {
         s.join().unwrap();
     }
-    let hwm = vm_hwm_kib(proxy.pid());
+    let hwm = cibox_testsupport::procfs::hwm_kib(proxy.pid());
     assert!(hwm < 128 << 10, "peak RSS {hwm} KiB");
     // A good token still writes.
     assert_eq!(proxy.put(b"after the attack", ACTIVE), 200);
@@ -480,7 +466,7 @@ fn git_server_streams_request_bodies_into_git() {
         }
     }
     let _ = status_of(&mut stream);
-    let hwm = vm_hwm_kib(pid);
+    let hwm = cibox_testsupport::procfs::hwm_kib(pid);
     assert!(hwm < 48 << 10, "peak RSS {hwm} KiB");
     // A real fetch still works: info/refs answered by git as it writes.
     let req = cibox_testsupport::keep::agent()

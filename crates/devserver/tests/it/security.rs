@@ -8,17 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::support::*;
-use cibox_testsupport::procfs::rss_kib;
-
-/// `VmHWM` (peak resident memory) of `pid` in KiB.
-fn hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use cibox_testsupport::procfs::{hwm_kib, rss_kib};
 
 /// An Omaha request of about 1 MB: two apps whose appids are 480 KiB each, with 32 events
 /// each (64 in all), the most the parser lets through.

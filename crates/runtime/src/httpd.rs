@@ -631,15 +631,10 @@ async fn handle(
 
 /// `408 Request Timeout`, closing the connection.
 fn request_timeout() -> Response<Body> {
-    let mut answer = Response::new(Body::from("request body timed out\n"));
-    *answer.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let mut answer = crate::response::text(StatusCode::REQUEST_TIMEOUT, "request body timed out");
     answer
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    answer.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     answer
 }
 

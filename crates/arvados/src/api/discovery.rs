@@ -11,6 +11,9 @@ use crate::signature::DEFAULT_TTL;
 /// Which methods each resource offers: `(name, http method, path after the resource, kind)`
 /// where kind is `list`, `one` (answers a record), or `one-uuid` (takes `{uuid}`).
 fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    if plural == "computed_permissions" {
+        return vec![("list", "GET", "", "list")];
+    }
     let mut m = vec![
         ("list", "GET", "", "list"),
         ("get", "GET", "/{uuid}", "one-uuid"),
@@ -18,12 +21,19 @@ fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'sta
     match plural {
         "users" | "api_client_authorizations" => m.push(("current", "GET", "/current", "one")),
         "keep_services" => m.push(("accessible", "GET", "/accessible", "list")),
+        "groups" => m.push(("contents", "GET", "/contents", "contents")),
         _ => {}
     }
-    if matches!(plural, "keep_services" | "keep_disks" | "collections") {
+    if matches!(
+        plural,
+        "keep_services" | "keep_disks" | "collections" | "groups" | "links" | "logs"
+    ) {
         m.push(("create", "POST", "", "create"));
         m.push(("update", "PUT", "/{uuid}", "update"));
         m.push(("delete", "DELETE", "/{uuid}", "one-uuid"));
+    }
+    if plural == "users" {
+        m.push(("create", "POST", "", "create"));
     }
     m
 }
@@ -81,6 +91,33 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
     let (name, http, suffix, shape) = m;
     let mut parameters = match shape {
         "list" => list_parameters(),
+        "contents" => {
+            let mut p = list_parameters();
+            p.insert(
+                "uuid".into(),
+                param(
+                    "string",
+                    "query",
+                    "The project or user whose contents to list",
+                ),
+            );
+            for (name, kind, description) in [
+                (
+                    "recursive",
+                    "boolean",
+                    "Include the contents of subprojects",
+                ),
+                (
+                    "include",
+                    "array",
+                    "Related records to include (owner_uuid)",
+                ),
+                ("exclude_home_project", "boolean", "Ignored by this server"),
+            ] {
+                p.insert(name.into(), param(kind, "query", description));
+            }
+            p
+        }
         _ => Map::new(),
     };
     if suffix.contains("{uuid}") {
@@ -118,7 +155,9 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
             );
         }
     }
-    let response = if shape == "list" {
+    let response = if shape == "contents" {
+        "ObjectList".to_string()
+    } else if shape == "list" {
         format!("{kind}List")
     } else {
         kind.to_string()
@@ -176,6 +215,22 @@ fn schemas() -> Map<String, Value> {
         );
     }
     s.insert(
+        "ObjectList".into(),
+        json!({
+            "id": "ObjectList",
+            "type": "object",
+            "description": "A list of records of several kinds",
+            "properties": {
+                "kind": {"type": "string"},
+                "offset": {"type": "integer"},
+                "limit": {"type": "integer"},
+                "items_available": {"type": "integer"},
+                "items": {"type": "array", "items": {"type": "object"}},
+                "included": {"type": "array", "items": {"type": "object"}},
+            },
+        }),
+    );
+    s.insert(
         "Config".into(),
         json!({"id": "Config", "type": "object", "description": "Cluster configuration"}),
     );
@@ -215,7 +270,7 @@ pub fn document(host: &str) -> Value {
         "source_version": concat!("cibox-", env!("CARGO_PKG_VERSION")),
         "packageVersion": env!("CARGO_PKG_VERSION"),
         "title": "cibox test API server",
-        "description": "An Arvados-compatible API server for test runs (users, API tokens, keep services and disks, collections, repositories)",
+        "description": "An Arvados-compatible API server for test runs (users, API tokens, keep services and disks, collections, groups, links, logs, computed permissions, repositories)",
         "protocol": "rest",
         "rootUrl": root,
         "servicePath": "arvados/v1/",

@@ -1,7 +1,10 @@
 //! The built-in Arvados-compatible API server for test runs, over HTTPS. This module only
 //! declares its parts; [`run`] and [`Config`] are [`server`]'s.
 //!
-//! * [`fixtures`]: the users, tokens and repositories it starts with.
+//! * [`fixtures`]: the users, tokens, repositories, collections, groups and links it starts
+//!   with.
+//! * [`cluster`]: the test cluster's signing key and exported configuration.
+//! * [`permissions`]: who may read, write and manage what (links, group ownership).
 //! * [`record`]: timestamps and etags every record carries.
 //! * [`state`]: the records, saved to a journal file in the run directory on every change.
 //! * [`answer`]: errors and JSON answers on the wire, the request size limit.
@@ -17,9 +20,11 @@
 
 pub mod answer;
 pub mod body;
+pub mod cluster;
 pub mod discovery;
 pub mod fixtures;
 pub mod manifest;
+pub mod permissions;
 pub mod query;
 pub mod record;
 pub mod resources;

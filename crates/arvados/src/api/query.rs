@@ -353,7 +353,10 @@ fn matches(record: &Value, f: &Filter) -> bool {
                 Value::Array(a) => a.iter().collect(),
                 other => vec![other],
             };
-            kinds.iter().any(|k| record["kind"] == **k)
+            let named = value.as_str().and_then(super::record::kind_of_uuid);
+            kinds.iter().any(|k| {
+                named.is_some_and(|n| *k == n) || f.attr == "uuid" && record["kind"] == **k
+            })
         }
         "exists" => value.is_null() != f.operand.as_bool().unwrap_or(true),
         _ => false,
@@ -432,7 +435,13 @@ pub fn list(
 
 fn order_terms(params: &Params, columns: &[&str]) -> Result<Vec<(String, bool)>, ApiError> {
     let terms: Vec<String> = match params.get("order") {
-        None => vec!["modified_at desc".into(), "uuid asc".into()],
+        // The default order, of the columns the resource has (computed permissions have
+        // neither, and keep the order they were computed in).
+        None => ["modified_at desc", "uuid asc"]
+            .iter()
+            .filter(|t| columns.contains(&t.split(' ').next().unwrap_or_default()))
+            .map(|t| t.to_string())
+            .collect(),
         Some(Value::String(s)) if !s.starts_with('[') => {
             s.split(',').map(|t| t.trim().to_string()).collect()
         }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::answer::ApiError;
 use super::body::RequestBody;
+use super::permissions::{self, Access};
 use super::query::Params;
 use super::resources::{self, Call, Caller};
 use super::state::Store;
@@ -65,11 +66,21 @@ pub fn answer(server: &Server, req: Request) -> Result<Value, ApiError> {
     route(server, req)
 }
 
+/// The keepstores' key from the key file, when there is one.
 fn read_key(server: &Server) -> Option<Vec<u8>> {
     let file = server.key_file.as_ref()?;
     let text = std::fs::read_to_string(file).ok()?;
     let key = text.trim();
     (!key.is_empty()).then(|| key.as_bytes().to_vec())
+}
+
+/// The signing key and whether signatures are enforced: the key file's key when `start_keep`
+/// wrote one (the keepstores check signatures, so the server does too), else the cluster's.
+fn signing(server: &Server) -> (Vec<u8>, bool) {
+    match read_key(server) {
+        Some(key) => (key, true),
+        None => (super::cluster::BLOB_SIGNING_KEY.as_bytes().to_vec(), false),
+    }
 }
 
 fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
@@ -86,7 +97,7 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
         return Ok(super::discovery::document(&req.host));
     }
     if path == "/arvados/v1/config" && req.method == "GET" {
-        return Ok(resources::config());
+        return Ok(super::cluster::config());
     }
     let decoded: Vec<String> = match path.strip_prefix("/arvados/v1/") {
         Some(rest) => rest
@@ -136,7 +147,7 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
         req.body.read_json()?
     };
 
-    let key = read_key(server);
+    let (key, enforce) = signing(server);
     let method = req.method.as_str();
     // Lists: a snapshot under the lock, the work (filters, order, signing) after it.
     match (method, segments.as_slice()) {
@@ -144,9 +155,22 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
             let records = server.store().snapshot("keep_services");
             return resources::keep_services_accessible(&params, req.external, records);
         }
+        ("GET", ["groups", "contents"]) => {
+            let tables = resources::contents_tables(&server.store());
+            return resources::contents(&caller, &params, &key, None, tables);
+        }
+        ("GET", ["groups", uuid, "contents"]) => {
+            let tables = resources::contents_tables(&server.store());
+            return resources::contents(&caller, &params, &key, Some(uuid), tables);
+        }
+        ("GET", ["computed_permissions"]) => {
+            let rows = permissions::computed(&server.store());
+            let records = rows.into_iter().map(std::sync::Arc::new).collect();
+            return resources::list(&caller, &params, &key, "computed_permissions", records);
+        }
         ("GET", [res]) => {
             let records = server.store().snapshot(res);
-            return resources::list(&caller, &params, key.as_deref(), res, records);
+            return resources::list(&caller, &params, &key, res, records);
         }
         _ => {}
     }
@@ -157,6 +181,7 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
         params,
         body,
         key,
+        enforce,
         external: req.external,
     };
     match (method, segments.as_slice()) {
@@ -223,10 +248,12 @@ fn authenticate(server: &Server, req: &Request, params: &Params) -> Result<Calle
         .get("users", owner)
         .cloned()
         .ok_or_else(|| ApiError::new(401, "Not logged in: the token's user does not exist"))?;
+    let access = Access::compute(&store, &user);
     Ok(Caller {
         token: record,
         secret,
         user,
+        access,
     })
 }
 

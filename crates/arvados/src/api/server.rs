@@ -39,7 +39,7 @@ pub struct Config {
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let tls = cibox_runtime::tls::server_config(&config.cert, &config.key)?;
-    let store = state::Store::open(config.state_file.clone())?;
+    let store = state::Store::open(config.state_file.clone(), state::builtin_fixtures())?;
     let server = Arc::new(router::Server {
         records: Mutex::new(store),
         key_file: config.blob_signing_key_file.clone(),

@@ -30,6 +30,9 @@ pub const TABLES: &[(&str, &str)] = &[
     ("keep_disks", "penuu"),
     ("collections", "4zz18"),
     ("repositories", "s0uqq"),
+    ("groups", "j7d0g"),
+    ("links", "o0j2j"),
+    ("logs", "57u5n"),
 ];
 
 /// Appended changes may grow to this size before the journal is compacted, however small the
@@ -43,6 +46,8 @@ pub type Tables = BTreeMap<String, BTreeMap<String, Arc<Value>>>;
 #[derive(Debug)]
 pub struct Store {
     tables: Tables,
+    /// What [`Store::reset`] restores (the built-in fixtures, or those `--fixtures` loaded).
+    fixtures: Arc<Tables>,
     file: Option<PathBuf>,
     /// The journal, open for appending, once written.
     journal: Option<std::fs::File>,
@@ -104,25 +109,27 @@ pub fn new_uuid(table: &str) -> String {
     format!("{}-{infix}-{tail}", fixtures::CLUSTER)
 }
 
-fn fixture_tables(keep: Option<&Tables>) -> Tables {
+/// The built-in fixture set ([`fixtures`]), one table per resource.
+pub fn builtin_fixtures() -> Tables {
     let mut tables = Tables::new();
-    for (name, _) in TABLES {
-        tables.insert(name.to_string(), BTreeMap::new());
-    }
-    let mut put = |table: &str, records: Vec<Value>| {
-        let t = tables.entry(table.to_string()).or_default();
+    for (name, records) in fixtures::all() {
+        let t = tables.entry(name.to_string()).or_default();
         for r in records {
             if let Some(uuid) = r["uuid"].as_str() {
                 t.insert(uuid.to_string(), Arc::new(r.clone()));
             }
         }
-    };
-    put("users", fixtures::users());
-    put(
-        "api_client_authorizations",
-        fixtures::api_client_authorizations(),
-    );
-    put("repositories", fixtures::repositories());
+    }
+    tables
+}
+
+/// The fixture set with every table present and, when `keep` is given, its keep services and
+/// disks kept.
+fn fixture_tables(set: &Tables, keep: Option<&Tables>) -> Tables {
+    let mut tables = set.clone();
+    for (name, _) in TABLES {
+        tables.entry(name.to_string()).or_default();
+    }
     // Keep services and disks describe the servers running in this test stack, not fixture
     // data: a reset keeps them, so servers registered by start_keep stay reachable.
     if let Some(old) = keep {
@@ -136,12 +143,13 @@ fn fixture_tables(keep: Option<&Tables>) -> Tables {
 }
 
 impl Store {
-    /// The records saved in `file` when it holds a readable state, else the fixtures (and
-    /// `file` is written).
-    pub fn open(file: Option<PathBuf>) -> anyhow::Result<Store> {
+    /// The records saved in `file` when it holds a readable state, else the fixture set
+    /// `fixtures` (and `file` is written); a reset restores `fixtures`.
+    pub fn open(file: Option<PathBuf>, fixtures: Tables) -> anyhow::Result<Store> {
         let loaded = file.as_deref().and_then(load);
         let mut store = Store {
-            tables: loaded.unwrap_or_else(|| fixture_tables(None)),
+            tables: loaded.unwrap_or_else(|| fixture_tables(&fixtures, None)),
+            fixtures: Arc::new(fixtures),
             file,
             journal: None,
             snapshot_bytes: 0,
@@ -201,7 +209,7 @@ impl Store {
 
     /// Back to the fixtures (keeping the registered Keep services).
     pub fn reset(&mut self) -> anyhow::Result<()> {
-        self.tables = fixture_tables(Some(&self.tables));
+        self.tables = fixture_tables(&self.fixtures, Some(&self.tables));
         self.save()
     }
 
@@ -246,6 +254,15 @@ impl Store {
         Ok(removed.map(Arc::unwrap_or_clone))
     }
 
+    /// The next log id: one more than the largest there is.
+    pub fn next_log_id(&self) -> u64 {
+        self.table("logs")
+            .filter_map(|l| l["id"].as_u64())
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
     /// The token record whose secret is `secret`.
     pub fn token(&self, secret: &str) -> Option<&Value> {
         self.table("api_client_authorizations")
@@ -262,7 +279,7 @@ mod tests {
     fn state_survives_a_reopen_and_reset_restores_fixtures() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("api.state.json");
-        let mut store = Store::open(Some(file.clone())).unwrap();
+        let mut store = Store::open(Some(file.clone()), builtin_fixtures()).unwrap();
         let fixture_users = store.table("users").count();
         store
             .put(
@@ -277,11 +294,15 @@ mod tests {
             )
             .unwrap();
         store.remove("users", fixtures::SYSTEM_USER).unwrap();
-        let mut again = Store::open(Some(file)).unwrap();
-        assert_eq!(again.table("collections").count(), 1);
+        let mut again = Store::open(Some(file), builtin_fixtures()).unwrap();
+        let fixture_collections = builtin_fixtures()["collections"].len();
+        assert_eq!(again.table("collections").count(), fixture_collections + 1);
         assert_eq!(again.table("users").count(), fixture_users - 1);
         again.reset().unwrap();
-        assert_eq!(again.table("collections").count(), 0);
+        assert_eq!(
+            again.table("collections").count(),
+            builtin_fixtures()["collections"].len()
+        );
         assert_eq!(again.table("users").count(), fixture_users);
         assert_eq!(again.table("keep_services").count(), 1);
     }
@@ -290,7 +311,7 @@ mod tests {
     fn small_writes_append_and_big_journals_compact() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("api.state.json");
-        let mut store = Store::open(Some(file.clone())).unwrap();
+        let mut store = Store::open(Some(file.clone()), builtin_fixtures()).unwrap();
         let big = "x".repeat(3 << 20);
         for i in 0..5 {
             let uuid = format!("zzzzz-4zz18-{i:015}");
@@ -326,8 +347,11 @@ mod tests {
             .unwrap()
             .write_all(b"{\"put\":[\"collections\",{\"uu")
             .unwrap();
-        let again = Store::open(Some(file.clone())).unwrap();
-        assert_eq!(again.table("collections").count(), 5);
+        let again = Store::open(Some(file.clone()), builtin_fixtures()).unwrap();
+        assert_eq!(
+            again.table("collections").count(),
+            builtin_fixtures()["collections"].len() + 5
+        );
         assert!(again
             .get("collections", "zzzzz-4zz18-tinytinytinytin")
             .is_some());

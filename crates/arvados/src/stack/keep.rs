@@ -56,8 +56,8 @@ pub struct StartOptions {
     pub servers: usize,
     /// Pass `-enforce-permissions=true`.
     pub enforce_permissions: bool,
-    /// A signing key file to use (copied into the run directory); one is generated when
-    /// enforcing without it.
+    /// A signing key file to use (copied into the run directory); when enforcing without it,
+    /// the test cluster's key, the one the API server signs manifests with.
     pub blob_signing_key: Option<PathBuf>,
     /// Where the state files go.
     pub run_dir: PathBuf,
@@ -159,7 +159,8 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
             anyhow::ensure!(!text.is_empty(), "signing key {} is empty", path.display());
             Some(text)
         }
-        None if opts.enforce_permissions => Some(random_hex()),
+        // The cluster's key, which the API server signs manifests with.
+        None if opts.enforce_permissions => Some(crate::api::cluster::BLOB_SIGNING_KEY.to_string()),
         None => None,
     };
     let key_file = run_dir.join(KEY_FILE);

@@ -193,11 +193,11 @@ fn bad_tokens_resources_bodies_and_filters_are_clear_4xx() {
         ),
         (
             "GET",
-            "/arvados/v1/groups",
+            "/arvados/v1/containers",
             Some(ADMIN),
             None,
             501,
-            "groups",
+            "containers",
         ),
         (
             "GET",
@@ -511,7 +511,10 @@ fn with_arvados_test_api_host_the_given_server_is_only_reset() {
         "nothing started here: {:?}",
         user.files()
     );
-    let (_, list) = api.get("/arvados/v1/collections", ADMIN);
+    let (_, list) = api.get(
+        "/arvados/v1/collections?filters=%5B%5B%22name%22%2C%22%3D%22%2C%22left%20over%22%5D%5D",
+        ADMIN,
+    );
     assert_eq!(list["items_available"], 0, "the given server was reset");
     let out = user.cibox_env(&["stop_api"], &env);
     assert!(out.status.success());

@@ -153,7 +153,8 @@ c = arvados.collection.Collection()
 with c.open('x.txt', 'w') as f:
     f.write('x')
 c.save_new(name='before reset')
-print(json.dumps({'uuid': c.manifest_locator(), 'count': len(api.collections().list().execute()['items'])}))
+mine = api.collections().list(filters=[['name', '=', 'before reset']]).execute()['items']
+print(json.dumps({'uuid': c.manifest_locator(), 'count': len(mine)}))
 "#;
     let made: Value =
         serde_json::from_str(&stack.sdk(&python, "python", &["-c", script], &env)).unwrap();

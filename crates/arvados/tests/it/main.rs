@@ -1,6 +1,7 @@
 //! Integration tests of the Arvados stack, through the binary over real HTTP and HTTPS on
 //! loopback: keepstore ([`keep_server`], [`keep_hostile`]), start_keep/stop_keep ([`keep`]),
-//! the API server ([`arvados_api`]), the real Python SDK and its tools ([`arvados_sdk`]),
+//! the API server ([`arvados_api`]; its groups, links, logs, permissions and fixtures:
+//! [`arvados_resources`]), the real Python SDK and its tools ([`arvados_sdk`]),
 //! keepproxy, the git server and nginx ([`arvados_services`]), what the launchers own (the
 //! files a stop may remove, nginx's process group, the git server's repositories:
 //! [`stack_ownership`]), and property tests of the Keep parsers ([`keep_properties`]).
@@ -10,6 +11,7 @@ mod support;
 
 mod arvados_api;
 mod arvados_hostile;
+mod arvados_resources;
 mod arvados_sdk;
 mod arvados_services;
 mod keep;

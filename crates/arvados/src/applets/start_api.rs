@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::stack::api as launcher;
+use crate::stack::services::exit_if_interrupted;
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -42,7 +43,10 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         }
     }
     let run_dir = args.run_dir.unwrap_or_else(crate::rundir::default_run_dir);
-    let started = launcher::start(&run_dir)?;
+    let started = match exit_if_interrupted("start_api", launcher::start(&run_dir))? {
+        Ok(started) => started,
+        Err(status) => return Ok(status),
+    };
     match &args.auth {
         Some(name) => print!("{}", launcher::auth_exports(&started.host, name)?),
         None => println!("{}", started.host),

@@ -8,9 +8,8 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::stack::git;
-use crate::stack::services::RunDirArg;
+use crate::stack::services::{exit_if_interrupted, RunDirArg};
 use cibox_core::applet::{Applet, Invocation, Manual};
-use cibox_runtime::process::Interrupted;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,15 +38,9 @@ struct StartGitArgs {
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartGitArgs>()?;
     let run_dir = args.run_dir.path();
-    let started = match git::start(&run_dir) {
+    let started = match exit_if_interrupted("start_arv-git-httpd", git::start(&run_dir))? {
         Ok(started) => started,
-        Err(e) => match e.downcast_ref::<Interrupted>() {
-            Some(interrupted) => {
-                eprintln!("cibox start_arv-git-httpd: {interrupted}");
-                return Ok(ExitCode::from(interrupted.exit_status()));
-            }
-            None => return Err(e),
-        },
+        Err(status) => return Ok(status),
     };
     if args.json {
         let value = serde_json::to_value(&started).context("describing the server")?;

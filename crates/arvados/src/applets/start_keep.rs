@@ -12,9 +12,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::rundir;
 use crate::stack::keep::{self as launcher, StartOptions, Started};
-use crate::stack::services::sh_quote;
+use crate::stack::services::{exit_if_interrupted, sh_quote};
 use cibox_core::applet::{Applet, Invocation, Manual};
-use cibox_runtime::process::Interrupted;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -93,15 +92,9 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         keepstore: args.keepstore,
         extra_args: args.keepstore_flags,
     };
-    let started = match launcher::start(&opts) {
+    let started = match exit_if_interrupted("start_keep", launcher::start(&opts))? {
         Ok(started) => started,
-        Err(e) => match e.downcast_ref::<Interrupted>() {
-            Some(interrupted) => {
-                eprintln!("cibox start_keep: {interrupted}");
-                return Ok(ExitCode::from(interrupted.exit_status()));
-            }
-            None => return Err(e),
-        },
+        Err(status) => return Ok(status),
     };
     let out = if args.json {
         let mut value = serde_json::to_value(&started).context("describing the servers")?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::stack::keepproxy;
-use crate::stack::services::{sh_quote, RunDirArg};
+use crate::stack::services::{exit_if_interrupted, sh_quote, RunDirArg};
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -21,9 +21,10 @@ for where it finds them), waits until it accepts connections and writes keepprox
 keepproxy.port in the run directory. When ARVADOS_API_HOST is set it registers the proxy with \
 the API server as the `proxy` keep service, replacing older ones (ARVADOS_API_TOKEN must be an \
 admin token). Prints the proxy's URL, or with --env an `export ARVADOS_KEEP_PROXY=...` line. Its \
-log lines go to standard error prefixed [keepproxy].\n\n\
+log lines go to standard error prefixed [keepproxy]. SIGINT, SIGTERM or SIGHUP during the start \
+stop the proxy and remove its files.\n\n\
 Exit status:\n  0  the proxy accepts connections\n  1  it failed to start or to register (it \
-is stopped again)\n  2  usage error"
+is stopped again)\n  2  usage error\n  128+N  interrupted by signal N (130 for SIGINT)"
 )]
 struct StartKeepProxyArgs {
     #[command(flatten)]
@@ -42,7 +43,13 @@ struct StartKeepProxyArgs {
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartKeepProxyArgs>()?;
     let run_dir = args.run_dir.path();
-    let started = keepproxy::start(&run_dir, &args.keepproxy_flags)?;
+    let started = match exit_if_interrupted(
+        "start_keep_proxy",
+        keepproxy::start(&run_dir, &args.keepproxy_flags),
+    )? {
+        Ok(started) => started,
+        Err(status) => return Ok(status),
+    };
     if args.json {
         let value = serde_json::to_value(&started).context("describing the proxy")?;
         println!("{value:#}");

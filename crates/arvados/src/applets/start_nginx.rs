@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use crate::stack::nginx;
-use crate::stack::services::RunDirArg;
+use crate::stack::services::{exit_if_interrupted, RunDirArg};
 use cibox_core::applet::{Applet, Invocation, Manual};
 
 #[derive(Parser, Debug)]
@@ -23,9 +23,11 @@ fronts whichever of keepproxy and arv-git-httpd the run directory records, each 
 port on 127.0.0.1, waits until they accept, and writes keepproxy-ssl.port and \
 arv-git-httpd-ssl.port. Prints one `NAME https://127.0.0.1:PORT` line per service. Every path \
 in nginx.conf is quoted; a run directory with a control character (a newline), a '$' or a name \
-that is not UTF-8 is refused, and so are an nginx.conf or nginx/ the run did not make.\n\n\
+that is not UTF-8 is refused, and so are an nginx.conf or nginx/ the run did not make. SIGINT, \
+SIGTERM or SIGHUP during the start stop nginx and remove what the start made.\n\n\
 Exit status:\n  0  nginx accepts connections\n  1  no nginx, no certificate, nothing to front, \
-a run directory nginx cannot take, or nginx failed to start\n  2  usage error"
+a run directory nginx cannot take, or nginx failed to start\n  2  usage error\n  128+N  \
+interrupted by signal N (130 for SIGINT)"
 )]
 struct StartNginxArgs {
     #[command(flatten)]
@@ -41,7 +43,11 @@ struct StartNginxArgs {
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartNginxArgs>()?;
     let run_dir = args.run_dir.path();
-    let started = nginx::start(&run_dir, args.nginx.as_deref())?;
+    let started =
+        match exit_if_interrupted("start_nginx", nginx::start(&run_dir, args.nginx.as_deref()))? {
+            Ok(started) => started,
+            Err(status) => return Ok(status),
+        };
     if args.json {
         let value = serde_json::to_value(&started).context("describing nginx")?;
         println!("{value:#}");

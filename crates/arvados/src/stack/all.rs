@@ -22,7 +22,7 @@ pub fn stop_all(run_dir: &Path) -> anyhow::Result<()> {
             "nginx" => nginx::stop(run_dir),
             "arv-git-httpd" => git::stop(run_dir),
             "keepproxy" => keepproxy::stop(run_dir),
-            _ => super::services::stop(run_dir, name).map(|_| ()),
+            _ => super::launcher::stop(run_dir, name).map(|_| ()),
         };
         if let Err(e) = result {
             errors.push(format!("{name}: {e:#}"));

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::launcher::{self, Instance, Launch};
 use super::owned;
-use super::services::{self, sh_quote, ServiceSpec};
+use super::services::sh_quote;
 use crate::api::fixtures;
 use crate::apiclient::{ApiClient, Trust};
 use crate::rundir::{self, RUN_DIR_WAIT};
@@ -91,7 +92,8 @@ pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
 }
 
 /// Starts the API server in `run_dir` (stopping one left there first), or resets the outside
-/// server `ARVADOS_TEST_API_HOST` names.
+/// server `ARVADOS_TEST_API_HOST` names. On failure or a signal ([`launcher::Launch`]) the
+/// server is stopped and what this start made removed.
 pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
     if let Some(host) = external_host() {
         let client = ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token());
@@ -105,63 +107,43 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
             external: true,
         });
     }
-    // Checked (ours, not writable by others) and locked for the whole start.
-    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
-        .context("the run directory vanished")?;
-    stop_locked(&lock).context("stopping the API server left from an earlier start")?;
-    let run_dir = std::fs::canonicalize(lock.path())?;
-    let cert = run_dir.join(tls::CERT_FILE);
-    let key = run_dir.join(tls::KEY_FILE);
-    if !(cert.exists() && key.exists()) {
-        owned::claim(&lock, tls::CERT_FILE)?;
-        owned::claim(&lock, tls::KEY_FILE)?;
-        tls::write_self_signed(&cert, &key)?;
-    }
-    owned::claim(&lock, STATE_FILE)?;
-    let (program, lead) = services::cibox_applet("apiserver")?;
-    let pid_path = rundir::pid_file(&run_dir, NAME);
-    let args = |port: u16| {
-        let mut args = lead.clone();
-        args.extend(
-            [
-                format!("-listen=127.0.0.1:{port}"),
-                format!("-pid={}", pid_path.display()),
-                format!("-tls-cert={}", cert.display()),
-                format!("-tls-key={}", key.display()),
-                format!("-state={}", run_dir.join(STATE_FILE).display()),
-                format!(
-                    "-blob-signing-key-file={}",
-                    run_dir.join(rundir::KEY_FILE).display()
-                ),
-            ]
-            .map(OsString::from),
-        );
-        args
-    };
-    let spec = ServiceSpec {
-        name: NAME,
-        program,
-        args: &args,
-        env: Vec::new(),
-        extra_ports: Vec::new(),
-        writes_pid_file: true,
-        cancel: None,
-    };
-    match services::start_locked(&run_dir, &spec) {
-        Ok(started) => Ok(Started {
+    let launch = Launch::begin(run_dir)?;
+    stop_locked(launch.lock()).context("stopping the API server left from an earlier start")?;
+    let result = (|| {
+        launch.check()?;
+        let (lock, run_dir) = (launch.lock(), launch.run_dir());
+        let cert = run_dir.join(tls::CERT_FILE);
+        let key = run_dir.join(tls::KEY_FILE);
+        if !(cert.exists() && key.exists()) {
+            owned::claim(lock, tls::CERT_FILE)?;
+            owned::claim(lock, tls::KEY_FILE)?;
+            tls::write_self_signed(&cert, &key)?;
+        }
+        owned::claim(lock, STATE_FILE)?;
+        let more = [
+            format!("-tls-cert={}", cert.display()),
+            format!("-tls-key={}", key.display()),
+            format!("-state={}", run_dir.join(STATE_FILE).display()),
+            format!(
+                "-blob-signing-key-file={}",
+                run_dir.join(rundir::KEY_FILE).display()
+            ),
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let instance = Instance::applet(run_dir, NAME, "apiserver", "listen", more)?;
+        let started = launch.start(&instance).context("starting the API server")?;
+        Ok(Started {
             host: format!("127.0.0.1:{}", started.port),
             pid: Some(started.pid),
             certificate: Some(cert),
             external: false,
-        }),
-        Err(e) => {
-            remove_own_files(&lock);
-            Err(e.context("starting the API server"))
-        }
-    }
+        })
+    })();
+    launch.finish(result, remove_own_files)
 }
 
-/// Removes what the API server has beside its pid and port files (which [`services`] owns):
+/// Removes what the API server has beside its pid and port files (which [`launcher`] owns):
 /// what the run recorded as its own of the state file and the certificate.
 fn remove_own_files(lock: &RunDir) {
     for name in [STATE_FILE, tls::CERT_FILE, tls::KEY_FILE] {
@@ -184,7 +166,7 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
 
 /// [`stop`] in a run directory the caller holds locked.
 fn stop_locked(lock: &RunDir) -> anyhow::Result<()> {
-    services::stop_locked(lock.path(), NAME)?;
+    launcher::stop_locked(lock.path(), NAME)?;
     remove_own_files(lock);
     Ok(())
 }

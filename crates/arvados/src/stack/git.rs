@@ -8,19 +8,21 @@
 //! the run's manifest ([`owned`]) before it is made (a `git/` the run did not make is refused),
 //! and each repository is built in a temporary directory and renamed into place. SIGINT,
 //! SIGTERM or SIGHUP during a start stop the server it started and remove the repositories it
-//! made ([`Interrupted`], exit 128 + the signal).
+//! made (the launcher's [`Interrupted`](cibox_runtime::process::Interrupted), exit 128 + the
+//! signal).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{owned, services};
+use super::launcher::{self, Instance, Launch};
+use super::owned;
 use crate::apiclient::RunApi;
 pub use crate::git::NAME;
 use crate::git::{find_git, make_fixture_repositories, repo_root, REPO_BASE};
 use crate::rundir::RUN_DIR_WAIT;
-use cibox_runtime::process::{IfMissing, InterruptGuard, Interrupted, RunDir};
+use cibox_runtime::process::{IfMissing, RunDir};
 
 /// What `start_arv-git-httpd` started.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,31 +39,37 @@ pub struct StartedGit {
 
 /// Starts the git server for the run in `run_dir` (stopping an earlier one): makes the
 /// fixture repositories, spawns `cibox arv-git-httpd`, waits until it accepts. On failure or
-/// a signal, what this start made is stopped and removed.
+/// a signal ([`launcher::Launch`]), what this start made is stopped and removed.
 pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
-    let interrupts = InterruptGuard::install().context("catching signals")?;
-    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
-        .context("the run directory vanished")?;
-    let run_dir = std::fs::canonicalize(lock.path())
-        .with_context(|| format!("run directory {}", lock.path().display()))?;
+    let launch = Launch::begin(run_dir)?;
+    let run_dir = launch.run_dir().to_path_buf();
     let api = RunApi::find(&run_dir).context(
         "the git server needs an API server: start one in the run directory (cibox start) or \
          set ARVADOS_API_HOST and ARVADOS_API_TOKEN",
     )?;
     let git = find_git(None)?;
-    services::stop_locked(&run_dir, NAME)
+    launcher::stop_locked(&run_dir, NAME)
         .with_context(|| format!("stopping the {NAME} left from an earlier start"))?;
-    interrupts.check()?;
-    let claimed_base = !owned::owns(&lock, REPO_BASE);
-    owned::claim(&lock, REPO_BASE)?;
+    launch.check()?;
+    let claimed_base = !owned::owns(launch.lock(), REPO_BASE);
+    owned::claim(launch.lock(), REPO_BASE)?;
     let root = repo_root(&run_dir);
     remove_building_leftovers(&root);
     let (made, result) = make_fixture_repositories(&api.client, &api.token, &git, &root, &|| {
-        interrupts.caught().is_some()
+        launch.interrupted()
+    });
+    let started = result.and_then(|()| {
+        launch.check()?;
+        let more: Vec<OsString> = vec![
+            format!("-repo-root={}", root.display()).into(),
+            format!("-git-command={}", git.display()).into(),
+        ];
+        let instance =
+            Instance::applet(&run_dir, NAME, "arv-git-httpd", "address", more)?.env(api.env(false));
+        launch.start(&instance)
     });
     // Everything this start made goes when it fails or is interrupted.
-    let undo = |lock: &RunDir| {
-        let _ = services::stop_locked(&run_dir, NAME);
+    let started = launch.finish(started, |lock| {
         for (dir, _) in &made {
             let path = root.join(dir);
             if let Err(e) = std::fs::remove_dir_all(&path) {
@@ -71,40 +79,13 @@ pub fn start(run_dir: &Path) -> anyhow::Result<StartedGit> {
         if claimed_base {
             owned::remove(lock, REPO_BASE);
         }
-    };
-    let started = result.and_then(|()| {
-        interrupts.check()?;
-        let more: Vec<OsString> = vec![
-            format!("-repo-root={}", root.display()).into(),
-            format!("-git-command={}", git.display()).into(),
-        ];
-        let started = services::start_applet_locked(
-            &run_dir,
-            NAME,
-            "arv-git-httpd",
-            "address",
-            &more,
-            api.env(false),
-            Some(&interrupts),
-        )?;
-        interrupts.check()?;
-        Ok(started)
-    });
-    match started {
-        Ok(started) => Ok(StartedGit {
-            pid: started.pid,
-            port: started.port,
-            repo_root: root,
-            made: made.into_iter().map(|(_, name)| name).collect(),
-        }),
-        Err(e) => {
-            undo(&lock);
-            match interrupts.caught() {
-                Some(signal) => Err(Interrupted { signal }.into()),
-                None => Err(e),
-            }
-        }
-    }
+    })?;
+    Ok(StartedGit {
+        pid: started.pid,
+        port: started.port,
+        repo_root: root,
+        made: made.into_iter().map(|(_, name)| name).collect(),
+    })
 }
 
 /// Removes the temporary directories a start killed while building repositories left in
@@ -125,7 +106,7 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
     let Some(lock) = RunDir::lock(run_dir, IfMissing::Report, RUN_DIR_WAIT)? else {
         return Ok(());
     };
-    services::stop_locked(lock.path(), NAME)?;
+    launcher::stop_locked(lock.path(), NAME)?;
     owned::remove(&lock, REPO_BASE);
     Ok(())
 }

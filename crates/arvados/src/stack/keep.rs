@@ -12,8 +12,9 @@
 //! | `keep.data_manager_token` | the token that may index and delete |
 //!
 //! The run directory must be ours and not writable by others (the default is under `/tmp`),
-//! and is locked for the whole of a start or stop, so two of them never interleave. Servers
-//! start concurrently; each one's volume file is written before its volume is created and its
+//! and is locked for the whole of a start or stop, so two of them never interleave. The
+//! servers are instances `keepN` of the one launcher ([`launcher`]), started concurrently;
+//! each one's volume file is written before its volume is created and (by the launcher) its
 //! port file before it is spawned, so a start killed outright is cleaned up by the next `stop`.
 //! SIGINT, SIGTERM and SIGHUP during a start stop what it started and remove its files. When an
 //! API server runs in the same run directory (`start_api`), or `ARVADOS_TEST_API_HOST` names
@@ -28,26 +29,16 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use super::launcher::{self, Instance, Launch, Stopped};
 use super::owned;
 use super::services::remove_quietly;
-use crate::rundir::{
-    keep_file, keep_numbers, server_uuid, KEY_FILE, RUN_DIR_WAIT, START_TIMEOUT, STOP_GRACE,
-    TOKEN_FILE,
-};
-use cibox_runtime::process::{
-    self, Daemon, DaemonSpec, Ending, IfMissing, InterruptGuard, Interrupted, Ownership, RunDir,
-    WaitError,
-};
-
-/// How long `stop` waits for the pid file of a server whose start was cut short.
-const PID_FILE_WAIT: Duration = Duration::from_secs(1);
+use crate::rundir::{keep_file, keep_numbers, server_uuid, KEY_FILE, RUN_DIR_WAIT, TOKEN_FILE};
+use cibox_runtime::process::{self, IfMissing, RunDir};
 
 /// What `start_keep` was asked for.
 #[derive(Debug, Clone)]
@@ -138,17 +129,14 @@ fn keepstore_command(opts: &StartOptions) -> anyhow::Result<(PathBuf, Vec<OsStri
 
 /// Starts `opts.servers` keepstores (stopping those of an earlier start in the same run
 /// directory first) and waits until each accepts connections. On failure, or on SIGINT,
-/// SIGTERM or SIGHUP meanwhile ([`Interrupted`]), every server started here is killed and its
-/// files removed.
+/// SIGTERM or SIGHUP meanwhile ([`Interrupted`](cibox_runtime::process::Interrupted), from
+/// [`launcher::Launch`]), every server started here is stopped and its files removed.
 pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
     anyhow::ensure!(opts.servers >= 1, "--num-keep-servers must be at least 1");
-    let interrupts = InterruptGuard::install().context("catching signals")?;
-    let lock = RunDir::lock(&opts.run_dir, IfMissing::Create, RUN_DIR_WAIT)?
-        .context("the run directory vanished")?;
-    stop_locked(&lock).context("stopping servers left from an earlier start")?;
-    let run_dir = std::fs::canonicalize(lock.path())
-        .with_context(|| format!("run directory {}", lock.path().display()))?;
-    interrupts.check()?;
+    let launch = Launch::begin(&opts.run_dir)?;
+    stop_locked(launch.lock()).context("stopping servers left from an earlier start")?;
+    launch.check()?;
+    let run_dir = launch.run_dir().to_path_buf();
     let (program, lead) = keepstore_command(opts)?;
 
     let key = match &opts.blob_signing_key {
@@ -166,85 +154,93 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
     let key_file = run_dir.join(KEY_FILE);
     let token = random_hex();
     let token_file = run_dir.join(TOKEN_FILE);
-    let cleanup_shared = || {
-        owned::remove(&lock, KEY_FILE);
-        owned::remove(&lock, TOKEN_FILE);
-    };
-    if key.is_some() {
-        owned::claim(&lock, KEY_FILE)?;
-    }
-    owned::claim(&lock, TOKEN_FILE)?;
-    let written = (|| -> io::Result<()> {
-        if let Some(key) = &key {
-            process::write_atomic(&key_file, key.as_bytes(), 0o600)?;
+    // Each volume's name is recorded before the directory is made, so a start killed between
+    // the two leaves nothing `stop` does not know about.
+    let volumes: Vec<PathBuf> = (0..opts.servers)
+        .map(|n| {
+            std::env::temp_dir().join(format!(
+                "keep{n}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ))
+        })
+        .collect();
+    let result = (|| {
+        let lock = launch.lock();
+        if key.is_some() {
+            owned::claim(lock, KEY_FILE)?;
         }
-        process::write_atomic(&token_file, token.as_bytes(), 0o600)
-    })();
-    if let Err(e) = written {
-        cleanup_shared();
-        return Err(e).context("writing the key and token files");
-    }
-
-    let mut common: Vec<OsString> = lead;
-    common.push(format!("-data-manager-token-file={}", token_file.display()).into());
-    if key.is_some() {
-        common.push(format!("-permission-key-file={}", key_file.display()).into());
-    }
-    if opts.enforce_permissions {
-        common.push("-enforce-permissions=true".into());
-    }
-
-    let results: Vec<anyhow::Result<(Daemon, Server)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..opts.servers)
-            .map(|n| {
-                let (program, common, run_dir) = (&program, &common, &run_dir);
-                let interrupts = &interrupts;
-                scope.spawn(move || {
-                    start_one(n, program, common, &opts.extra_args, run_dir, interrupts)
+        owned::claim(lock, TOKEN_FILE)?;
+        (|| -> io::Result<()> {
+            if let Some(key) = &key {
+                process::write_atomic(&key_file, key.as_bytes(), 0o600)?;
+            }
+            process::write_atomic(&token_file, token.as_bytes(), 0o600)
+        })()
+        .context("writing the key and token files")?;
+        let mut common: Vec<OsString> = lead;
+        common.push(format!("-data-manager-token-file={}", token_file.display()).into());
+        if key.is_some() {
+            common.push(format!("-permission-key-file={}", key_file.display()).into());
+        }
+        if opts.enforce_permissions {
+            common.push("-enforce-permissions=true".into());
+        }
+        for (n, volume) in volumes.iter().enumerate() {
+            process::write_atomic(
+                &keep_file(&run_dir, n, "volume"),
+                volume.to_string_lossy().as_bytes(),
+                0o644,
+            )?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(volume)
+                .with_context(|| format!("creating the volume directory {}", volume.display()))?;
+        }
+        let instances: Vec<Instance> = volumes
+            .iter()
+            .enumerate()
+            .map(|(n, volume)| {
+                let pid_path = keep_file(&run_dir, n, "pid");
+                let common = &common;
+                Instance::new(instance_name(n), &program, move |port: u16| {
+                    let mut args = common.clone();
+                    args.push(format!("-volume={}", volume.display()).into());
+                    args.push(format!("-listen=127.0.0.1:{port}").into());
+                    args.push(format!("-pid={}", pid_path.display()).into());
+                    args.extend(opts.extra_args.iter().cloned());
+                    args
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("starting a server panicked")))
-            })
-            .collect()
-    });
-
-    let mut servers = Vec::new();
-    let mut daemons = Vec::new();
-    let mut errors = Vec::new();
-    for result in results {
-        match result {
-            Ok((daemon, server)) => {
-                daemons.push(daemon);
-                servers.push(server);
+        let mut servers = Vec::new();
+        let mut errors = Vec::new();
+        for (n, result) in launch.start_all(&instances).into_iter().enumerate() {
+            match result {
+                Ok(started) => servers.push(Server {
+                    index: n,
+                    pid: started.pid,
+                    port: started.port,
+                    url: format!("http://127.0.0.1:{}", started.port),
+                    volume: volumes[n].clone(),
+                    uuid: server_uuid(n),
+                }),
+                Err(e) => errors.push(format!("{e:#}")),
             }
-            Err(e) => errors.push(format!("{e:#}")),
         }
-    }
-    let interrupted = interrupts.caught();
-    if !errors.is_empty() || interrupted.is_some() {
-        for (daemon, server) in daemons.into_iter().zip(&servers) {
-            let _ = daemon.kill();
-            clean_server_files(&run_dir, server.index, Some(&server.volume));
+        if !errors.is_empty() {
+            bail!("{}", errors.join("; "));
         }
-        owned::sweep_temporaries(&lock);
-        cleanup_shared();
-        if let Some(signal) = interrupted {
-            return Err(Interrupted { signal }.into());
+        register(&run_dir, &servers)?;
+        Ok(servers)
+    })();
+    let servers = launch.finish(result, |lock| {
+        for (n, volume) in volumes.iter().enumerate() {
+            remove_volume(&run_dir, n, Some(volume));
         }
-        bail!("{}", errors.join("; "));
-    }
-    for daemon in daemons {
-        daemon.detach();
-    }
-    if let Err(e) = register(&run_dir, &servers) {
-        let _ = stop(&run_dir);
-        return Err(e);
-    }
+        owned::sweep_temporaries(lock);
+        owned::remove(lock, KEY_FILE);
+        owned::remove(lock, TOKEN_FILE);
+    })?;
     Ok(Started {
         run_dir,
         servers,
@@ -253,6 +249,11 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
         enforce_permissions: opts.enforce_permissions,
         data_manager_token: token,
     })
+}
+
+/// The launcher's name of keepstore N: `keepN` (its files `keepN.pid`, `keepN.port`).
+fn instance_name(n: usize) -> String {
+    format!("keep{n}")
 }
 
 /// Registers the servers with the API server of the run directory (or the one
@@ -276,7 +277,9 @@ fn register(run_dir: &Path, servers: &[Server]) -> anyhow::Result<()> {
         })
 }
 
-fn clean_server_files(run_dir: &Path, n: usize, volume: Option<&Path>) {
+/// Removes keepstore N's volume directory (when given) and its volume file; its pid and port
+/// files are the launcher's.
+fn remove_volume(run_dir: &Path, n: usize, volume: Option<&Path>) {
     if let Some(volume) = volume {
         if let Err(e) = std::fs::remove_dir_all(volume) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -284,132 +287,7 @@ fn clean_server_files(run_dir: &Path, n: usize, volume: Option<&Path>) {
             }
         }
     }
-    for kind in ["port", "volume", "pid"] {
-        let path = keep_file(run_dir, n, kind);
-        // Never remove a pid file a live process still holds. A killed server's lock can
-        // outlast its main thread by a moment (its other threads are still exiting): wait.
-        if kind == "pid" && held_after(&path, PID_FILE_WAIT) {
-            continue;
-        }
-        remove_quietly(&path);
-    }
-}
-
-/// Whether some process still holds the lock of the pid file at `path` after up to `wait`.
-fn held_after(path: &Path, wait: Duration) -> bool {
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match process::read_pid_file(path) {
-            Ok(Some(info)) if info.locked => {}
-            _ => return false,
-        }
-        if std::time::Instant::now() >= deadline {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn start_one(
-    n: usize,
-    program: &Path,
-    common: &[OsString],
-    extra: &[OsString],
-    run_dir: &Path,
-    interrupts: &InterruptGuard,
-) -> anyhow::Result<(Daemon, Server)> {
-    let label = format!("keep{n}");
-    // The volume's name is recorded before the directory is made, so a start killed between
-    // the two leaves nothing `stop` does not know about.
-    let volume = std::env::temp_dir().join(format!(
-        "{label}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    ));
-    let pid_path = keep_file(run_dir, n, "pid");
-    let fail = |e: anyhow::Error| {
-        clean_server_files(run_dir, n, Some(&volume));
-        Err(e)
-    };
-    if let Err(e) = process::write_atomic(
-        &keep_file(run_dir, n, "volume"),
-        volume.to_string_lossy().as_bytes(),
-        0o644,
-    ) {
-        return fail(e.into());
-    }
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&volume) {
-        return fail(anyhow::Error::from(e).context(format!(
-            "creating the volume directory {}",
-            volume.display()
-        )));
-    }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        if let Err(e) = interrupts.check() {
-            return fail(e.into());
-        }
-        let port = match process::free_loopback_port() {
-            Ok(p) => p,
-            Err(e) => return fail(anyhow::Error::from(e).context("finding a free port")),
-        };
-        if let Err(e) = process::write_atomic(
-            &keep_file(run_dir, n, "port"),
-            format!("{port}\n").as_bytes(),
-            0o644,
-        ) {
-            return fail(e.into());
-        }
-        let spec = DaemonSpec::new(program, &label)
-            .args(common.iter().cloned())
-            .arg(format!("-volume={}", volume.display()))
-            .arg(format!("-listen=127.0.0.1:{port}"))
-            .arg(format!("-pid={}", pid_path.display()))
-            .args(extra.iter().cloned());
-        let mut daemon = match Daemon::spawn(&spec) {
-            Ok(d) => d,
-            Err(e) => return fail(e.into()),
-        };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        match daemon
-            .wait_until_accepting_unless(addr, START_TIMEOUT, || interrupts.caught().is_some())
-        {
-            Ok(()) => {
-                // A keepstore that does not write its pid file gets one from us, for readers;
-                // unlocked, it proves nothing, so `stop` will not signal that server.
-                if matches!(process::read_pid_file(&pid_path), Ok(None)) {
-                    eprintln!(
-                        "cibox: {label} did not write {}; stop_keep will not be able to stop it",
-                        pid_path.display()
-                    );
-                    let _ = process::write_atomic(
-                        &pid_path,
-                        format!("{}\n", daemon.pid()).as_bytes(),
-                        0o644,
-                    );
-                }
-                let server = Server {
-                    index: n,
-                    pid: daemon.pid(),
-                    port,
-                    url: format!("http://127.0.0.1:{port}"),
-                    volume,
-                    uuid: server_uuid(n),
-                };
-                return Ok((daemon, server));
-            }
-            Err(WaitError::Exited { last_lines, .. })
-                if attempt < 3 && last_lines.iter().any(|l| l.contains("in use")) =>
-            {
-                // Someone took the port between our check and the server's bind: retry.
-                continue;
-            }
-            Err(e) => {
-                let _ = daemon.kill();
-                return fail(e.into());
-            }
-        }
-    }
+    remove_quietly(&keep_file(run_dir, n, "volume"));
 }
 
 /// What `stop` did.
@@ -440,53 +318,28 @@ fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
     let run_dir = lock.path();
     let numbers = keep_numbers(run_dir)
         .with_context(|| format!("cannot read run directory {}", run_dir.display()))?;
+    let names: Vec<String> = numbers.iter().map(|&n| instance_name(n)).collect();
     let mut report = StopReport::default();
-    let mut targets = Vec::new();
-    for &n in &numbers {
-        let path = keep_file(run_dir, n, "pid");
-        if keep_file(run_dir, n, "port").exists() {
-            // A start killed just after spawning a server: give it a moment to write its pid
-            // file, so it is stopped rather than left running without a volume.
-            let deadline = std::time::Instant::now() + PID_FILE_WAIT;
-            while !path.exists() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        match process::pid_file_check(&path) {
-            Ok(Ownership::Ours(pid)) => targets.push((n, pid)),
-            Ok(Ownership::Missing) => {}
-            Ok(Ownership::Gone(_)) => report.stale.push(n),
-            Ok(Ownership::NotOurs { pid, reason }) => {
-                eprintln!(
-                    "cibox: {} names pid {pid}, not proven to be a server we started ({reason}): \
-                     not signalled",
-                    path.display()
-                );
-                report.not_ours.push(n);
-            }
-            Err(e) => {
-                eprintln!("cibox: ignoring {e}");
-                report.stale.push(n);
-            }
-        }
-    }
-    let pids: Vec<_> = targets.iter().map(|&(_, pid)| pid).collect();
-    let endings = process::terminate(&pids, STOP_GRACE);
     let mut survivors = Vec::new();
-    for (&(n, pid), ending) in targets.iter().zip(endings) {
-        match ending {
-            Ending::AlreadyGone => report.stale.push(n),
-            Ending::Terminated => report.terminated.push(n),
-            Ending::Killed => {
-                eprintln!("cibox: keep{n} (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; killed");
-                report.killed.push(n);
+    for (&n, outcome) in numbers
+        .iter()
+        .zip(launcher::stop_instances(run_dir, &names))
+    {
+        match outcome {
+            Stopped::NotRunning => {}
+            Stopped::Stale => report.stale.push(n),
+            Stopped::Terminated => report.terminated.push(n),
+            Stopped::Killed => report.killed.push(n),
+            Stopped::NotOurs => report.not_ours.push(n),
+            Stopped::Held => {
+                // Its pid file is left to the process holding it; the rest goes.
+                report.not_ours.push(n);
+                remove_quietly(&keep_file(run_dir, n, "port"));
             }
-            Ending::Survived => survivors.push((n, pid)),
-        }
-    }
-    for &n in &numbers {
-        if survivors.iter().any(|&(s, _)| s == n) {
-            continue; // its volume may still be in use
+            Stopped::Survived(what) => {
+                survivors.push(what);
+                continue; // its volume may still be in use
+            }
         }
         let volume = std::fs::read_to_string(keep_file(run_dir, n, "volume"))
             .ok()
@@ -499,18 +352,13 @@ fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
                         name.to_string_lossy().starts_with(&format!("keep{n}-"))
                     })
             });
-        clean_server_files(run_dir, n, volume.as_deref());
+        remove_volume(run_dir, n, volume.as_deref());
     }
     owned::sweep_temporaries(lock);
-    if survivors.is_empty() {
-        owned::remove(lock, KEY_FILE);
-        owned::remove(lock, TOKEN_FILE);
-    } else {
-        let names: Vec<String> = survivors
-            .iter()
-            .map(|(n, pid)| format!("keep{n} (pid {pid})"))
-            .collect();
-        bail!("still running after SIGKILL: {}", names.join(", "));
+    if !survivors.is_empty() {
+        bail!("still running after SIGKILL: {}", survivors.join(", "));
     }
+    owned::remove(lock, KEY_FILE);
+    owned::remove(lock, TOKEN_FILE);
     Ok(report)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::Value;
 
-use super::services;
+use super::launcher::{self, Instance, Launch};
 use crate::apiclient::{ApiClient, RunApi};
 pub use crate::keepproxy::NAME;
 
@@ -28,31 +28,36 @@ pub struct StartedProxy {
 
 /// Starts `cibox keepproxy` for the run in `run_dir` (stopping an earlier one), waits until
 /// it accepts, and registers it with the API server as the `proxy` keep service (replacing
-/// older proxy records) when there is one (`ARVADOS_API_HOST`, or the run directory's).
+/// older proxy records) when there is one (`ARVADOS_API_HOST`, or the run directory's). On
+/// failure or a signal ([`launcher::Launch`]) the proxy is stopped again.
 pub fn start(run_dir: &Path, extra: &[OsString]) -> anyhow::Result<StartedProxy> {
-    let run_dir = services::prepare_run_dir(run_dir)?;
-    let api = RunApi::find(&run_dir);
-    let mut more: Vec<OsString> = vec![format!("-run-dir={}", run_dir.display()).into()];
-    more.extend(extra.iter().cloned());
-    let env = api.as_ref().map(|a| a.env(true)).unwrap_or_default();
-    let started = services::start_applet(&run_dir, NAME, "keepproxy", "listen", &more, env)?;
-    let url = format!("http://127.0.0.1:{}", started.port);
-    let service_uuid = match &api {
-        Some(api) => match register(&api.client, &api.token, started.port) {
-            Ok(uuid) => Some(uuid),
-            Err(e) => {
-                let _ = services::stop(&run_dir, NAME);
-                return Err(e).context("registering keepproxy with the API server");
-            }
-        },
-        None => None,
-    };
-    Ok(StartedProxy {
-        pid: started.pid,
-        port: started.port,
-        url,
-        service_uuid,
-    })
+    let launch = Launch::begin(run_dir)?;
+    launcher::stop_locked(launch.run_dir(), NAME)
+        .with_context(|| format!("stopping the {NAME} left from an earlier start"))?;
+    let result = (|| {
+        launch.check()?;
+        let run_dir = launch.run_dir();
+        let api = RunApi::find(run_dir);
+        let mut more: Vec<OsString> = vec![format!("-run-dir={}", run_dir.display()).into()];
+        more.extend(extra.iter().cloned());
+        let env = api.as_ref().map(|a| a.env(true)).unwrap_or_default();
+        let instance = Instance::applet(run_dir, NAME, "keepproxy", "listen", more)?.env(env);
+        let started = launch.start(&instance)?;
+        let service_uuid = match &api {
+            Some(api) => Some(
+                register(&api.client, &api.token, started.port)
+                    .context("registering keepproxy with the API server")?,
+            ),
+            None => None,
+        };
+        Ok(StartedProxy {
+            pid: started.pid,
+            port: started.port,
+            url: format!("http://127.0.0.1:{}", started.port),
+            service_uuid,
+        })
+    })();
+    launch.finish(result, |_| {})
 }
 
 /// Replaces the API server's `proxy` keep services with one for `port`; its uuid.
@@ -83,5 +88,5 @@ fn register(api: &ApiClient, token: &str, port: u16) -> anyhow::Result<String> {
 
 /// `stop_keep_proxy`.
 pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
-    services::stop(run_dir, NAME).map(|_| ())
+    launcher::stop(run_dir, NAME).map(|_| ())
 }

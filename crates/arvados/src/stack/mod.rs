@@ -4,8 +4,11 @@
 //! client ([`crate::apiclient`]), which never import it; the names and timings both layers
 //! share are [`crate::rundir`]'s. This module only declares its parts.
 //!
-//! * [`services`]: start and stop of one single-process service (pid and port files, free
-//!   ports, the pid-reuse check), and what every launcher shares (`--run-dir`, shell quoting).
+//! * [`launcher`]: the one launcher every service starts and stops through: free loopback
+//!   ports with the retry, waiting until accepting, pid and port files, the interrupt clean-up
+//!   (SIGINT, SIGTERM, SIGHUP during a start), stops with the grace and SIGKILL.
+//! * [`services`]: what every launcher applet shares (`--run-dir`, shell quoting, the exit
+//!   status of an interrupted start).
 //! * [`api`]: the API server (`start_api`/`stop_api`), and an admin client for it.
 //! * [`keep`]: a set of keepstores (`start_keep`/`stop_keep`), registered with the API server.
 //! * [`keepproxy`]: keepproxy (`start_keep_proxy`/`stop_keep_proxy`).
@@ -19,6 +22,7 @@ pub mod api;
 pub mod git;
 pub mod keep;
 pub mod keepproxy;
+pub mod launcher;
 pub mod nginx;
 pub mod owned;
 pub mod services;

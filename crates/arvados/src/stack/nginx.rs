@@ -13,15 +13,16 @@
 //! ([`owned`]): a stop removes them only when the run made them, and a start refuses to
 //! overwrite ones it did not make. nginx's workers share the master's process group and its
 //! locked pid file, so a stop also stops workers a killed master left (see
-//! [`services::stop_locked`]).
+//! [`launcher::stop_locked`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::launcher::{self, Instance, Launch, PidFileBy};
 use super::owned;
-use super::services::{self, remove_quietly, ServiceSpec};
+use super::services::remove_quietly;
 use crate::rundir;
 use crate::rundir::RUN_DIR_WAIT;
 use cibox_runtime::process::{IfMissing, RunDir};
@@ -214,7 +215,8 @@ pub struct StartedNginx {
 
 /// Starts nginx (`program`, else [`find_nginx`]) in front of whichever of keepproxy and the
 /// git server the run directory records, with the run directory's certificate; writes the TLS
-/// port files. The run directory stays locked throughout.
+/// port files. The run directory stays locked throughout; on failure or a signal
+/// ([`launcher::Launch`]) nginx is stopped and what this start made removed.
 pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNginx> {
     let program = match program {
         Some(p) => {
@@ -224,10 +226,8 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         None => find_nginx()?,
     };
     check_path(&std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf()))?;
-    let lock = RunDir::lock(run_dir, IfMissing::Create, RUN_DIR_WAIT)?
-        .context("the run directory vanished")?;
-    let run_dir = std::fs::canonicalize(lock.path())
-        .with_context(|| format!("run directory {}", lock.path().display()))?;
+    let launch = Launch::begin(run_dir)?;
+    let run_dir = launch.run_dir().to_path_buf();
     check_path(&run_dir)?;
     let (cert, key) = (run_dir.join(CERT_FILE), run_dir.join(KEY_FILE));
     for file in [&cert, &key] {
@@ -250,111 +250,98 @@ pub fn start(run_dir: &Path, program: Option<&Path>) -> anyhow::Result<StartedNg
         run_dir.display()
     );
     // Stop an earlier nginx before taking its ports' place.
-    stop_locked(&lock).context("stopping the nginx left from an earlier start")?;
-    let pid_path = rundir::pid_file(&run_dir, NAME);
-    let master_pid = master_pid_file(&pid_path);
-    let master_name = master_pid
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for name in [WORK_DIR, CONFIG_FILE, master_name.as_str()] {
-        owned::claim(&lock, name)?;
-    }
-    let work = work_dir(&run_dir);
-    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let user = nix::unistd::geteuid()
-        .is_root()
-        .then(|| {
-            nix::unistd::User::from_uid(nix::unistd::getuid())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-        })
-        .flatten();
-    let conf_path = config_file(&run_dir);
-    // The first TLS port is the one the launcher picks (and retries); the others are fixed.
-    let mut extra_ports = Vec::new();
-    for _ in 1..backends.len() {
-        extra_ports
-            .push(cibox_runtime::process::free_loopback_port().context("finding a free port")?);
-    }
-    let settings_for = |first: u16| Settings {
-        run_dir: run_dir.clone(),
-        cert: cert.clone(),
-        key: key.clone(),
-        fronts: backends
-            .iter()
-            .zip(std::iter::once(first).chain(extra_ports.iter().copied()))
-            .map(|(&(tls_name, backend_port), tls_port)| Front {
-                tls_name,
-                backend_port,
-                tls_port,
+    stop_locked(launch.lock()).context("stopping the nginx left from an earlier start")?;
+    let result = (|| {
+        launch.check()?;
+        let lock = launch.lock();
+        let pid_path = rundir::pid_file(&run_dir, NAME);
+        let master_pid = master_pid_file(&pid_path);
+        let master_name = master_pid
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for name in [WORK_DIR, CONFIG_FILE, master_name.as_str()] {
+            owned::claim(lock, name)?;
+        }
+        let work = work_dir(&run_dir);
+        std::fs::create_dir_all(&work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
+        let user = nix::unistd::geteuid()
+            .is_root()
+            .then(|| {
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
             })
-            .collect(),
-        user: user.clone(),
-    };
-    let write_error = std::sync::Mutex::new(None);
-    let args = |port: u16| {
-        if let Err(e) = cibox_runtime::process::write_atomic(
-            &conf_path,
-            config(&settings_for(port)).as_bytes(),
-            0o644,
-        ) {
-            *write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            .flatten();
+        let conf_path = config_file(&run_dir);
+        // The first TLS port is the one the launcher picks (and retries); the others are fixed.
+        let mut extra_ports = Vec::new();
+        for _ in 1..backends.len() {
+            extra_ports
+                .push(cibox_runtime::process::free_loopback_port().context("finding a free port")?);
         }
-        vec![
-            "-e".into(),
-            "stderr".into(),
-            "-p".into(),
-            work.clone().into_os_string(),
-            "-c".into(),
-            conf_path.clone().into_os_string(),
-            "-g".into(),
-            pid_directive(&pid_path).into(),
-        ]
-    };
-    let started = services::start_locked(
-        &run_dir,
-        &ServiceSpec {
-            name: NAME,
-            program,
-            args: &args,
-            env: Vec::new(),
-            extra_ports: extra_ports.clone(),
-            writes_pid_file: false,
-            cancel: None,
-        },
-    );
-    if let Some(e) = write_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = stop_locked(&lock);
-        return Err(e).with_context(|| format!("writing {}", conf_path.display()));
-    }
-    let started = match started {
-        Ok(started) => started,
-        Err(e) => {
-            let _ = stop_locked(&lock);
-            return Err(e);
+        let settings_for = |first: u16| Settings {
+            run_dir: run_dir.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            fronts: backends
+                .iter()
+                .zip(std::iter::once(first).chain(extra_ports.iter().copied()))
+                .map(|(&(tls_name, backend_port), tls_port)| Front {
+                    tls_name,
+                    backend_port,
+                    tls_port,
+                })
+                .collect(),
+            user: user.clone(),
+        };
+        let write_error = std::sync::Mutex::new(None);
+        let mut instance = Instance::new(NAME, program, |port: u16| {
+            if let Err(e) = cibox_runtime::process::write_atomic(
+                &conf_path,
+                config(&settings_for(port)).as_bytes(),
+                0o644,
+            ) {
+                *write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+            vec![
+                "-e".into(),
+                "stderr".into(),
+                "-p".into(),
+                work.clone().into_os_string(),
+                "-c".into(),
+                conf_path.clone().into_os_string(),
+                "-g".into(),
+                pid_directive(&pid_path).into(),
+            ]
+        });
+        instance.extra_ports = extra_ports.clone();
+        instance.pid_file_by = PidFileBy::Launcher;
+        let started = launch.start(&instance);
+        if let Some(e) = write_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e).with_context(|| format!("writing {}", conf_path.display()));
         }
-    };
-    let settings = settings_for(started.port);
-    let mut result = StartedNginx {
-        pid: started.pid,
-        keepproxy_ssl_port: None,
-        git_ssl_port: None,
-        config: conf_path,
-    };
-    for front in &settings.fronts {
-        if let Err(e) = services::write_port(&run_dir, front.tls_name, front.tls_port) {
-            let _ = stop_locked(&lock);
-            return Err(e).context("writing the TLS port files");
+        let started = started?;
+        let mut result = StartedNginx {
+            pid: started.pid,
+            keepproxy_ssl_port: None,
+            git_ssl_port: None,
+            config: conf_path.clone(),
+        };
+        for front in &settings_for(started.port).fronts {
+            launcher::write_port(&run_dir, front.tls_name, front.tls_port)
+                .context("writing the TLS port files")?;
+            if front.tls_name == PORT_FILES[0] {
+                result.keepproxy_ssl_port = Some(front.tls_port);
+            } else {
+                result.git_ssl_port = Some(front.tls_port);
+            }
         }
-        if front.tls_name == PORT_FILES[0] {
-            result.keepproxy_ssl_port = Some(front.tls_port);
-        } else {
-            result.git_ssl_port = Some(front.tls_port);
-        }
-    }
-    Ok(result)
+        Ok(result)
+    })();
+    launch.finish(result, remove_own_files)
 }
 
 /// nginx's `-g` argument: its own pid file ([`master_pid_file`]), quoted, then a comment naming
@@ -379,20 +366,33 @@ pub fn stop(run_dir: &Path) -> anyhow::Result<()> {
 
 /// [`stop`] in a run directory the caller holds locked.
 fn stop_locked(lock: &RunDir) -> anyhow::Result<()> {
-    let run_dir = lock.path();
-    let result = services::stop_locked(run_dir, NAME).map(|_| ());
+    let result = launcher::stop_locked(lock.path(), NAME).map(|_| ());
+    if result.is_ok() {
+        remove_own_files(lock);
+    } else {
+        remove_tls_port_files(lock.path());
+    }
+    result
+}
+
+fn remove_tls_port_files(run_dir: &Path) {
     for tls in PORT_FILES {
         remove_quietly(&rundir::port_file(run_dir, tls));
     }
-    if result.is_ok() {
-        let master = master_pid_file(&rundir::pid_file(run_dir, NAME));
-        if let Some(name) = master.file_name() {
-            owned::remove(lock, &name.to_string_lossy());
-        }
-        owned::remove(lock, CONFIG_FILE);
-        owned::remove(lock, WORK_DIR);
+}
+
+/// Removes what nginx has beside its pid and port files (which [`launcher`] owns), once it
+/// is stopped: the TLS port files, and its own pid file, config and work directory when the
+/// run made them.
+fn remove_own_files(lock: &RunDir) {
+    let run_dir = lock.path();
+    remove_tls_port_files(run_dir);
+    let master = master_pid_file(&rundir::pid_file(run_dir, NAME));
+    if let Some(name) = master.file_name() {
+        owned::remove(lock, &name.to_string_lossy());
     }
-    result
+    owned::remove(lock, CONFIG_FILE);
+    owned::remove(lock, WORK_DIR);
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! [`arvados_resources`]), the real Python SDK and its tools ([`arvados_sdk`]),
 //! keepproxy, the git server and nginx ([`arvados_services`]), what the launchers own (the
 //! files a stop may remove, nginx's process group, the git server's repositories:
-//! [`stack_ownership`]), and property tests of the Keep parsers ([`keep_properties`]).
+//! [`stack_ownership`]), the launchers' clean-up on SIGINT and SIGTERM ([`launcher_signals`]),
+//! and property tests of the Keep parsers ([`keep_properties`]).
 //! [`support`] runs a private stack in a temp run directory.
 
 mod support;
@@ -18,4 +19,5 @@ mod keep;
 mod keep_hostile;
 mod keep_properties;
 mod keep_server;
+mod launcher_signals;
 mod stack_ownership;

@@ -126,7 +126,7 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__apiserver)
-            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --body-timeout --idle-timeout --max-connections --log_format --log-format --header-timeout --help"
+            opts="-h --listen --pid --tls-cert --tls-key --state --blob-signing-key-file --fixtures --body-timeout --idle-timeout --max-connections --log_format --log-format --header-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,6 +153,10 @@ _cibox() {
                     return 0
                     ;;
                 --blob-signing-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fixtures)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -842,13 +846,17 @@ _cibox() {
             return 0
             ;;
         cibox__subcmd__start_api)
-            opts="-h --auth --run-dir --help"
+            opts="-h --auth --fixtures --run-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fixtures)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-cert -d 'T
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l tls-key -d 'TLS private key (PEM)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l state -d 'Save the records here on every change (and start from it when it exists)' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l blob-signing-key-file -d 'The keepstores\' blob signing key file: manifests are checked and signed with it when it exists' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l fixtures -d 'Start from the fixture files of this Arvados checkout (or its services/api/test/fixtures directory) instead of the built-in fixtures' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l body-timeout -d 'Seconds each piece of a request body may take to arrive; a stalled body gets 408 (a stalled keepstore PUT gives its buffer back)' -r
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l idle-timeout -d 'Seconds a connection may move no byte between requests, or while a client does not read its answer, before it is closed' -r
 complete -c cibox -n "__fish_cibox_using_subcommand apiserver" -l max-connections -d 'Connections served at once (TLS handshakes included); more are answered 503 and closed' -r
@@ -230,6 +231,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand serve" -s l -l logging -d 'K
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -l no-demo -l no_demo -d 'Don\'t write the demo payload when nothing is configured'
 complete -c cibox -n "__fish_cibox_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l auth -d 'Print export lines for this token fixture (admin, active, spectator, ...)' -r
+complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l fixtures -d 'Start from the fixture files of this Arvados checkout (its services/api/test/fixtures/*.yml) instead of the built-in fixtures' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -l run-dir -d 'Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_api" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand start_arv-git-httpd" -l run-dir -d 'Directory of the run\'s state files [default: $TMPDIR/cibox]' -r -F

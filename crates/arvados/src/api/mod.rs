@@ -4,6 +4,8 @@
 //! * [`fixtures`]: the users, tokens, repositories, collections, groups and links it starts
 //!   with.
 //! * [`cluster`]: the test cluster's signing key and exported configuration.
+//! * [`erb`], [`fixture_files`]: `--fixtures DIR`, an Arvados checkout's fixture files (the
+//!   small ERB they hold, then YAML) instead of the built-in set.
 //! * [`permissions`]: who may read, write and manage what (links, group ownership).
 //! * [`record`]: timestamps and etags every record carries.
 //! * [`state`]: the records, saved to a journal file in the run directory on every change.
@@ -22,6 +24,8 @@ pub mod answer;
 pub mod body;
 pub mod cluster;
 pub mod discovery;
+pub mod erb;
+pub mod fixture_files;
 pub mod fixtures;
 pub mod manifest;
 pub mod permissions;

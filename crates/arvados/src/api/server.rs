@@ -32,6 +32,9 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// The keepstores' blob signing key file, shared for locator signatures.
     pub blob_signing_key_file: Option<PathBuf>,
+    /// An Arvados checkout (or its fixture directory) whose fixture files replace the
+    /// built-in fixtures.
+    pub fixtures: Option<PathBuf>,
     /// Timeouts and the connection cap (the header read timeout also bounds the TLS handshake).
     pub http: cibox_runtime::httpd::Limits,
 }
@@ -39,7 +42,11 @@ pub struct Config {
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let tls = cibox_runtime::tls::server_config(&config.cert, &config.key)?;
-    let store = state::Store::open(config.state_file.clone(), state::builtin_fixtures())?;
+    let fixtures = match &config.fixtures {
+        Some(dir) => super::fixture_files::load(dir)?,
+        None => state::builtin_fixtures(),
+    };
+    let store = state::Store::open(config.state_file.clone(), fixtures)?;
     let server = Arc::new(router::Server {
         records: Mutex::new(store),
         key_file: config.blob_signing_key_file.clone(),

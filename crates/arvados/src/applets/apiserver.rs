@@ -22,7 +22,7 @@ other resource answers a JSON error (404 unknown, 501 not implemented). POST /da
 (admin token) restores the fixtures. Usually started by start_api (run_test_server.py start).\n\n\
 Flags may be spelled Go style: -flag=value, -flag value, --flag=value.\n\n\
 Exit status:\n  0  stopped by SIGTERM or SIGINT\n  1  cannot start (certificate or key unreadable, \
-pid file in use, cannot listen, state file unwritable)\n  2  usage error"
+pid file in use, cannot listen, state file unwritable, fixture files unreadable)\n  2  usage error"
 )]
 struct ApiServerArgs {
     /// Address to listen on
@@ -44,6 +44,10 @@ struct ApiServerArgs {
     /// it exists
     #[arg(long, value_name = "FILE")]
     blob_signing_key_file: Option<PathBuf>,
+    /// Start from the fixture files of this Arvados checkout (or its
+    /// services/api/test/fixtures directory) instead of the built-in fixtures
+    #[arg(long, value_name = "DIR")]
+    fixtures: Option<PathBuf>,
     #[command(flatten)]
     http: httpd::LimitArgs,
 
@@ -67,6 +71,7 @@ fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
         key: args.tls_key,
         state_file: args.state,
         blob_signing_key_file: args.blob_signing_key_file,
+        fixtures: args.fixtures,
         http: args.http.limits(),
     })?;
     Ok(ExitCode::SUCCESS)

@@ -17,7 +17,10 @@ use cibox_core::applet::{Applet, Invocation, Manual};
     after_help = "Stops an API server left from an earlier start in the same run directory, makes \
 a self-signed certificate for 127.0.0.1, localhost and 0.0.0.0 when there is none \
 (self-signed.pem, self-signed.key), starts `cibox apiserver` on a free port of 127.0.0.1 and \
-waits until it accepts connections. It starts from the fixtures. Prints the host \
+waits until it accepts connections. It starts from the built-in fixtures, or with --fixtures DIR \
+from an Arvados checkout's services/api/test/fixtures/*.yml (users, tokens, collections, groups, \
+links, logs; their small ERB is expanded, anything else in it refused naming the file and line); \
+POST /database/reset restores the same set. Prints the host \
 (127.0.0.1:PORT), or with --auth NAME the three export lines for that token fixture. The \
 server's log lines go to standard error prefixed [api]; stop it with stop_api. The run \
 directory holds api.pid, api.port, api.state.json and the certificate.\n\n\
@@ -29,6 +32,10 @@ struct StartApiArgs {
     /// Print export lines for this token fixture (admin, active, spectator, ...)
     #[arg(long, value_name = "FIXTURE_NAME")]
     auth: Option<String>,
+    /// Start from the fixture files of this Arvados checkout (its
+    /// services/api/test/fixtures/*.yml) instead of the built-in fixtures
+    #[arg(long, value_name = "DIR")]
+    fixtures: Option<PathBuf>,
     /// Directory for the pid, port, state and certificate files [default: $TMPDIR/cibox]
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
@@ -36,19 +43,31 @@ struct StartApiArgs {
 
 fn run(inv: Invocation) -> anyhow::Result<ExitCode> {
     let (args, _rest) = inv.parse::<StartApiArgs>()?;
+    // The fixture files are read here first, so a directory the server would refuse is one
+    // line and nothing started.
+    let tokens = match &args.fixtures {
+        Some(dir) => Some(launcher::fixture_tokens(dir)?),
+        None => None,
+    };
     if let Some(name) = &args.auth {
-        if let Err(e) = launcher::auth_exports("", name) {
+        if let Err(e) = launcher::auth_exports("", name, tokens.as_deref()) {
             eprintln!("cibox start_api: {e:#}");
             return Ok(ExitCode::from(2));
         }
     }
     let run_dir = args.run_dir.unwrap_or_else(crate::rundir::default_run_dir);
-    let started = match exit_if_interrupted("start_api", launcher::start(&run_dir))? {
+    let started = match exit_if_interrupted(
+        "start_api",
+        launcher::start(&run_dir, args.fixtures.as_deref()),
+    )? {
         Ok(started) => started,
         Err(status) => return Ok(status),
     };
     match &args.auth {
-        Some(name) => print!("{}", launcher::auth_exports(&started.host, name)?),
+        Some(name) => print!(
+            "{}",
+            launcher::auth_exports(&started.host, name, tokens.as_deref())?
+        ),
         None => println!("{}", started.host),
     }
     Ok(ExitCode::SUCCESS)

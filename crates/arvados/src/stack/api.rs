@@ -48,17 +48,50 @@ pub struct Started {
     pub external: bool,
 }
 
-/// The `export` lines `--auth NAME` prints: token, host, insecure.
-pub fn auth_exports(host: &str, fixture: &str) -> anyhow::Result<String> {
-    let token = fixtures::token(fixture).with_context(|| {
+/// The token fixtures `(name, token)` of the fixture files in `dir` (`--fixtures DIR`).
+pub fn fixture_tokens(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let tables = crate::api::fixture_files::load(dir)?;
+    Ok(tables
+        .get("api_client_authorizations")
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter_map(|t| {
+            Some((
+                t["fixture_name"].as_str()?.to_string(),
+                t["api_token"].as_str()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// The `export` lines `--auth NAME` prints: token, host, insecure. `tokens` are the fixture
+/// files' tokens with `--fixtures`, else the built-in ones are used.
+pub fn auth_exports(
+    host: &str,
+    fixture: &str,
+    tokens: Option<&[(String, String)]>,
+) -> anyhow::Result<String> {
+    let token = match tokens {
+        Some(tokens) => tokens.iter().find(|t| t.0 == fixture).map(|t| t.1.clone()),
+        None => fixtures::token(fixture).map(str::to_string),
+    };
+    let token = token.with_context(|| {
+        let mut names: Vec<String> = match tokens {
+            Some(tokens) => tokens.iter().map(|t| t.0.clone()).collect(),
+            None => fixtures::token_names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+        };
+        names.sort();
         format!(
             "--auth {fixture}: no such token fixture (one of: {})",
-            fixtures::token_names().join(", ")
+            names.join(", ")
         )
     })?;
     Ok(format!(
         "export ARVADOS_API_TOKEN={}\nexport ARVADOS_API_HOST={}\nexport ARVADOS_API_HOST_INSECURE=true\n",
-        sh_quote(token),
+        sh_quote(&token),
         sh_quote(host)
     ))
 }
@@ -91,10 +124,14 @@ pub fn admin_client(run_dir: &Path) -> anyhow::Result<Option<ApiClient>> {
     Ok(None)
 }
 
-/// Starts the API server in `run_dir` (stopping one left there first), or resets the outside
-/// server `ARVADOS_TEST_API_HOST` names. On failure or a signal ([`launcher::Launch`]) the
-/// server is stopped and what this start made removed.
-pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
+/// Starts the API server in `run_dir` (stopping one left there first), from the fixture files
+/// of `fixtures` (an Arvados checkout) when given, or resets the outside server
+/// `ARVADOS_TEST_API_HOST` names. On failure or a signal ([`launcher::Launch`]) the server is
+/// stopped and what this start made removed.
+pub fn start(run_dir: &Path, fixtures: Option<&Path>) -> anyhow::Result<Started> {
+    let fixtures = fixtures
+        .map(|d| std::fs::canonicalize(d).with_context(|| format!("--fixtures {}", d.display())))
+        .transpose()?;
     if let Some(host) = external_host() {
         let client = ApiClient::new(&host, &Trust::Insecure)?.with_token(admin_token());
         client
@@ -120,7 +157,7 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
             tls::write_self_signed(&cert, &key)?;
         }
         owned::claim(lock, STATE_FILE)?;
-        let more = [
+        let mut more = [
             format!("-tls-cert={}", cert.display()),
             format!("-tls-key={}", key.display()),
             format!("-state={}", run_dir.join(STATE_FILE).display()),
@@ -131,6 +168,11 @@ pub fn start(run_dir: &Path) -> anyhow::Result<Started> {
         ]
         .map(OsString::from)
         .to_vec();
+        if let Some(dir) = &fixtures {
+            let mut flag = OsString::from("-fixtures=");
+            flag.push(dir.as_os_str());
+            more.push(flag);
+        }
         let instance = Instance::applet(run_dir, NAME, "apiserver", "listen", more)?;
         let started = launch.start(&instance).context("starting the API server")?;
         Ok(Started {

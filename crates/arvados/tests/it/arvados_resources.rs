@@ -455,3 +455,119 @@ fn the_discovery_document_lists_the_new_resources() {
         "groups/contents"
     );
 }
+
+/// A small Arvados-style checkout: `services/api/test/fixtures/*.yml` with the ERB the real
+/// files use.
+fn write_checkout(root: &std::path::Path, groups_name: &str) {
+    let dir = root.join("services/api/test/fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("users.yml"),
+        "someone:\n  uuid: zzzzz-tpzed-someone00000001\n  is_active: true\n  first_name: Some\n  last_name: One\n  created_at: 2014-11-27 06:38:21.215463000 Z\nroot:\n  uuid: zzzzz-tpzed-000000000000000\n  is_active: true\n  is_admin: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("api_client_authorizations.yml"),
+        "someone_token:\n  uuid: zzzzz-gj3su-someonetoken001\n  user: someone\n  api_token: someonesecrettokenabcdefghijklmnopqrstuvwxyz0123\n  expires_at: 2038-01-01 00:00:00\nroot_token:\n  uuid: zzzzz-gj3su-roottoken000001\n  user: root\n  api_token: rootsecrettokenabcdefghijklmnopqrstuvwxyz0123456\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("groups.yml"),
+        format!("home:\n  uuid: zzzzz-j7d0g-someoneproject1\n  owner_uuid: zzzzz-tpzed-someone00000001\n  group_class: project\n  name: {groups_name}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("collections.yml"),
+        "<% for i in 1..3 do %>\nnumbered_<%= i %>:\n  uuid: zzzzz-4zz18-numbered<%= i.to_s.rjust(7, '0') %>\n  owner_uuid: zzzzz-j7d0g-someoneproject1\n  manifest_text: \". acbd18db4cc2f85cedef654fccc4a4d8+3 0:3:foo\\n\"\n  created_at: <%= i.hour.ago.to_fs(:db) %>\n<% end %>\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn start_api_fixtures_dir_loads_a_checkouts_fixture_files_and_reset_restores_them() {
+    let stack = Stack::new();
+    let checkout = stack.tmp.path().join("arvados");
+    write_checkout(&checkout, "Someone's project");
+    let out = stack.cibox(&[
+        "start_api",
+        "--fixtures",
+        checkout.to_str().unwrap(),
+        "--auth",
+        "someone_token",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = exports(&String::from_utf8(out.stdout).unwrap());
+    let get = |k: &str| env.iter().find(|e| e.0 == k).unwrap().1.clone();
+    let token = get("ARVADOS_API_TOKEN");
+    assert_eq!(token, "someonesecrettokenabcdefghijklmnopqrstuvwxyz0123");
+    let api = stack.api(&get("ARVADOS_API_HOST"));
+    let (status, me) = api.get("/arvados/v1/users/current", &token);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["uuid"], "zzzzz-tpzed-someone00000001");
+    let (_, contents) = api.get(
+        "/arvados/v1/groups/zzzzz-j7d0g-someoneproject1/contents",
+        &token,
+    );
+    assert_eq!(contents["items_available"], 3, "{contents}");
+    assert_eq!(
+        api.get(
+            "/arvados/v1/collections/zzzzz-4zz18-numbered0000002",
+            &token
+        )
+        .1["portable_data_hash"],
+        "1f4b0bc7583c2a7f9102c395f4ffc5e3+45"
+    );
+    // The built-in fixtures are not there; the loaded ones survive a reset.
+    assert_eq!(api.get("/arvados/v1/users/current", ACTIVE).0, 401);
+    let (status, _) = api.call(
+        "DELETE",
+        "/arvados/v1/collections/zzzzz-4zz18-numbered0000001",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, created) = api.post(
+        "/arvados/v1/collections",
+        &token,
+        &json!({"collection": {"name": "new"}}),
+    );
+    assert_eq!(status, 200, "{created}");
+    let root = "rootsecrettokenabcdefghijklmnopqrstuvwxyz0123456";
+    assert_eq!(api.call("POST", "/database/reset", Some(root), None).0, 200);
+    let (_, contents) = api.get(
+        "/arvados/v1/groups/zzzzz-j7d0g-someoneproject1/contents",
+        &token,
+    );
+    assert_eq!(contents["items_available"], 3, "{contents}");
+    let new = created["uuid"].as_str().unwrap();
+    assert_eq!(
+        api.get(&format!("/arvados/v1/collections/{new}"), &token).0,
+        404
+    );
+}
+
+#[test]
+fn start_api_fixtures_refuses_unsupported_erb_naming_the_file_and_line() {
+    let stack = Stack::new();
+    let checkout = stack.tmp.path().join("arvados");
+    write_checkout(&checkout, "<%= SecureRandom.hex %>");
+    let out = stack.cibox(&["start_api", "--fixtures", checkout.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("groups.yml:5") && err.contains("SecureRandom"),
+        "{err}"
+    );
+    assert!(
+        stack.files().is_empty(),
+        "nothing started: {:?}",
+        stack.files()
+    );
+    let out = stack.cibox(&["start_api", "--fixtures", "/nonexistent/arvados"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("users.yml"));
+}

@@ -241,7 +241,7 @@ complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l num-keep-serv
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l blob-signing-key -d 'Sign locators with the key in FILE' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l run-dir -d 'Directory for pid, port, volume, key and token files [default: $TMPDIR/cibox]' -r -F
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keepstore -d 'Run this keepstore program instead of `cibox keepstore`' -r -F
-complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keep-enforce-permissions -d 'Refuse GETs without a valid permission signature (a signing key is generated unless --blob-signing-key is given)'
+complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l keep-enforce-permissions -d 'Refuse GETs without a valid permission signature (signed with the test cluster\'s key, the one the API server signs manifests with, unless --blob-signing-key is given)'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l env -d 'Print `export VAR=value` lines for a shell to eval'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -l json -d 'Print a JSON description of the servers'
 complete -c cibox -n "__fish_cibox_using_subcommand start_keep" -s h -l help -d 'Print help'

@@ -26,7 +26,8 @@ server's log lines go to standard error prefixed [api]; stop it with stop_api. T
 directory holds api.pid, api.port, api.state.json and the certificate.\n\n\
 With ARVADOS_TEST_API_HOST set, that server is used instead: it is only reset to fixtures.\n\n\
 Exit status:\n  0  the server accepts connections\n  1  it failed to start (or the reset \
-failed)\n  2  usage error, or an unknown --auth fixture"
+failed)\n  2  usage error, or an unknown --auth fixture\n  128+N  interrupted by signal N (130 \
+for SIGINT): the server it started is stopped and its files removed"
 )]
 struct StartApiArgs {
     /// Print export lines for this token fixture (admin, active, spectator, ...)

@@ -41,8 +41,8 @@ struct StartKeepArgs {
     #[arg(long = "num-keep-servers", value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=64))]
     num_keep_servers: u64,
-    /// Refuse GETs without a valid permission signature (a signing key is generated unless
-    /// --blob-signing-key is given)
+    /// Refuse GETs without a valid permission signature (signed with the test cluster's key,
+    /// the one the API server signs manifests with, unless --blob-signing-key is given)
     #[arg(long)]
     keep_enforce_permissions: bool,
     /// Sign locators with the key in FILE

@@ -22,6 +22,9 @@ _cibox() {
             cibox,arv-git-httpd)
                 cmd="cibox__subcmd__arv__subcmd__git__subcmd__httpd"
                 ;;
+            cibox,arvados-fixtures)
+                cmd="cibox__subcmd__arvados__subcmd__fixtures"
+                ;;
             cibox,build)
                 cmd="cibox__subcmd__build"
                 ;;
@@ -101,7 +104,7 @@ _cibox() {
 
     case "${cmd}" in
         cibox)
-            opts="-h -V --engine --list --install --force --help --version completions apiserver arv-git-httpd build cc check clean fetch images keepproxy keepstore probe run serve start_api start_arv-git-httpd start_keep start_keep_proxy start_nginx stop_all stop_api stop_arv-git-httpd stop_keep stop_keep_proxy stop_nginx update"
+            opts="-h -V --engine --list --install --force --help --version completions apiserver arv-git-httpd arvados-fixtures build cc check clean fetch images keepproxy keepstore probe run serve start_api start_arv-git-httpd start_keep start_keep_proxy start_nginx stop_all stop_api stop_arv-git-httpd stop_keep stop_keep_proxy stop_nginx update"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,6 +239,24 @@ _cibox() {
                     ;;
                 --log_format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cibox__subcmd__arvados__subcmd__fixtures)
+            opts="-h --fixtures --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

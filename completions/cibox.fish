@@ -35,6 +35,7 @@ complete -c cibox -n "__fish_cibox_needs_command" -s V -l version -d 'Print vers
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "apiserver" -d 'Arvados-compatible API server for test runs (HTTPS)'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "arv-git-httpd" -d 'Git smart HTTP server with Arvados token checks (arv-git-httpd compatible)'
+complete -c cibox -n "__fish_cibox_needs_command" -f -a "arvados-fixtures" -d 'Print the API server\'s fixture records of one kind, by fixture name, as JSON'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "build" -d 'Build an image from a Dockerfile unless it is up to date'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "cc" -d 'Run a compiler in an image on the current directory, as the current user'
 complete -c cibox -n "__fish_cibox_needs_command" -f -a "check" -d 'Check whether an image is up to date with its Dockerfile, or recent enough'
@@ -84,6 +85,8 @@ complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l max-connec
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -l log-format -l log_format -d 'How records are written to stderr: text, or one JSON object a line' -r -f -a "text\t'One line a record: time, level, message and fields'
 json\t'One JSON object a line: timestamp, level, target and the record\'s fields'"
 complete -c cibox -n "__fish_cibox_using_subcommand arv-git-httpd" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cibox -n "__fish_cibox_using_subcommand arvados-fixtures" -l fixtures -d 'Read an Arvados checkout\'s fixture files (as `start_api --fixtures DIR` does) instead of the built-in set' -r -F
+complete -c cibox -n "__fish_cibox_using_subcommand arvados-fixtures" -s h -l help -d 'Print help'
 complete -c cibox -n "__fish_cibox_using_subcommand build" -l engine -d 'Container engine: auto (podman, docker, sudo docker), docker or podman' -r -f -a "auto\t'podman, then docker, then `sudo -n docker`: the first that answers'
 docker\t'docker only (and `sudo -n docker` when plain docker does not answer)'
 podman\t'podman only'"

@@ -145,13 +145,17 @@ fn install_makes_links_and_never_overwrites_a_stranger() {
     let dir = tempfile::tempdir().unwrap();
     let out = output(cibox().arg("--install").arg(dir.path()));
     assert!(out.status.success(), "{}", stderr(&out));
-    for name in ["probe", "run", "run_test_server.py"] {
+    for name in ["probe", "run", "arvados-fixtures"] {
         let link = dir.path().join(name);
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
             cibox_path().canonicalize().unwrap()
         );
     }
+    // run_test_server.py is the Python module the Arvados SDK's tests import, naming this cibox.
+    let module = std::fs::read_to_string(dir.path().join("run_test_server.py")).unwrap();
+    assert!(module.contains(cibox_core::pystub::MARKER));
+    assert!(module.contains("class TestCaseWithServers"), "{module}");
     // docker.py is a Python stub (QEMU runs it through Python), naming this cibox.
     let stub = std::fs::read_to_string(dir.path().join("docker.py")).unwrap();
     assert!(stub.starts_with("#!/usr/bin/env python3\n"), "{stub}");

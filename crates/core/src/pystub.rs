@@ -25,7 +25,7 @@ const MARKER_WINDOW: u64 = 4096;
 
 /// A Python bytes literal for any byte string: printable ASCII as is, everything else
 /// (quotes, backslashes, non-UTF-8 bytes) escaped.
-fn python_bytes_literal(bytes: &[u8]) -> String {
+pub fn python_bytes_literal(bytes: &[u8]) -> String {
     let mut out = String::from("b'");
     for &b in bytes {
         match b {

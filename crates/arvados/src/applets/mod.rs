@@ -3,6 +3,7 @@
 
 mod apiserver;
 mod arv_git_httpd;
+mod arvados_fixtures;
 mod keepproxy;
 mod keepstore;
 mod run_test_server;

@@ -20,4 +20,5 @@ mod keep_hostile;
 mod keep_properties;
 mod keep_server;
 mod launcher_signals;
+mod run_test_server_module;
 mod stack_ownership;

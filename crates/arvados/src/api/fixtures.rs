@@ -651,23 +651,26 @@ pub fn links() -> Vec<Value> {
 pub fn users() -> Vec<Value> {
     USERS
         .iter()
-        .map(|&(_, uuid, email, first, last, username, active, admin)| {
-            merge(
-                common("user", uuid, SYSTEM_USER),
-                json!({
-                    "email": email,
-                    "first_name": first,
-                    "last_name": last,
-                    "full_name": format!("{first} {last}").trim().to_string(),
-                    "username": if username.is_empty() { Value::Null } else { username.into() },
-                    "is_active": active,
-                    "is_admin": admin,
-                    "is_invited": active,
-                    "identity_url": Value::Null,
-                    "prefs": {},
-                }),
-            )
-        })
+        .map(
+            |&(name, uuid, email, first, last, username, active, admin)| {
+                merge(
+                    common("user", uuid, SYSTEM_USER),
+                    json!({
+                        "fixture_name": name,
+                        "email": email,
+                        "first_name": first,
+                        "last_name": last,
+                        "full_name": format!("{first} {last}").trim().to_string(),
+                        "username": if username.is_empty() { Value::Null } else { username.into() },
+                        "is_active": active,
+                        "is_admin": admin,
+                        "is_invited": active,
+                        "identity_url": Value::Null,
+                        "prefs": {},
+                    }),
+                )
+            },
+        )
         .collect()
 }
 

@@ -23,6 +23,7 @@ rts.authorize_with("active")
 print("current", arvados.api("v1").users().current().execute()["uuid"])
 print("fixture", rts.fixture("collections")["foo_file"]["portable_data_hash"])
 print("token", rts.auth_token("admin"))
+print("user", rts.fixture("users")["active"]["uuid"])
 rts.run_keep(num_servers=2)
 keep = arvados.KeepClient(api_client=arvados.api("v1"))
 locator = keep.put(b"written through run_test_server")
@@ -93,6 +94,10 @@ fn the_sdk_runs_its_servers_through_the_installed_module() {
         ),
         format!("fixture {foo}"),
         format!("token {admin}"),
+        format!(
+            "user {}",
+            cibox_arvados::api::fixtures::user_uuid("active").unwrap()
+        ),
         "keep True".to_string(),
         "class True".to_string(),
     ] {

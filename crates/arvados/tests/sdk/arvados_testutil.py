@@ -136,44 +136,44 @@ class FakeCurl(object):
         return mock.Mock(spec=cls, wraps=cls(code, body, headers))
 
     def __init__(self, code=200, body='', headers={}):
-        self._opt = {}
-        self._writer = None
-        self._headerfunction = None
-        self._resp_code = code
-        self._resp_body = body
-        self._resp_headers = dict(headers)
+        self._options = {}
+        self._write_body = None
+        self._on_header = None
+        self._status = code
+        self._canned_body = body
+        self._canned_headers = dict(headers)
 
     def getopt(self, opt):
-        return self._opt.get(str(opt))
+        return self._options.get(str(opt))
 
     def setopt(self, opt, val):
-        self._opt[str(opt)] = val
+        self._options[str(opt)] = val
         if opt == pycurl.WRITEFUNCTION:
-            self._writer = val
+            self._write_body = val
         elif opt == pycurl.HEADERFUNCTION:
-            self._headerfunction = val
+            self._on_header = val
 
     def perform(self):
-        if isinstance(self._resp_code, BaseException) or (
-                isinstance(self._resp_code, type) and
-                issubclass(self._resp_code, BaseException)):
-            raise self._resp_code
-        if isinstance(self._resp_body, BaseException):
-            raise self._resp_body
+        if isinstance(self._status, BaseException) or (
+                isinstance(self._status, type) and
+                issubclass(self._status, BaseException)):
+            raise self._status
+        if isinstance(self._canned_body, BaseException):
+            raise self._canned_body
         if self.getopt(pycurl.URL) is None:
             raise ValueError('FakeCurl: perform() without a URL')
-        if self._writer is None:
+        if self._write_body is None:
             raise ValueError('FakeCurl: perform() without a WRITEFUNCTION')
-        if self._headerfunction is not None:
-            self._headerfunction('HTTP/1.1 {} Status'.format(self._resp_code))
-            for name, value in self._resp_headers.items():
-                self._headerfunction('{}: {}'.format(name, value))
-        body = self._resp_body
+        if self._on_header is not None:
+            self._on_header('HTTP/1.1 {} Status'.format(self._status))
+            for name, value in self._canned_headers.items():
+                self._on_header('{}: {}'.format(name, value))
+        body = self._canned_body
         if body is None or isinstance(body, bool):
             return
         if isinstance(body, str):
             body = body.encode()
-        self._writer(body)
+        self._write_body(body)
 
     def close(self):
         pass
@@ -184,7 +184,7 @@ class FakeCurl(object):
 
     def getinfo(self, opt):
         if opt == pycurl.RESPONSE_CODE:
-            return self._resp_code
+            return self._status
         raise NotImplementedError('FakeCurl.getinfo({!r})'.format(opt))
 
 

@@ -14,6 +14,10 @@ use crate::signature::DEFAULT_TTL;
 /// configuration), used when the run directory has no key file of its own.
 pub const BLOB_SIGNING_KEY: &str = "zfhgfenhffzltr9dixws36j1yhksjoll2grmku38mi7yxd66h5j4q9w4jzanezacp8s6q0ro3hxakfye02152hncy6zml2ed0uc";
 
+/// The run-directory file (beside the key file) `start_keep` writes when its keepstores
+/// enforce signatures: the API server then refuses a non-admin's unsigned locators too.
+pub const ENFORCE_FILE: &str = "keep.enforce_permissions";
+
 /// How long a trashed record stays before it is deleted (`Collections.DefaultTrashLifetime`).
 pub const TRASH_LIFETIME: u64 = 1_209_600;
 

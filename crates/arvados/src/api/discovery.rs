@@ -183,6 +183,18 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
     value
 }
 
+/// The uuid type infix of records of schema `kind` (`Collection` -> `4zz18`), when they have
+/// uuids.
+fn uuid_infix(kind: &str) -> Option<&'static str> {
+    let mut chars = kind.chars();
+    let first = chars.next()?;
+    let name = format!("arvados#{}{}", first.to_ascii_lowercase(), chars.as_str());
+    super::record::KINDS
+        .iter()
+        .find(|k| k.0 == name)
+        .map(|k| k.1)
+}
+
 fn schemas() -> Map<String, Value> {
     let mut s = Map::new();
     for r in RESOURCES {
@@ -191,10 +203,13 @@ fn schemas() -> Map<String, Value> {
             .iter()
             .map(|c| (c.to_string(), json!({"type": "string"})))
             .collect();
-        s.insert(
-            kind.into(),
-            json!({"id": kind, "type": "object", "description": kind, "properties": properties}),
-        );
+        let mut schema =
+            json!({"id": kind, "type": "object", "description": kind, "properties": properties});
+        if let Some(infix) = uuid_infix(kind) {
+            // What clients (arv-copy) read to tell a uuid's type from its infix.
+            schema["uuidPrefix"] = json!(infix);
+        }
+        s.insert(kind.into(), schema);
         let list = format!("{kind}List");
         s.insert(
             list.clone(),

@@ -64,7 +64,7 @@ pub struct Call<'a> {
     pub body: Option<Value>,
     /// The cluster's blob signing key (the keepstores' when they have one).
     pub key: Vec<u8>,
-    /// Signatures are enforced (the keepstores were started with a signing key): a
+    /// Signatures are enforced (`start_keep`'s keepstores enforce them): a
     /// non-admin's manifest must carry valid signatures.
     pub enforce: bool,
     /// `X-External-Client: 1` was sent (the caller is outside the cluster: give it proxies).
@@ -313,6 +313,14 @@ pub const RESOURCES: &[Resource] = &[
             "properties",
         ],
     },
+    // Listed and read only, and never holding a record: arv-copy lists a project's workflows.
+    Resource {
+        plural: "workflows",
+        singular: "workflow",
+        kind: "Workflow",
+        columns: record_columns!["name", "description", "definition"],
+        writable: &[],
+    },
     Resource {
         plural: "computed_permissions",
         singular: "computed_permission",
@@ -354,7 +362,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "specimens",
     "traits",
     "virtual_machines",
-    "workflows",
     "user_agreements",
     "vocabularies",
     "sys",

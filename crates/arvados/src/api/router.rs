@@ -75,12 +75,17 @@ fn read_key(server: &Server) -> Option<Vec<u8>> {
 }
 
 /// The signing key and whether signatures are enforced: the key file's key when `start_keep`
-/// wrote one (the keepstores check signatures, so the server does too), else the cluster's.
+/// wrote one, else the cluster's (locators are signed either way); enforced when `start_keep`
+/// wrote the marker beside the key file (its keepstores check signatures, so the server does
+/// too).
 fn signing(server: &Server) -> (Vec<u8>, bool) {
-    match read_key(server) {
-        Some(key) => (key, true),
-        None => (super::cluster::BLOB_SIGNING_KEY.as_bytes().to_vec(), false),
-    }
+    let enforce = server
+        .key_file
+        .as_ref()
+        .is_some_and(|f| f.with_file_name(super::cluster::ENFORCE_FILE).exists());
+    let key =
+        read_key(server).unwrap_or_else(|| super::cluster::BLOB_SIGNING_KEY.as_bytes().to_vec());
+    (key, enforce)
 }
 
 fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {

@@ -33,6 +33,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("groups", "j7d0g"),
     ("links", "o0j2j"),
     ("logs", "57u5n"),
+    ("workflows", "7fd4e"),
 ];
 
 /// Appended changes may grow to this size before the journal is compacted, however small the

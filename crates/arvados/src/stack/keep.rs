@@ -8,7 +8,8 @@
 //! | `keepN.pid` | the server's pid (written and locked by the server, `-pid`) |
 //! | `keepN.port` | its port on 127.0.0.1 |
 //! | `keepN.volume` | its volume directory (a fresh temporary directory) |
-//! | `keep.blob_signing_key` | the signing key, when one is used |
+//! | `keep.blob_signing_key` | the signing key (the test cluster's unless `--blob-signing-key`) |
+//! | `keep.enforce_permissions` | present when the servers refuse unsigned GETs (the API server then checks signatures too) |
 //! | `keep.data_manager_token` | the token that may index and delete |
 //!
 //! The run directory must be ours and not writable by others (the default is under `/tmp`),
@@ -20,7 +21,10 @@
 //! API server runs in the same run directory (`start_api`), or `ARVADOS_TEST_API_HOST` names
 //! one, the servers are registered with it as its keep services and disks.
 //!
-//! The key and token files are claimed in the run's manifest ([`owned`]): `stop` removes them,
+//! The servers always sign the locators a PUT answers, as Arvados' keepstores do whenever
+//! they have a key; enforcing signatures on GETs is a separate choice.
+//!
+//! The key, marker and token files are claimed in the run's manifest ([`owned`]): `stop` removes them,
 //! and the temporary files an interrupted start left, only when the run made them.
 //!
 //! `stop` signals only processes proven to be the servers
@@ -37,6 +41,7 @@ use anyhow::{bail, Context};
 use super::launcher::{self, Instance, Launch, Stopped};
 use super::owned;
 use super::services::remove_quietly;
+use crate::api::cluster::ENFORCE_FILE;
 use crate::rundir::{keep_file, keep_numbers, server_uuid, KEY_FILE, RUN_DIR_WAIT, TOKEN_FILE};
 use cibox_runtime::process::{self, IfMissing, RunDir};
 
@@ -145,11 +150,10 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
                 .with_context(|| format!("cannot read signing key {}", path.display()))?;
             let text = text.trim().to_string();
             anyhow::ensure!(!text.is_empty(), "signing key {} is empty", path.display());
-            Some(text)
+            text
         }
         // The cluster's key, which the API server signs manifests with.
-        None if opts.enforce_permissions => Some(crate::api::cluster::BLOB_SIGNING_KEY.to_string()),
-        None => None,
+        None => crate::api::cluster::BLOB_SIGNING_KEY.to_string(),
     };
     let key_file = run_dir.join(KEY_FILE);
     let token = random_hex();
@@ -166,22 +170,22 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
         .collect();
     let result = (|| {
         let lock = launch.lock();
-        if key.is_some() {
-            owned::claim(lock, KEY_FILE)?;
+        owned::claim(lock, KEY_FILE)?;
+        if opts.enforce_permissions {
+            owned::claim(lock, ENFORCE_FILE)?;
         }
         owned::claim(lock, TOKEN_FILE)?;
         (|| -> io::Result<()> {
-            if let Some(key) = &key {
-                process::write_atomic(&key_file, key.as_bytes(), 0o600)?;
+            process::write_atomic(&key_file, key.as_bytes(), 0o600)?;
+            if opts.enforce_permissions {
+                process::write_atomic(&run_dir.join(ENFORCE_FILE), b"true\n", 0o644)?;
             }
             process::write_atomic(&token_file, token.as_bytes(), 0o600)
         })()
         .context("writing the key and token files")?;
         let mut common: Vec<OsString> = lead;
         common.push(format!("-data-manager-token-file={}", token_file.display()).into());
-        if key.is_some() {
-            common.push(format!("-permission-key-file={}", key_file.display()).into());
-        }
+        common.push(format!("-permission-key-file={}", key_file.display()).into());
         if opts.enforce_permissions {
             common.push("-enforce-permissions=true".into());
         }
@@ -239,13 +243,14 @@ pub fn start(opts: &StartOptions) -> anyhow::Result<Started> {
         }
         owned::sweep_temporaries(lock);
         owned::remove(lock, KEY_FILE);
+        owned::remove(lock, ENFORCE_FILE);
         owned::remove(lock, TOKEN_FILE);
     })?;
     Ok(Started {
         run_dir,
         servers,
-        blob_signing_key_file: key.as_ref().map(|_| key_file.clone()),
-        blob_signing_key: key,
+        blob_signing_key_file: Some(key_file),
+        blob_signing_key: Some(key),
         enforce_permissions: opts.enforce_permissions,
         data_manager_token: token,
     })
@@ -359,6 +364,7 @@ fn stop_locked(lock: &RunDir) -> anyhow::Result<StopReport> {
         bail!("still running after SIGKILL: {}", survivors.join(", "));
     }
     owned::remove(lock, KEY_FILE);
+    owned::remove(lock, ENFORCE_FILE);
     owned::remove(lock, TOKEN_FILE);
     Ok(report)
 }

@@ -367,9 +367,10 @@ fn collections_signed_manifests_filters_updates_and_deletes() {
     let stack = Stack::new();
     let host = stack.start();
     let api = stack.api(&host);
-    // The signing key the keepstores would share.
+    // The signing key the keepstores would share, and their enforcing it.
     let key = "k3y-for-this-test";
     std::fs::write(stack.run_dir().join("keep.blob_signing_key"), key).unwrap();
+    std::fs::write(stack.run_dir().join("keep.enforce_permissions"), "true\n").unwrap();
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

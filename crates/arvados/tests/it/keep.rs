@@ -109,6 +109,7 @@ fn round_trip_put_get_index_then_stop() {
         run.state_files(),
         [
             "cibox.manifest",
+            "keep.blob_signing_key",
             "keep.data_manager_token",
             "keep0.pid",
             "keep0.port",
@@ -193,7 +194,14 @@ fn env_output_and_restart_stops_the_earlier_servers() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(services.starts_with("http://127.0.0.1:"), "{text}");
     assert!(text.contains("export KEEP_DATA_MANAGER_TOKEN="), "{text}");
-    assert!(!text.contains("KEEP_BLOB_SIGNING_KEY"), "{text}");
+    // Always signing, with the test cluster's key unless told another.
+    assert!(
+        text.contains(&format!(
+            "export KEEP_BLOB_SIGNING_KEY={}",
+            cibox_arvados::api::cluster::BLOB_SIGNING_KEY
+        )),
+        "{text}"
+    );
 
     // Starting again in the same run directory stops the first server.
     let out = run.cibox(&["start_keep", "--num-keep-servers", "1"]);

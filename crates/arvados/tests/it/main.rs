@@ -2,6 +2,7 @@
 //! loopback: keepstore ([`keep_server`], [`keep_hostile`]), start_keep/stop_keep ([`keep`]),
 //! the API server ([`arvados_api`]; its groups, links, logs, permissions and fixtures:
 //! [`arvados_resources`]), the real Python SDK and its tools ([`arvados_sdk`]),
+//! what the SDK's own test suite needs ([`arvados_sdk_gaps`]),
 //! keepproxy, the git server and nginx ([`arvados_services`]), what the launchers own (the
 //! files a stop may remove, nginx's process group, the git server's repositories:
 //! [`stack_ownership`]), the launchers' clean-up on SIGINT and SIGTERM ([`launcher_signals`]),
@@ -14,6 +15,7 @@ mod arvados_api;
 mod arvados_hostile;
 mod arvados_resources;
 mod arvados_sdk;
+mod arvados_sdk_gaps;
 mod arvados_services;
 mod keep;
 mod keep_hostile;

@@ -318,6 +318,15 @@ const COLLECTIONS: &[CollectionFixture] = &[
         ". acbd18db4cc2f85cedef654fccc4a4d8+3 0:3:foo\n",
         "2015-02-03T17:22:54.000000000Z",
     ),
+    // A Docker image's collection (arv-keepdocker lists images by links to it).
+    (
+        "docker_image",
+        "zzzzz-4zz18-1v45jub259sjjgb",
+        SYSTEM_USER,
+        "docker_image",
+        ". d21353cfe035e3e384563ee55eadbb2f+67108864 5c77a43e329b9838cbec18ff42790e57+55605760 0:122714624:d8309758b8fe2c81034ffc8a10c36460b77db7bc5e7b448c4e5b684f9d95a678.tar\n",
+        "2014-06-11T17:22:54.000000000Z",
+    ),
     (
         "bar_file",
         "zzzzz-4zz18-ehbhgtheo8909or",
@@ -752,6 +761,7 @@ mod tests {
         for (name, pdh) in [
             ("foo_file", "1f4b0bc7583c2a7f9102c395f4ffc5e3+45"),
             ("bar_file", "fa7aeb5140e2848d39b416daeef4ffc5+45"),
+            ("docker_image", "fa3c1a9cb6783f85f2ecda037e07b8c3+167"),
             ("empty", "d41d8cd98f00b204e9800998ecf8427e+0"),
             (
                 "collection_with_files_in_subdir",

@@ -102,3 +102,17 @@ fn locators_are_signed_without_enforcement() {
     let text = again["manifest_text"].as_str().unwrap();
     signed_for(text.split(' ').nth(1).unwrap(), ACTIVE);
 }
+
+/// arv-keepdocker lists the images whose collections exist: the Docker image fixture does.
+#[test]
+fn the_docker_image_fixture_collection_is_served() {
+    let stack = Stack::new();
+    let api = stack.api(&stack.start());
+    let (status, c) = api.get("/arvados/v1/collections/zzzzz-4zz18-1v45jub259sjjgb", ADMIN);
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(
+        c["portable_data_hash"],
+        "fa3c1a9cb6783f85f2ecda037e07b8c3+167"
+    );
+    assert_eq!(c["name"], "docker_image");
+}

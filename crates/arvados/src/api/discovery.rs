@@ -291,6 +291,7 @@ pub fn document(host: &str) -> Value {
         "servicePath": "arvados/v1/",
         "basePath": "/arvados/v1/",
         "baseUrl": format!("{root}arvados/v1/"),
+        "websocketUrl": format!("wss://{host}/websocket"),
         "batchPath": "batch",
         "uuidPrefix": super::fixtures::CLUSTER,
         "defaultTrashLifetime": DEFAULT_TTL,
@@ -328,5 +329,6 @@ mod tests {
             }
         }
         assert_eq!(doc["rootUrl"], "https://127.0.0.1:1/");
+        assert_eq!(doc["websocketUrl"], "wss://127.0.0.1:1/websocket");
     }
 }

@@ -15,6 +15,7 @@
 //! * [`manifest`]: collection manifests: signatures, portable data hashes.
 //! * [`resources`]: what each resource's methods do and who may call them.
 //! * [`discovery`]: the discovery document the SDK builds its client from.
+//! * [`events`]: the websocket event server (`/websocket`), new `logs` records to subscribers.
 //! * [`router`]: paths, authentication, which error each refusal is.
 //! * [`server`]: the process: configuration, TLS, the handler.
 //!
@@ -25,6 +26,7 @@ pub mod body;
 pub mod cluster;
 pub mod discovery;
 pub mod erb;
+pub mod events;
 pub mod fixture_files;
 pub mod fixtures;
 pub mod manifest;

@@ -208,7 +208,10 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
     }
 }
 
-fn authenticate(server: &Server, req: &Request, params: &Params) -> Result<Caller, ApiError> {
+/// Who `req` comes from (its `Authorization` header, else the `api_token` in `params`): 401
+/// for a missing, unknown or expired token or a token whose user is gone. Scopes and an
+/// inactive user are the caller's to check.
+pub fn authenticate(server: &Server, req: &Request, params: &Params) -> Result<Caller, ApiError> {
     let from_header = req.authorization.as_deref().and_then(|h| {
         let (scheme, token) = h.trim().split_once(' ')?;
         matches!(scheme.to_ascii_lowercase().as_str(), "oauth2" | "bearer")

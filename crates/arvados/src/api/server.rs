@@ -2,7 +2,8 @@
 //! front end [`cibox_runtime::httpd`] (which bounds the TLS handshake, request heads, bodies and
 //! idle connections and caps how many connections are served at once, so slow clients cannot
 //! hold connections forever), and the one handler that hands each request, its body still
-//! unread ([`super::body::RequestBody`]), to [`router::answer`].
+//! unread ([`super::body::RequestBody`]), to [`router::answer`]; `/websocket` goes to the event
+//! server ([`events`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::answer::{json_answer, ApiError, MAX_BODY};
 use super::body::RequestBody;
-use super::{router, state};
+use super::{events, router, state};
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::State;
@@ -71,7 +72,10 @@ async fn serve(
     tracing::info!("listening on https://{}", listener.local_addr()?);
     let signals =
         cibox_runtime::httpd::ShutdownSignals::install().context("watching for signals")?;
-    let app = axum::Router::new().fallback(handle).with_state(server);
+    let app = axum::Router::new()
+        .route(events::PATH, axum::routing::any(events::upgrade))
+        .fallback(handle)
+        .with_state(server);
     cibox_runtime::httpd::serve_tls(
         app,
         vec![listener],

@@ -55,7 +55,19 @@ pub struct Store {
     /// Bytes of the snapshot line and of the changes after it.
     snapshot_bytes: u64,
     change_bytes: u64,
+    /// Every `logs` record put, for the event server's subscribers ([`Store::follow_logs`]).
+    log_feed: tokio::sync::broadcast::Sender<Arc<Value>>,
+    /// The largest log id put since the store opened: ids keep growing across resets.
+    last_log_id: u64,
 }
+
+/// Log ids up to this one are left to fixtures (Arvados' own fixture logs take the low ids,
+/// and clients such as the SDK's event tests ask for the logs after id 1).
+pub const RESERVED_LOG_IDS: u64 = 100;
+
+/// Log records the feed holds for a subscriber that has not taken them yet; one that falls
+/// further behind is told it lagged (and the event server drops it).
+pub const LOG_FEED_CAPACITY: usize = 1024;
 
 /// One appended change.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -155,6 +167,8 @@ impl Store {
             journal: None,
             snapshot_bytes: 0,
             change_bytes: 0,
+            log_feed: tokio::sync::broadcast::channel(LOG_FEED_CAPACITY).0,
+            last_log_id: 0,
         };
         store.save()?;
         Ok(store)
@@ -243,7 +257,17 @@ impl Store {
             .entry(table.to_string())
             .or_default()
             .insert(uuid, record.clone());
+        if table == "logs" {
+            self.last_log_id = self.last_log_id.max(record["id"].as_u64().unwrap_or(0));
+            // No subscriber is not an error.
+            let _ = self.log_feed.send(record.clone());
+        }
         self.record(Change::Put(table.to_string(), record))
+    }
+
+    /// Follows the `logs` records put from now on (bounded: see [`LOG_FEED_CAPACITY`]).
+    pub fn follow_logs(&self) -> tokio::sync::broadcast::Receiver<Arc<Value>> {
+        self.log_feed.subscribe()
     }
 
     /// Removes a record and saves; the removed record, if there was one.
@@ -255,12 +279,15 @@ impl Store {
         Ok(removed.map(Arc::unwrap_or_clone))
     }
 
-    /// The next log id: one more than the largest there is.
+    /// The next log id: one more than the largest there is or was since the store opened (a
+    /// reset does not bring ids back), and above [`RESERVED_LOG_IDS`].
     pub fn next_log_id(&self) -> u64 {
         self.table("logs")
             .filter_map(|l| l["id"].as_u64())
             .max()
             .unwrap_or(0)
+            .max(self.last_log_id)
+            .max(RESERVED_LOG_IDS)
             + 1
     }
 

@@ -1,7 +1,8 @@
 //! Integration tests of the Arvados stack, through the binary over real HTTP and HTTPS on
 //! loopback: keepstore ([`keep_server`], [`keep_hostile`]), start_keep/stop_keep ([`keep`]),
-//! the API server ([`arvados_api`]; its groups, links, logs, permissions and fixtures:
-//! [`arvados_resources`]), the real Python SDK and its tools ([`arvados_sdk`]),
+//! the API server ([`arvados_api`]; its websocket events: [`arvados_events`]; its groups,
+//! links, logs, permissions and fixtures: [`arvados_resources`]), the real Python SDK and
+//! its tools ([`arvados_sdk`]),
 //! what the SDK's own test suite needs ([`arvados_sdk_gaps`]),
 //! keepproxy, the git server and nginx ([`arvados_services`]), what the launchers own (the
 //! files a stop may remove, nginx's process group, the git server's repositories:
@@ -12,6 +13,7 @@
 mod support;
 
 mod arvados_api;
+mod arvados_events;
 mod arvados_hostile;
 mod arvados_resources;
 mod arvados_sdk;

@@ -311,6 +311,21 @@ impl Server {
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// Whether `needle` shows up on the server's stderr within `limit` (its log lines are
+    /// written by a background thread, so one may lag behind the answer it belongs to).
+    pub fn stderr_shows(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.stderr_text().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Server {

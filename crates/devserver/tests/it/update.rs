@@ -54,7 +54,11 @@ fn demo_payload_when_nothing_configured() {
         std::fs::read(s.static_dir().join("update.gz")).unwrap(),
         VECTOR
     );
-    assert!(s.stderr_text().contains("demo payload"));
+    assert!(
+        s.stderr_shows("demo payload", std::time::Duration::from_secs(10)),
+        "{}",
+        s.stderr_text()
+    );
     let url = format!("{}{}", element(&xml, "url")["codebase"], pkg["name"]);
     assert_eq!(get_with(&url, &[]).body, VECTOR);
 }

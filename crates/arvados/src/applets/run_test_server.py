@@ -6,7 +6,7 @@ Imported as `run_test_server` (the Arvados SDK's tests do `from . import run_tes
 it starts and stops cibox's built-in Arvados services for a test run: `run()`, `reset()`,
 `stop()` (the API server), `run_keep()` / `stop_keep()`, `run_keep_proxy()` /
 `stop_keep_proxy()`, `run_arv_git_httpd()` / `stop_arv_git_httpd()`, `run_nginx()` /
-`stop_nginx()`, and the fixtures (`fixture(kind)`, `auth_token(name)`,
+`stop_nginx()`, `run_ws()` (the API server serves the events itself), and the fixtures (`fixture(kind)`, `auth_token(name)`,
 `authorize_with(name)`), `get_config()` and `TestCaseWithServers`. Run as a program it is
 the launcher's command line: `run_test_server.py start|stop|start_keep|...`.
 
@@ -202,8 +202,16 @@ def stop_nginx():
     _cibox("stop_nginx", *_run_dir_args())
 
 
-run_ws = _not_served("run_ws")
-stop_ws = _not_served("stop_ws")
+def run_ws():
+    """The API server serves the websocket events itself (`websocketUrl` in its discovery
+    document), so there is nothing more to start: it only has to be running."""
+    if not _api_host():
+        raise CiboxError("run_test_server.run_ws: no API server is running (call run() first)")
+
+
+def stop_ws():
+    """Nothing to stop: the events go with the API server."""
+
 run_controller = _not_served("run_controller")
 stop_controller = _not_served("stop_controller")
 run_keep_web = _not_served("run_keep_web")

@@ -29,8 +29,9 @@ keep = arvados.KeepClient(api_client=arvados.api("v1"))
 locator = keep.put(b"written through run_test_server")
 print("keep", keep.get(locator) == b"written through run_test_server")
 rts.stop_keep()
+rts.run_ws()
 try:
-    rts.run_ws()
+    rts.run_keep_web()
 except rts.NotServedByCibox as error:
     print("refused", error)
 
@@ -106,7 +107,7 @@ fn the_sdk_runs_its_servers_through_the_installed_module() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("refused run_test_server.run_ws:")),
+            .any(|l| l.starts_with("refused run_test_server.run_keep_web:")),
         "{out}"
     );
     assert!(lines.iter().any(|l| l.starts_with("saved ")), "{out}");

@@ -580,6 +580,14 @@ fn trashed(record: &Value) -> bool {
     record["is_trashed"] == true
 }
 
+/// Whether a collection record is a snapshot of an older version of another (its
+/// `current_version_uuid` names the head): hidden from lists unless `include_old_versions`.
+fn old_version(record: &Value) -> bool {
+    record["current_version_uuid"]
+        .as_str()
+        .is_some_and(|head| head != str_of(record, "uuid"))
+}
+
 /// `GET /arvados/v1/RESOURCE`, over `records`, a snapshot of the table taken under the lock:
 /// the filtering, sorting and signing happen without it.
 pub fn list(
@@ -590,9 +598,14 @@ pub fn list(
     records: Vec<Arc<Value>>,
 ) -> Result<Value, ApiError> {
     let include_trash = params.flag("include_trash");
+    let include_old = params.flag("include_old_versions");
     let records: Vec<Value> = records
         .into_iter()
-        .filter(|r| readable(caller, plural, r) && (include_trash || !trashed(r)))
+        .filter(|r| {
+            readable(caller, plural, r)
+                && (include_trash || !trashed(r))
+                && (include_old || !old_version(r))
+        })
         .map(|r| present(caller, key, plural, Arc::unwrap_or_clone(r)))
         .collect();
     query::list(&kind_of(plural), records, params, columns(plural))
@@ -648,6 +661,7 @@ pub fn contents(
         _ => return Err(not_found("groups", &target)),
     }
     let include_trash = params.flag("include_trash");
+    let include_old = params.flag("include_old_versions");
     let mut owners = std::collections::HashSet::from([target.clone()]);
     if params.flag("recursive") {
         loop {
@@ -674,6 +688,7 @@ pub fn contents(
             if owners.contains(str_of(r, "owner_uuid"))
                 && readable(caller, plural, r)
                 && (include_trash || !trashed(r))
+                && (include_old || !old_version(r))
             {
                 records.push(present(caller, key, plural, r.as_ref().clone()));
             }
@@ -1113,6 +1128,7 @@ fn prepare_collection(
         ("delete_at", Value::Null),
         ("is_trashed", json!(false)),
         ("version", json!(1)),
+        ("preserve_version", json!(false)),
     ] {
         if record.get(k).is_none() {
             record[k] = default;
@@ -1149,10 +1165,12 @@ fn unique_name(call: &Call, plural: &str, record: &mut Value) -> Result<(), ApiE
     };
     let owner = record["owner_uuid"].clone();
     let uuid = record["uuid"].clone();
-    let taken = call
-        .store
-        .table(plural)
-        .any(|r| r["owner_uuid"] == owner && r["name"] == name.as_str() && r["uuid"] != uuid);
+    let taken = call.store.table(plural).any(|r| {
+        r["owner_uuid"] == owner
+            && r["name"] == name.as_str()
+            && r["uuid"] != uuid
+            && !old_version(r)
+    });
     if taken {
         if !call.params.flag("ensure_unique_name") {
             return Err(ApiError::unprocessable(format!(
@@ -1343,12 +1361,23 @@ pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         ));
     }
     let mut record = old.clone();
+    let gives_preserve = attrs.contains_key("preserve_version");
     for (k, v) in attrs {
         record[k.as_str()] = v;
     }
     check_writable(call, plural, "update", &record, Some(&old))?;
+    if plural == "collections" && old_version(&old) {
+        return Err(ApiError::unprocessable(format!(
+            "collection {uuid:?} is a past version of {}: it cannot be changed",
+            old["current_version_uuid"]
+        )));
+    }
+    let mut snapshot = None;
     match plural {
-        "collections" => prepare_collection(call, &mut record, Some(&old))?,
+        "collections" => {
+            prepare_collection(call, &mut record, Some(&old))?;
+            snapshot = preserve_version(&mut record, &old, gives_preserve);
+        }
         "groups" => prepare_group(call, &mut record, Some(&old))?,
         "links" => prepare_link(&mut record)?,
         "users" => prepare_user(call, &mut record, Some(&old))?,
@@ -1356,7 +1385,67 @@ pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         _ => {}
     }
     stamp(&mut record, &call.caller);
+    if plural == "collections" {
+        sync_old_versions(call, &record)?;
+    }
+    if let Some(snapshot) = snapshot {
+        call.store
+            .put("collections", snapshot)
+            .map_err(ApiError::internal)?;
+    }
     save(call, plural, "update", Some(&old), record)
+}
+
+/// The attributes whose change makes a new version of a collection.
+const VERSIONED: &[&str] = &["manifest_text", "name", "description", "properties"];
+
+/// The attributes a collection's old versions follow from the head.
+const SYNCED: &[&str] = &["owner_uuid", "trash_at", "delete_at", "is_trashed"];
+
+/// Collection versions, as Arvados keeps them (`Collections.CollectionVersioning`): when an
+/// update of `old` into `record` changes a versioned attribute and `preserve_version` was or
+/// is now true (and the collection is not trashed), the old state is kept as a snapshot (the
+/// record answered: a new uuid, `current_version_uuid` the head's) and the head's `version`
+/// goes up by one; `preserve_version` is then false unless the update gave it
+/// (`gives_preserve`).
+fn preserve_version(record: &mut Value, old: &Value, gives_preserve: bool) -> Option<Value> {
+    let changed = VERSIONED.iter().any(|k| record[*k] != old[*k]);
+    let asked = old["preserve_version"] == true || record["preserve_version"] == true;
+    if !changed || !asked || trashed(record) {
+        return None;
+    }
+    let head = str_of(old, "uuid").to_string();
+    let mut snapshot = old.clone();
+    let uuid = state::new_uuid("collections");
+    snapshot["uuid"] = uuid.clone().into();
+    snapshot["current_version_uuid"] = head.into();
+    snapshot["etag"] = record::etag_for(&uuid, str_of(old, "modified_at")).into();
+    record["version"] = (old["version"].as_u64().unwrap_or(1) + 1).into();
+    if !gives_preserve {
+        record["preserve_version"] = false.into();
+    }
+    Some(snapshot)
+}
+
+/// A head collection's old versions follow its owner and trash attributes.
+fn sync_old_versions(call: &mut Call, head: &Value) -> Result<(), ApiError> {
+    let uuid = str_of(head, "uuid");
+    let stale: Vec<Value> = call
+        .store
+        .table("collections")
+        .filter(|r| r["current_version_uuid"] == uuid && old_version(r))
+        .filter(|r| SYNCED.iter().any(|k| r[*k] != head[*k]))
+        .cloned()
+        .collect();
+    for mut version in stale {
+        for k in SYNCED {
+            version[*k] = head[*k].clone();
+        }
+        call.store
+            .put("collections", version)
+            .map_err(ApiError::internal)?;
+    }
+    Ok(())
 }
 
 /// `DELETE /arvados/v1/RESOURCE/UUID`
@@ -1367,6 +1456,19 @@ pub fn delete(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         .remove(plural, uuid)
         .map_err(ApiError::internal)?;
     log_change(call, plural, "delete", Some(&record), None)?;
+    if plural == "collections" && !old_version(&record) {
+        let versions: Vec<String> = call
+            .store
+            .table("collections")
+            .filter(|c| c["current_version_uuid"] == uuid && old_version(c))
+            .filter_map(|c| c["uuid"].as_str().map(str::to_string))
+            .collect();
+        for v in versions {
+            call.store
+                .remove("collections", &v)
+                .map_err(ApiError::internal)?;
+        }
+    }
     if plural == "keep_services" {
         let disks: Vec<String> = call
             .store

@@ -3,7 +3,8 @@
 //! the API server ([`arvados_api`]; its websocket events: [`arvados_events`]; its groups,
 //! links, logs, permissions and fixtures: [`arvados_resources`]), the real Python SDK and
 //! its tools ([`arvados_sdk`]),
-//! what the SDK's own test suite needs ([`arvados_sdk_gaps`]),
+//! what the SDK's own test suite needs ([`arvados_sdk_gaps`]; collection versions:
+//! [`arvados_versions`]),
 //! keepproxy, the git server and nginx ([`arvados_services`]), what the launchers own (the
 //! files a stop may remove, nginx's process group, the git server's repositories:
 //! [`stack_ownership`]), the launchers' clean-up on SIGINT and SIGTERM ([`launcher_signals`]),
@@ -19,6 +20,7 @@ mod arvados_resources;
 mod arvados_sdk;
 mod arvados_sdk_gaps;
 mod arvados_services;
+mod arvados_versions;
 mod keep;
 mod keep_hostile;
 mod keep_properties;

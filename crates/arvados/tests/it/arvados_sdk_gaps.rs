@@ -1,8 +1,8 @@
 //! What the Arvados Python SDK's own test suite (`scripts/sdk-suite`) needs of the API server
 //! and keepstore, over real HTTPS on loopback: schemas' `uuidPrefix` in the discovery document
-//! (arv-copy) and the workflows list, locators signed whenever the cluster's key is known (keepstore PUT answers and
-//! manifests read from the API server), the Docker image fixture collection, and collection
-//! versions.
+//! (arv-copy) and the workflows list, locators signed whenever the cluster's key is known
+//! (keepstore PUT answers and manifests read from the API server), and the Docker image
+//! fixture collection. Collection versions are `arvados_versions`'.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -38,20 +38,11 @@ pub fn python_bytes_literal(bytes: &[u8]) -> String {
     out
 }
 
-/// The stub's text: a Python program that execs `cibox` (an absolute path).
-pub fn text(cibox: &Path) -> String {
-    let path = python_bytes_literal(cibox.as_os_str().as_bytes());
-    format!(
-        r#"#!/usr/bin/env python3
-{MARKER}
-"""Served by cibox: runs cibox under this script's name."""
-import os
-import sys
-
-CIBOX = os.fsdecode({path})
-
-
-def main():
+/// The end of every Python program `--install` writes that runs cibox (the stub below, and a
+/// family's own, such as the Arvados stack's `run_test_server.py`): `main()` execs `CIBOX`
+/// (which the program defines, with `os` and `sys` imported) under the program's own name, with
+/// every argument unchanged, or says in one line why it cannot; run as a program, it does.
+pub const EXEC_MAIN: &str = r#"def main():
     if not (os.path.isfile(CIBOX) and os.access(CIBOX, os.X_OK)):
         sys.stderr.write(
             "%s: no executable cibox at %s any more; run 'cibox --install DIR' again\n"
@@ -70,7 +61,22 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
-"#
+"#;
+
+/// The stub's text: a Python program that execs `cibox` (an absolute path).
+pub fn text(cibox: &Path) -> String {
+    let path = python_bytes_literal(cibox.as_os_str().as_bytes());
+    format!(
+        r#"#!/usr/bin/env python3
+{MARKER}
+"""Served by cibox: runs cibox under this script's name."""
+import os
+import sys
+
+CIBOX = os.fsdecode({path})
+
+
+{EXEC_MAIN}"#
     )
 }
 

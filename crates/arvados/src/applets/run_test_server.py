@@ -312,22 +312,4 @@ class TestCaseWithServers(unittest.TestCase):
         cls._restore_dict(cls._orig_config, arvados.config.settings())
 
 
-def main():
-    """The launcher's command line: cibox, under this script's name."""
-    if not (os.path.isfile(CIBOX) and os.access(CIBOX, os.X_OK)):
-        sys.stderr.write(
-            "%s: no executable cibox at %s any more; run 'cibox --install DIR' again\n"
-            % (os.path.basename(sys.argv[0]), CIBOX)
-        )
-        return 1
-    try:
-        os.execv(CIBOX, [sys.argv[0]] + sys.argv[1:])
-    except OSError as error:
-        sys.stderr.write(
-            "%s: cannot run %s: %s\n" % (os.path.basename(sys.argv[0]), CIBOX, error.strerror)
-        )
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@EXEC_MAIN@

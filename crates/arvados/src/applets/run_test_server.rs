@@ -11,18 +11,21 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use cibox_core::pystub::{python_bytes_literal, MARKER};
+use cibox_core::pystub::{python_bytes_literal, EXEC_MAIN, MARKER};
 
 /// The module's text, before the cibox path and the marker are filled in.
 const MODULE: &str = include_str!("run_test_server.py");
 
 /// `run_test_server.py` for the cibox at `cibox` (an absolute path).
 pub fn module_text(cibox: &Path) -> String {
-    MODULE.replacen("@MARKER@", MARKER, 1).replacen(
-        "@CIBOX@",
-        &python_bytes_literal(cibox.as_os_str().as_bytes()),
-        1,
-    )
+    MODULE
+        .replacen("@MARKER@", MARKER, 1)
+        .replacen(
+            "@CIBOX@",
+            &python_bytes_literal(cibox.as_os_str().as_bytes()),
+            1,
+        )
+        .replacen("@EXEC_MAIN@", EXEC_MAIN, 1)
 }
 
 inventory::submit! {
@@ -54,6 +57,9 @@ mod tests {
         let text = module_text(Path::new("/opt/it's/cibox"));
         assert!(text.lines().any(|l| l == MARKER));
         assert!(text.contains("CIBOX = os.fsdecode(b'/opt/it\\x27s/cibox')"));
-        assert!(!text.contains("@CIBOX@") && !text.contains("@MARKER@"));
+        for placeholder in ["@CIBOX@", "@MARKER@", "@EXEC_MAIN@"] {
+            assert!(!text.contains(placeholder), "{placeholder} is left");
+        }
+        assert!(text.ends_with("    sys.exit(main())\n"));
     }
 }

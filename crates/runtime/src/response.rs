@@ -101,15 +101,13 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response<Body> {
         let mut response = match self.form {
             ErrorForm::Text => text(self.status, self.message),
-            ErrorForm::Json => {
-                let body = serde_json::json!({
+            ErrorForm::Json => json_line(
+                self.status,
+                &serde_json::json!({
                     "errors": [self.message],
                     "error_token": error_token(),
-                });
-                let mut text = body.to_string();
-                text.push('\n');
-                raw(self.status, "application/json; charset=utf-8", text)
-            }
+                }),
+            ),
         };
         for (name, value) in self.headers {
             response.headers_mut().append(name, value);
@@ -156,6 +154,14 @@ pub fn raw(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+/// A JSON answer as Arvados writes its answers: `application/json; charset=utf-8`, the body
+/// ending in a newline.
+pub fn json_line(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut text = value.to_string();
+    text.push('\n');
+    raw(status, "application/json; charset=utf-8", text)
 }
 
 /// A JSON answer (`application/json`).

@@ -1,13 +1,10 @@
 //! How the API server answers, on the wire: [`ApiError`], the error every resource method
 //! returns, which becomes the shared [`HttpError`] in Arvados' JSON form
-//! (`{"errors": [...], "error_token": ...}` with a 4xx/5xx status), the JSON answer
-//! ([`json_answer`]: `application/json; charset=utf-8`, ending in a newline) and the largest
-//! request body accepted ([`MAX_BODY`]).
+//! (`{"errors": [...], "error_token": ...}` with a 4xx/5xx status), and the largest request
+//! body accepted ([`MAX_BODY`]). Answers themselves are `cibox_runtime::response::json_line`.
 
-use axum::body::Body;
-use axum::http::{Response, StatusCode};
-use cibox_runtime::response::{raw, HttpError};
-use serde_json::Value;
+use axum::http::StatusCode;
+use cibox_runtime::response::HttpError;
 
 /// Largest request body accepted (64 MiB, as nginx in front of the real server allows).
 pub const MAX_BODY: usize = 64 << 20;
@@ -40,13 +37,6 @@ impl ApiError {
     pub fn internal(e: anyhow::Error) -> ApiError {
         ApiError::new(500, format!("{e:#}"))
     }
-}
-
-/// A JSON answer with `status`: `application/json; charset=utf-8`, the body ending in a newline.
-pub fn json_answer(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut text = serde_json::to_vec(body).unwrap_or_default();
-    text.push(b'\n');
-    raw(status, "application/json; charset=utf-8", text)
 }
 
 impl From<ApiError> for HttpError {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::answer::{json_answer, ApiError, MAX_BODY};
+use super::answer::{ApiError, MAX_BODY};
 use super::body::RequestBody;
 use super::{events, router, state};
 use anyhow::Context;
@@ -131,7 +131,7 @@ async fn handle(
     match answered {
         Ok(value) => {
             tracing::info!("{method} {path} 200");
-            Ok(json_answer(StatusCode::OK, &value))
+            Ok(cibox_runtime::response::json_line(StatusCode::OK, &value))
         }
         Err(e) => {
             tracing::info!("{method} {path} {}", e.status);

@@ -102,6 +102,12 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> 
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No TLS 1.3 session tickets: nothing here resumes sessions, and a ticket is a message the
+    // server sends unasked right after the handshake. Clients that read and write one TLS
+    // socket from two threads (the Arvados SDK's websocket client: CPython's ssl with
+    // websockets' threaded client) race it against their first request and now and then lose
+    // the connection (a handshake answer that never comes, an SSL "internal error").
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 

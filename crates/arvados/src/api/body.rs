@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::answer::{ApiError, MAX_BODY};
+use super::client_json::{Budget, ClientJsonError};
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,8 +81,9 @@ impl RequestBody {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// The body parsed as JSON as it arrives; None when it is empty or only white space.
-    pub fn read_json(&mut self) -> Result<Option<serde_json::Value>, ApiError> {
+    /// The body parsed as JSON as it arrives, within the request's `budget` of values (413
+    /// past it); None when it is empty or only white space.
+    pub fn read_json(&mut self, budget: &Budget) -> Result<Option<serde_json::Value>, ApiError> {
         let mut reader = io::BufReader::with_capacity(64 << 10, self);
         loop {
             let buf = io::BufRead::fill_buf(&mut reader).map_err(body_error)?;
@@ -95,12 +97,12 @@ impl RequestBody {
                 break;
             }
         }
-        serde_json::from_reader(reader).map(Some).map_err(|e| {
-            if e.is_io() {
-                body_error(e.into())
-            } else {
+        budget.parse_reader(reader).map(Some).map_err(|e| match e {
+            ClientJsonError::Invalid(e) if e.is_io() => body_error(e.into()),
+            ClientJsonError::Invalid(e) => {
                 ApiError::new(400, format!("request body is not valid JSON: {e}"))
             }
+            too_many @ ClientJsonError::TooManyValues(_) => too_many.into(),
         })
     }
 
@@ -175,19 +177,26 @@ mod tests {
 
     #[test]
     fn blank_bodies_are_none_and_json_is_parsed() {
-        assert!(RequestBody::empty().read_json().unwrap().is_none());
+        assert!(RequestBody::empty()
+            .read_json(&Budget::default())
+            .unwrap()
+            .is_none());
         assert!(RequestBody::from_bytes(" \n\t ")
-            .read_json()
+            .read_json(&Budget::default())
             .unwrap()
             .is_none());
         let v = RequestBody::from_bytes("  {\"a\": [1]} \n")
-            .read_json()
+            .read_json(&Budget::default())
             .unwrap();
         assert_eq!(v, Some(serde_json::json!({"a": [1]})));
-        let e = RequestBody::from_bytes("{\"a\"").read_json().unwrap_err();
+        let e = RequestBody::from_bytes("{\"a\"")
+            .read_json(&Budget::default())
+            .unwrap_err();
         assert_eq!(e.status, 400);
         assert!(e.message.contains("not valid JSON"), "{}", e.message);
-        let e = RequestBody::from_bytes("{} x").read_json().unwrap_err();
+        let e = RequestBody::from_bytes("{} x")
+            .read_json(&Budget::default())
+            .unwrap_err();
         assert_eq!(e.status, 400);
     }
 
@@ -197,7 +206,7 @@ mod tests {
         let mut body = runtime.block_on(async {
             RequestBody::new(Body::from(format!("\"{}\"", "x".repeat(100))), 50)
         });
-        let e = std::thread::spawn(move || body.read_json().unwrap_err())
+        let e = std::thread::spawn(move || body.read_json(&Budget::default()).unwrap_err())
             .join()
             .unwrap();
         assert_eq!(e.status, 413, "{}", e.message);

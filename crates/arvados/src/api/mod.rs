@@ -11,6 +11,7 @@
 //! * [`state`]: the records, saved to a journal file in the run directory on every change.
 //! * [`answer`]: errors and JSON answers on the wire, the request size limit.
 //! * [`body`]: the request body, read only when wanted, bounded, parsed as it arrives.
+//! * [`client_json`]: JSON from clients, within a budget of values per request.
 //! * [`query`]: list parameters (filters, where, order, limit, offset, select).
 //! * [`manifest`]: collection manifests: signatures, portable data hashes.
 //! * [`resources`]: what each resource's methods do and who may call them.
@@ -23,6 +24,7 @@
 
 pub mod answer;
 pub mod body;
+pub mod client_json;
 pub mod cluster;
 pub mod discovery;
 pub mod erb;

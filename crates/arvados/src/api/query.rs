@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::answer::ApiError;
+use super::client_json::{Budget, ClientJsonError};
 
 /// A request's parameters: the query string, merged with a form body for method-overridden
 /// calls, values that look like JSON already decoded.
@@ -16,18 +17,55 @@ pub struct Params(pub BTreeMap<String, Value>);
 
 impl Params {
     /// Parses `a=1&b=%5B%5D` style text (`+` is a space, malformed escapes are kept as written:
-    /// [`cibox_runtime::percent::query_pairs`]).
+    /// [`cibox_runtime::percent::query_pairs`]); a value that looks like JSON but is not stays
+    /// text. For a query string, whose size the HTTP front end bounds.
     pub fn from_query(query: &str) -> Params {
+        // A query string is within hyper's head limit (about 400 KiB): far fewer values than
+        // a budget holds, so the fallback is never taken.
+        Params::from_pairs(query, &Budget::default()).unwrap_or_default()
+    }
+
+    /// [`Params::from_query`] for a request's own text (its query string, or a form body), the
+    /// JSON-looking values parsed within the request's `budget` (413 past it).
+    pub fn from_pairs(text: &str, budget: &Budget) -> Result<Params, ApiError> {
         let mut map = BTreeMap::new();
-        for (k, v) in cibox_runtime::percent::query_pairs(query) {
+        for (k, v) in cibox_runtime::percent::query_pairs(text) {
             let value = if v.starts_with('[') || v.starts_with('{') {
-                serde_json::from_str(&v).unwrap_or(Value::String(v))
+                match budget.parse_str(&v) {
+                    Ok(value) => value,
+                    Err(ClientJsonError::Invalid(_)) => Value::String(v),
+                    Err(too_many) => return Err(too_many.into()),
+                }
             } else {
                 Value::String(v)
             };
             map.insert(k, value);
         }
-        Params(map)
+        Ok(Params(map))
+    }
+
+    /// Parses the parameters among `names` that came as the text of a JSON array or object
+    /// (white space first, say) within the request's `budget`: 413 past it, 422 naming the
+    /// parameter when the text is not JSON. Other text (`order=name desc`) stays for
+    /// [`Params::json`] and the parameter's own reading: JSON scalars hold no more than their
+    /// text.
+    pub fn decode_json(&mut self, names: &[&str], budget: &Budget) -> Result<(), ApiError> {
+        for name in names {
+            let Some(Value::String(text)) = self.0.get(*name) else {
+                continue;
+            };
+            if !text.trim_start().starts_with(['[', '{']) {
+                continue;
+            }
+            let value = budget.parse_str(text).map_err(|e| match e {
+                ClientJsonError::Invalid(e) => {
+                    ApiError::unprocessable(format!("{name} is not valid JSON: {e}"))
+                }
+                too_many => too_many.into(),
+            })?;
+            self.0.insert(name.to_string(), value);
+        }
+        Ok(())
     }
 
     /// A parameter.
@@ -540,6 +578,29 @@ mod tests {
     }
 
     const COLUMNS: &[&str] = &["uuid", "name", "modified_at"];
+
+    #[test]
+    fn json_text_of_arrays_and_objects_is_decoded_within_the_budget() {
+        let budget = Budget::new(100);
+        let mut p =
+            Params::from_pairs("order=name%20desc&select=%20%5B%22uuid%22%5D", &budget).unwrap();
+        p.decode_json(&["order", "select", "filters"], &budget)
+            .unwrap();
+        assert_eq!(p.0["order"], json!("name desc"));
+        assert_eq!(p.0["select"], json!(["uuid"]));
+        p.0.insert("filters".into(), json!("[[\"name\", \"=\""));
+        let e = p.decode_json(&["filters"], &budget).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert!(
+            e.message.starts_with("filters is not valid JSON"),
+            "{}",
+            e.message
+        );
+        // A form value of JSON past the budget is 413, not text.
+        let many = format!("filters=[{}0]", "0,".repeat(200));
+        let e = Params::from_pairs(&many, &Budget::new(100)).unwrap_err();
+        assert_eq!(e.status, 413, "{}", e.message);
+    }
 
     fn names(answer: &Value) -> Vec<&str> {
         answer["items"]

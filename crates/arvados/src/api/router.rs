@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::answer::ApiError;
 use super::body::RequestBody;
+use super::client_json::Budget;
 use super::permissions::{self, Access};
 use super::query::Params;
 use super::resources::{self, Call, Caller};
@@ -88,8 +89,13 @@ fn signing(server: &Server) -> (Vec<u8>, bool) {
     (key, enforce)
 }
 
+/// The parameters a list or a method reads as JSON, which clients may send as JSON text.
+const JSON_PARAMS: &[&str] = &["filters", "where", "order", "select", "include"];
+
 fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
-    let mut params = Params::from_query(&req.query);
+    // One budget of JSON values for everything the request brings.
+    let budget = Budget::default();
+    let mut params = Params::from_pairs(&req.query, &budget)?;
     let mut form_body = false;
     if let Some(method) = req.method_override.take() {
         if req.method == "POST" {
@@ -145,12 +151,13 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
         return Err(ApiError::new(403, "Forbidden: user is not active"));
     }
     let body = if form_body {
-        let form = Params::from_query(&req.body.read_text()?);
+        let form = Params::from_pairs(&req.body.read_text()?, &budget)?;
         params.0.extend(form.0);
         None
     } else {
-        req.body.read_json()?
+        req.body.read_json(&budget)?
     };
+    params.decode_json(JSON_PARAMS, &budget)?;
 
     let (key, enforce) = signing(server);
     let method = req.method.as_str();

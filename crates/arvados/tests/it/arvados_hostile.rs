@@ -257,6 +257,66 @@ fn api_refuses_bodies_before_reading_them_and_stays_small() {
     assert_eq!(status, 200, "{created}");
 }
 
+/// `[0,0,...]` with `n` zeros: two bytes a value.
+fn zeros(n: usize) -> String {
+    format!("[{}0]", "0,".repeat(n - 1))
+}
+
+#[test]
+fn api_bounds_the_json_values_a_request_holds() {
+    let server = ApiServer::start(&[]);
+    let too_many = "the request holds more than 262144 JSON values";
+    // A JSON body of small values: 413 once it holds more than the budget (the old server
+    // built the whole tree, some 16 times the body's size).
+    let body = format!(
+        r#"{{"collection": {{"name": "many", "properties": {{"a": {}}}}}}}"#,
+        zeros(1 << 19)
+    );
+    let (status, answer) =
+        server
+            .api
+            .call("POST", "/arvados/v1/collections", Some(ACTIVE), Some(&body));
+    let brief: String = answer.to_string().chars().take(300).collect();
+    assert_eq!(status, 413, "{brief}");
+    assert!(
+        answer["errors"][0].as_str().unwrap().contains(too_many),
+        "{brief}"
+    );
+    // The same budget holds for a form body's values (a method-overridden list), whether the
+    // value is JSON itself or JSON text with white space before it.
+    for filters in [zeros(1 << 19), format!(" {}", zeros(1 << 19))] {
+        let answer = server
+            .api
+            .agent
+            .post(&format!(
+                "https://{}/arvados/v1/collections",
+                server.api.host
+            ))
+            .set("Authorization", &format!("OAuth2 {ACTIVE}"))
+            .set("X-Http-Method-Override", "GET")
+            .send_form(&[("filters", &filters)]);
+        let Err(ureq::Error::Status(status, answer)) = answer else {
+            panic!("not refused: {answer:?}");
+        };
+        assert_eq!(status, 413);
+        assert!(answer.into_string().unwrap().contains(too_many));
+    }
+    // Within the budget, a request of many values is served.
+    let many: Vec<String> = (0..100_000)
+        .map(|i| format!("zzzzz-4zz18-{i:015}"))
+        .collect();
+    let (status, listed) = server.api.post(
+        "/arvados/v1/collections",
+        ACTIVE,
+        &json!({"collection": {"name": "within", "properties": {"uuids": many}}}),
+    );
+    assert_eq!(status, 200, "{}", listed["errors"]);
+    assert_eq!(
+        listed["properties"]["uuids"].as_array().unwrap().len(),
+        100_000
+    );
+}
+
 #[test]
 fn api_scoped_tokens_see_only_themselves_among_tokens() {
     let server = ApiServer::start(&[]);

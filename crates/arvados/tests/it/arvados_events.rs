@@ -181,3 +181,49 @@ fn the_api_server_sends_no_tls_session_ticket() {
     let out = stack.sdk(&python, "python", &["-c", SESSION_TICKET], &env);
     assert_eq!(out.trim(), "TLSv1.3 False");
 }
+
+/// `arv-ws -u UUID -i 1`, the SDK's command-line event watcher: it replays the collection's
+/// create and update events, then prints a live one.
+const ARV_WS: &str = r#"
+import json, os, queue, subprocess, sys, threading
+import arvados
+api = arvados.api('v1')
+coll = api.collections().create(body={'name': 'watched'}).execute()
+api.collections().update(uuid=coll['uuid'], body={'collection': {'name': 'renamed'}}).execute()
+api.collections().create(body={'name': 'not watched'}).execute()
+tool = os.path.join(os.path.dirname(sys.executable), 'arv-ws')
+watcher = subprocess.Popen([tool, '-u', coll['uuid'], '-i', '1', '--no-poll'],
+    stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+lines = queue.Queue()
+threading.Thread(target=lambda: [lines.put(l) for l in watcher.stdout], daemon=True).start()
+def event():
+    try:
+        return json.loads(lines.get(True, 20))
+    except queue.Empty:
+        watcher.kill()
+        raise SystemExit('arv-ws printed no event within 20 s')
+seen = [event(), event()]
+api.collections().update(uuid=coll['uuid'], body={'collection': {'name': 'live'}}).execute()
+seen.append(event())
+watcher.terminate()
+watcher.wait(10)
+print(json.dumps([[e['event_type'], e['object_uuid'] == coll['uuid'],
+    (e['properties'].get('new_attributes') or {}).get('name')] for e in seen]))
+"#;
+
+#[test]
+fn arv_ws_replays_and_follows_the_events_of_one_collection() {
+    let Some(python) = sdk_python() else { return };
+    let stack = Stack::new();
+    let env = stack.start_with_auth("active");
+    let out = stack.sdk(&python, "python", &["-c", ARV_WS], &env);
+    let seen: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        seen,
+        serde_json::json!([
+            ["create", true, "watched"],
+            ["update", true, "renamed"],
+            ["update", true, "live"]
+        ])
+    );
+}

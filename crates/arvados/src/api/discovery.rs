@@ -9,7 +9,8 @@ use super::resources::RESOURCES;
 use crate::signature::DEFAULT_TTL;
 
 /// Which methods each resource offers: `(name, http method, path after the resource, kind)`
-/// where kind is `list`, `one` (answers a record), or `one-uuid` (takes `{uuid}`).
+/// where kind is `list`, `one` (answers a record), `one-uuid` (takes `{uuid}`), `untrash`
+/// (`one-uuid` with `ensure_unique_name`), `create`, `update` or `contents`.
 fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
     if plural == "computed_permissions" {
         return vec![("list", "GET", "", "list")];
@@ -31,6 +32,10 @@ fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'sta
         m.push(("create", "POST", "", "create"));
         m.push(("update", "PUT", "/{uuid}", "update"));
         m.push(("delete", "DELETE", "/{uuid}", "one-uuid"));
+    }
+    if matches!(plural, "collections" | "groups") {
+        m.push(("trash", "POST", "/{uuid}/trash", "one-uuid"));
+        m.push(("untrash", "POST", "/{uuid}/untrash", "untrash"));
     }
     if plural == "users" {
         m.push(("create", "POST", "", "create"));
@@ -123,7 +128,7 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
     if suffix.contains("{uuid}") {
         parameters.insert("uuid".into(), uuid_parameter());
     }
-    if matches!(shape, "one-uuid" | "create" | "update") {
+    if matches!(shape, "one-uuid" | "untrash" | "create" | "update") {
         parameters.insert(
             "select".into(),
             param("array", "query", "Attributes to return"),
@@ -133,7 +138,7 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
             param("boolean", "query", "Include trashed items"),
         );
     }
-    if shape == "create" {
+    if matches!(shape, "create" | "untrash") {
         parameters.insert(
             "ensure_unique_name".into(),
             param(
@@ -142,6 +147,8 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
                 "Add a timestamp to the name when it is taken",
             ),
         );
+    }
+    if shape == "create" {
         parameters.insert(
             "cluster_id".into(),
             param("string", "query", "Cluster to create on"),

@@ -8,10 +8,11 @@
 //! point over the permission links and group ownership); [`computed`] lists the result for
 //! every user as the `computed_permissions` resource does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
+use super::record;
 use super::state::Store;
 
 /// `can_read`.
@@ -40,13 +41,16 @@ pub fn level_name(level: u8) -> &'static str {
     }
 }
 
-/// What one user may do: its level on each user, group or object it reaches.
+/// What one user may do: its level on each user, group or object it reaches; and, since
+/// what is in a trashed project is hidden as the project is, which groups are in the trash.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     /// An admin may do everything.
     pub admin: bool,
     /// uuid -> level, for what is reached through links and group ownership.
     pub levels: HashMap<String, u8>,
+    /// The groups in the trash: trashed themselves, or inside a trashed project.
+    pub trashed_groups: HashSet<String>,
 }
 
 impl Access {
@@ -56,7 +60,16 @@ impl Access {
         Access {
             admin: user["is_admin"] == true,
             levels: reach(store, uuid),
+            trashed_groups: trashed_groups(store),
         }
+    }
+
+    /// Whether `record` is hidden as trash: trashed itself, or owned by a group in the trash.
+    pub fn in_trash(&self, record: &Value) -> bool {
+        record::is_trashed(record)
+            || record["owner_uuid"]
+                .as_str()
+                .is_some_and(|owner| self.trashed_groups.contains(owner))
     }
 
     /// The caller's level on the object `uuid` alone (0: none).
@@ -72,6 +85,36 @@ impl Access {
         let own = record["uuid"].as_str().map_or(0, |u| self.of_uuid(u));
         let owner = record["owner_uuid"].as_str().map_or(0, |u| self.of_uuid(u));
         own.max(owner)
+    }
+}
+
+/// The groups in the trash: those trashed themselves and everything they own, down the tree.
+fn trashed_groups(store: &Store) -> HashSet<String> {
+    let groups: Vec<(&str, &str, bool)> = store
+        .table("groups")
+        .filter_map(|g| {
+            Some((
+                g["owner_uuid"].as_str()?,
+                g["uuid"].as_str()?,
+                record::is_trashed(g),
+            ))
+        })
+        .collect();
+    let mut trashed: HashSet<String> = groups
+        .iter()
+        .filter(|g| g.2)
+        .map(|g| g.1.to_string())
+        .collect();
+    loop {
+        let before = trashed.len();
+        for &(owner, group, _) in &groups {
+            if trashed.contains(owner) {
+                trashed.insert(group.to_string());
+            }
+        }
+        if trashed.len() == before {
+            return trashed;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What every record carries besides its own attributes, shared by the fixtures and the live
 //! records: timestamps as Arvados writes them ([`now`], [`normalize_time`]), etags
-//! ([`etag_for`]) and which kind a uuid names ([`KINDS`], [`kind_of_uuid`]).
+//! ([`etag_for`]), which kind a uuid names ([`KINDS`], [`kind_of_uuid`]), and where a
+//! trashable record stands in its life ([`is_trashed`], [`is_deleted`]).
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
@@ -12,6 +13,23 @@ pub fn now() -> String {
 /// A time as Arvados writes it: UTC, nine fractional digits, `Z`.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Whether a collection or group is in the trash: marked so, or its `trash_at` has come.
+pub fn is_trashed(record: &serde_json::Value) -> bool {
+    record["is_trashed"] == true || time_has_come(&record["trash_at"])
+}
+
+/// Whether a trashed record's `delete_at` has come: Arvados deletes it for good then, so it
+/// is seen nowhere, not even with `include_trash`.
+pub fn is_deleted(record: &serde_json::Value) -> bool {
+    time_has_come(&record["delete_at"])
+}
+
+fn time_has_come(time: &serde_json::Value) -> bool {
+    time.as_str()
+        .and_then(parse_time)
+        .is_some_and(|t| t <= Utc::now())
 }
 
 /// `seconds` from now, as Arvados writes times.

@@ -575,9 +575,25 @@ pub fn tokens_current(call: &Call) -> Result<Value, ApiError> {
     Ok(call.caller.token.clone())
 }
 
-/// Whether a record is in the trash (hidden unless `include_trash`).
+/// Whether a record is in the trash itself (its own `is_trashed` or `trash_at`).
 fn trashed(record: &Value) -> bool {
-    record["is_trashed"] == true
+    record::is_trashed(record)
+}
+
+/// Whether `caller` sees `record` as trash: trashed itself, or inside a trashed project
+/// (hidden unless `include_trash`).
+fn hidden_as_trash(caller: &Caller, record: &Value) -> bool {
+    caller.access.in_trash(record)
+}
+
+/// Whether collections or groups of this class go to the trash when deleted (role groups are
+/// deleted at once, as they carry permissions rather than data).
+fn trashable(plural: &str, record: &Value) -> bool {
+    match plural {
+        "collections" => true,
+        "groups" => record["group_class"] != "role",
+        _ => false,
+    }
 }
 
 /// Whether a collection record is a snapshot of an older version of another (its
@@ -603,7 +619,8 @@ pub fn list(
         .into_iter()
         .filter(|r| {
             readable(caller, plural, r)
-                && (include_trash || !trashed(r))
+                && !record::is_deleted(r)
+                && (include_trash || !hidden_as_trash(caller, r))
                 && (include_old || !old_version(r))
         })
         .map(|r| present(caller, key, plural, Arc::unwrap_or_clone(r)))
@@ -667,7 +684,10 @@ pub fn contents(
         loop {
             let before = owners.len();
             for g in find("groups") {
-                if owners.contains(str_of(g, "owner_uuid")) && (include_trash || !trashed(g)) {
+                if owners.contains(str_of(g, "owner_uuid"))
+                    && !record::is_deleted(g)
+                    && (include_trash || !trashed(g))
+                {
                     owners.insert(str_of(g, "uuid").to_string());
                 }
             }
@@ -687,7 +707,8 @@ pub fn contents(
         for r in find(plural) {
             if owners.contains(str_of(r, "owner_uuid"))
                 && readable(caller, plural, r)
-                && (include_trash || !trashed(r))
+                && !record::is_deleted(r)
+                && (include_trash || !hidden_as_trash(caller, r))
                 && (include_old || !old_version(r))
             {
                 records.push(present(caller, key, plural, r.as_ref().clone()));
@@ -753,7 +774,10 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
             .store
             .table("collections")
             .find(|c| {
-                c["portable_data_hash"] == uuid && !trashed(c) && readable(&call.caller, plural, c)
+                c["portable_data_hash"] == uuid
+                    && !record::is_deleted(c)
+                    && !hidden_as_trash(&call.caller, c)
+                    && readable(&call.caller, plural, c)
             })
             .cloned()
             .ok_or_else(|| not_found(plural, uuid))?;
@@ -762,7 +786,7 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
         return Ok(by_hash);
     }
     let record = readable_record(call, plural, uuid)?;
-    if trashed(&record) && !call.params.flag("include_trash") {
+    if hidden_as_trash(&call.caller, &record) && !call.params.flag("include_trash") {
         return Err(not_found(plural, uuid));
     }
     let select = query_select(call, plural)?;
@@ -772,11 +796,12 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     ))
 }
 
-/// The record `uuid` of `plural` if the caller may read it, else 404.
+/// The record `uuid` of `plural` if the caller may read it (in the trash or not; past its
+/// `delete_at` it is gone), else 404.
 fn readable_record(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     call.store
         .get(plural, uuid)
-        .filter(|r| readable(&call.caller, plural, r))
+        .filter(|r| readable(&call.caller, plural, r) && !record::is_deleted(r))
         .cloned()
         .ok_or_else(|| not_found(plural, uuid))
 }
@@ -970,6 +995,10 @@ fn is_pdh(s: &str) -> bool {
 /// caller's token with `key` (always, as Arvados signs with the cluster's key), groups say
 /// whether the caller may write and manage them.
 fn present(caller: &Caller, key: &[u8], plural: &str, mut record: Value) -> Value {
+    if matches!(plural, "collections" | "groups") && record["is_trashed"] == false {
+        // A trash_at that has come since the record was written trashes it.
+        record["is_trashed"] = trashed(&record).into();
+    }
     match plural {
         "collections" => {
             let text = record["manifest_text"]
@@ -1163,6 +1192,10 @@ fn unique_name(call: &Call, plural: &str, record: &mut Value) -> Result<(), ApiE
             "name must be a string, not {name}"
         )));
     };
+    if trashed(record) {
+        // Names are unique among what is not in the trash.
+        return Ok(());
+    }
     let owner = record["owner_uuid"].clone();
     let uuid = record["uuid"].clone();
     let taken = call.store.table(plural).any(|r| {
@@ -1170,6 +1203,8 @@ fn unique_name(call: &Call, plural: &str, record: &mut Value) -> Result<(), ApiE
             && r["name"] == name.as_str()
             && r["uuid"] != uuid
             && !old_version(r)
+            && !trashed(r)
+            && !record::is_deleted(r)
     });
     if taken {
         if !call.params.flag("ensure_unique_name") {
@@ -1448,9 +1483,14 @@ fn sync_old_versions(call: &mut Call, head: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `DELETE /arvados/v1/RESOURCE/UUID`
+/// `DELETE /arvados/v1/RESOURCE/UUID`: collections, projects and filter groups go to the
+/// trash ([`trash`], with `delete_at` at most the blob signature TTL away); anything else is
+/// removed.
 pub fn delete(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     let record = readable_record(call, plural, uuid)?;
+    if trashable(plural, &record) {
+        return move_to_trash(call, plural, record, true);
+    }
     check_writable(call, plural, "delete", &record, Some(&record))?;
     call.store
         .remove(plural, uuid)
@@ -1483,6 +1523,106 @@ pub fn delete(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         }
     }
     Ok(present(&call.caller, &call.key, plural, record))
+}
+
+/// `POST /arvados/v1/RESOURCE/UUID/trash`: the collection, project or filter group goes to the
+/// trash (already there: unchanged); it is deleted for good at its `delete_at`, by default the
+/// trash lifetime away.
+pub fn trash(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
+    let record = readable_record(call, plural, uuid)?;
+    move_to_trash(call, plural, record, false)
+}
+
+fn move_to_trash(
+    call: &mut Call,
+    plural: &str,
+    old: Value,
+    deleting: bool,
+) -> Result<Value, ApiError> {
+    let uuid = str_of(&old, "uuid").to_string();
+    check_trashable(plural, &old)?;
+    if hidden_as_trash(&call.caller, &old) && !trashed(&old) {
+        // Inside a trashed project: seen only with include_trash, and in the trash already.
+        if !call.params.flag("include_trash") {
+            return Err(not_found(plural, &uuid));
+        }
+    }
+    if trashed(&old) && deleting && !call.params.flag("include_trash") {
+        return Err(not_found(plural, &uuid));
+    }
+    let mut record = old.clone();
+    let now = chrono::Utc::now();
+    if !trashed(&old) {
+        record["trash_at"] = record::format_time(now).into();
+        record["is_trashed"] = true.into();
+        record["delete_at"] = Value::Null;
+        apply_trash(&mut record, Some(&old));
+    }
+    if deleting {
+        // Deleted rather than trashed: gone once no signature given out can still be used.
+        let trash_at = record["trash_at"].as_str().and_then(record::parse_time);
+        let delete_at = record["delete_at"].as_str().and_then(record::parse_time);
+        if let (Some(trash_at), Some(delete_at)) = (trash_at, delete_at) {
+            let earliest =
+                trash_at + chrono::Duration::seconds(crate::signature::DEFAULT_TTL as i64);
+            if delete_at > earliest {
+                record["delete_at"] = record::format_time(earliest).into();
+            }
+        }
+    }
+    check_writable(call, plural, "update", &record, Some(&old))?;
+    if record == old {
+        return Ok(present(&call.caller, &call.key, plural, record));
+    }
+    stamp(&mut record, &call.caller);
+    if plural == "collections" {
+        sync_old_versions(call, &record)?;
+    }
+    save(call, plural, "update", Some(&old), record)
+}
+
+/// `POST /arvados/v1/RESOURCE/UUID/untrash`: a trashed collection, project or filter group
+/// back out of the trash (422 when it is not in it), its name made unique with
+/// `ensure_unique_name` if another took it meanwhile (else 422).
+pub fn untrash(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
+    let old = readable_record(call, plural, uuid)?;
+    check_trashable(plural, &old)?;
+    if !trashed(&old) {
+        return Err(ApiError::unprocessable(format!(
+            "{} {uuid:?} is not in the trash: it cannot be untrashed",
+            singular(plural)
+        )));
+    }
+    let mut record = old.clone();
+    record["trash_at"] = Value::Null;
+    record["is_trashed"] = false.into();
+    apply_trash(&mut record, Some(&old));
+    check_writable(call, plural, "update", &record, Some(&old))?;
+    unique_name(call, plural, &mut record)?;
+    stamp(&mut record, &call.caller);
+    if plural == "collections" {
+        sync_old_versions(call, &record)?;
+    }
+    save(call, plural, "update", Some(&old), record)
+}
+
+/// 422 unless `record` of `plural` is one that goes to the trash: a current collection, a
+/// project or a filter group.
+fn check_trashable(plural: &str, record: &Value) -> Result<(), ApiError> {
+    if !trashable(plural, record) {
+        return Err(ApiError::unprocessable(format!(
+            "only collections, projects and filter groups go to the trash, not {} {}",
+            singular(plural),
+            record["uuid"]
+        )));
+    }
+    if old_version(record) {
+        return Err(ApiError::unprocessable(format!(
+            "collection {} is a past version of {}: it follows its head in and out of the trash",
+            record["uuid"], record["current_version_uuid"]
+        )));
+    }
+    Ok(())
 }
 
 /// `POST /database/reset`

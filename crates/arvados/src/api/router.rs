@@ -204,6 +204,12 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
         ("GET", [res, uuid]) => resources::get(&call, res, uuid),
         ("PUT" | "PATCH", [res, uuid]) => resources::update(&mut call, res, uuid),
         ("DELETE", [res, uuid]) => resources::delete(&mut call, res, uuid),
+        ("POST", [res @ ("collections" | "groups"), uuid, "trash"]) => {
+            resources::trash(&mut call, res, uuid)
+        }
+        ("POST", [res @ ("collections" | "groups"), uuid, "untrash"]) => {
+            resources::untrash(&mut call, res, uuid)
+        }
         (_, []) => Err(ApiError::new(404, "not found: /database/reset takes POST")),
         (m, [res, ..]) => Err(ApiError::new(
             501,

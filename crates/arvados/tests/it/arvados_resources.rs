@@ -317,7 +317,12 @@ fn users_create_logs_and_computed_permissions() {
         &format!("/arvados/v1/logs?{}", filter("id", ">", json!(first_id))),
         ACTIVE,
     );
-    assert_eq!(later["items"][0]["event_type"], "delete", "{later}");
+    // A deleted collection goes to the trash: Arvados logs that as an update.
+    assert_eq!(later["items"][0]["event_type"], "update", "{later}");
+    assert_eq!(
+        later["items"][0]["properties"]["new_attributes"]["is_trashed"], true,
+        "{later}"
+    );
     let (_, spectator_logs) = api.get("/arvados/v1/logs", SPECTATOR);
     assert!(
         !uuids(&spectator_logs)

@@ -27,7 +27,13 @@ fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'sta
     }
     if matches!(
         plural,
-        "keep_services" | "keep_disks" | "collections" | "groups" | "links" | "logs"
+        "keep_services"
+            | "keep_disks"
+            | "collections"
+            | "groups"
+            | "links"
+            | "logs"
+            | "api_client_authorizations"
     ) {
         m.push(("create", "POST", "", "create"));
         m.push(("update", "PUT", "/{uuid}", "update"));
@@ -39,6 +45,7 @@ fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'sta
     }
     if plural == "users" {
         m.push(("create", "POST", "", "create"));
+        m.push(("update", "PUT", "/{uuid}", "update"));
     }
     m
 }

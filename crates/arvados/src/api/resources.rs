@@ -137,7 +137,7 @@ pub const RESOURCES: &[Resource] = &[
         singular: "api_client_authorization",
         kind: "ApiClientAuthorization",
         columns: record_columns!["api_token", "expires_at", "scopes",],
-        writable: &[],
+        writable: &["owner_uuid", "scopes", "expires_at"],
     },
     Resource {
         plural: "keep_services",
@@ -851,7 +851,51 @@ fn check_writable(
             };
             require_admin(call, &format!("{admin_verb} {}", plural.replace('_', " ")))
         }
-        "users" => require_admin(call, &format!("{verb} users")),
+        "users" => match old {
+            // A user may change its own names and preferences.
+            Some(o) if verb == "update" && o["uuid"] == call.caller.uuid() && !admin => {
+                let writable = resource("users").map_or(&[][..], |r| r.writable);
+                let changed: Vec<&str> = writable
+                    .iter()
+                    .copied()
+                    .filter(|k| record[*k] != o[*k])
+                    .filter(|k| !SELF_WRITABLE_USER.contains(k))
+                    .collect();
+                if changed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(forbidden(format!(
+                        "only an admin may change {}",
+                        changed.join(", ")
+                    )))
+                }
+            }
+            _ => require_admin(call, &format!("{verb} users")),
+        },
+        "api_client_authorizations" => {
+            let me = call.caller.uuid();
+            let mine = |r: &Value| r["owner_uuid"] == me;
+            if !call.caller.full_scope() {
+                // A token of limited scope may only revoke itself.
+                let itself =
+                    verb == "delete" && old.is_some_and(|o| o["uuid"] == call.caller.token["uuid"]);
+                return if itself {
+                    Ok(())
+                } else {
+                    Err(forbidden(format!(
+                        "a token with limited scopes cannot {verb} tokens"
+                    )))
+                };
+            }
+            if admin || (mine(record) && old.is_none_or(mine)) {
+                Ok(())
+            } else {
+                Err(forbidden(format!(
+                    "cannot {verb} a token of another user ({:?})",
+                    str_of(record, "owner_uuid")
+                )))
+            }
+        }
         "logs" if verb != "create" => require_admin(call, &format!("{verb} logs")),
         "logs" => {
             if admin || owner == call.caller.uuid() {
@@ -1021,7 +1065,7 @@ fn present(caller: &Caller, key: &[u8], plural: &str, mut record: Value) -> Valu
 /// `POST /arvados/v1/RESOURCE`
 pub fn create(call: &mut Call, plural: &str) -> Result<Value, ApiError> {
     let attrs = attributes(call, plural)?;
-    if matches!(plural, "repositories" | "api_client_authorizations") {
+    if plural == "repositories" {
         return Err(ApiError::new(
             501,
             format!("this test API server does not create {plural}"),
@@ -1058,6 +1102,7 @@ pub fn create(call: &mut Call, plural: &str) -> Result<Value, ApiError> {
         "links" => prepare_link(&mut record)?,
         "logs" => prepare_log(call, &mut record),
         "users" => prepare_user(call, &mut record, None)?,
+        "api_client_authorizations" => prepare_token(call, &mut record, None)?,
         _ => {}
     }
     save(call, plural, "create", None, record)
@@ -1383,6 +1428,40 @@ fn prepare_user(call: &Call, record: &mut Value, old: Option<&Value>) -> Result<
     Ok(())
 }
 
+/// The user attributes a user may change on itself (an admin: all it may write).
+const SELF_WRITABLE_USER: &[&str] = &["first_name", "last_name", "prefs"];
+
+/// Checks a token: its user exists (and stays), its scopes are a list of strings (`["all"]`
+/// by default); a new one gets its secret ([`state::new_secret`]).
+fn prepare_token(call: &Call, record: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let owner = str_of(record, "owner_uuid").to_string();
+    if old.is_some_and(|o| o["owner_uuid"] != owner.as_str()) {
+        return Err(ApiError::unprocessable("a token's user cannot be changed"));
+    }
+    if call.store.get("users", &owner).is_none() {
+        return Err(ApiError::unprocessable(format!(
+            "owner_uuid {owner:?} is not a user"
+        )));
+    }
+    fill_defaults(record, [("scopes", json!(["all"]))]);
+    let scopes_ok = record["scopes"]
+        .as_array()
+        .is_some_and(|a| a.iter().all(Value::is_string));
+    if !scopes_ok {
+        return Err(ApiError::unprocessable(format!(
+            "scopes must be a list of strings, not {}",
+            record["scopes"]
+        )));
+    }
+    if record.get("expires_at").is_none() {
+        record["expires_at"] = Value::Null;
+    }
+    if old.is_none() {
+        record["api_token"] = state::new_secret().into();
+    }
+    Ok(())
+}
+
 /// `PUT`/`PATCH /arvados/v1/RESOURCE/UUID`
 pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     let attrs = attributes(call, plural)?;
@@ -1416,6 +1495,7 @@ pub fn update(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiErr
         "groups" => prepare_group(call, &mut record, Some(&old))?,
         "links" => prepare_link(&mut record)?,
         "users" => prepare_user(call, &mut record, Some(&old))?,
+        "api_client_authorizations" => prepare_token(call, &mut record, Some(&old))?,
         "keep_disks" => fill_keep_disk(call, &mut record)?,
         _ => {}
     }

@@ -104,6 +104,21 @@ fn load(file: &std::path::Path) -> Option<Tables> {
     Some(tables)
 }
 
+/// A new token secret: 50 random characters of `[0-9a-z]`, the length of Arvados' own (from
+/// three v4 uuids, 122 random bits each, 20 base-36 digits taken from each).
+pub fn new_secret() -> String {
+    let mut secret = String::new();
+    while secret.len() < 50 {
+        let mut n = uuid::Uuid::new_v4().as_u128();
+        for _ in 0..20 {
+            secret.push(char::from_digit((n % 36) as u32, 36).unwrap_or('0'));
+            n /= 36;
+        }
+    }
+    secret.truncate(50);
+    secret
+}
+
 /// A new uuid for `table`: `zzzzz-INFIX-` and 15 random base-36 characters.
 pub fn new_uuid(table: &str) -> String {
     let infix = TABLES

@@ -22,7 +22,16 @@ fn methods(plural: &str) -> Vec<(&'static str, &'static str, &'static str, &'sta
     match plural {
         "users" | "api_client_authorizations" => m.push(("current", "GET", "/current", "one")),
         "keep_services" => m.push(("accessible", "GET", "/accessible", "list")),
-        "groups" => m.push(("contents", "GET", "/contents", "contents")),
+        "groups" => {
+            m.push(("contents", "GET", "/contents", "contents"));
+            m.push(("shared", "GET", "/shared", "shared"));
+        }
+        "links" => m.push((
+            "get_permissions",
+            "GET",
+            "/{uuid}/get_permissions",
+            "permissions",
+        )),
         _ => {}
     }
     if matches!(
@@ -102,7 +111,19 @@ fn uuid_parameter() -> Value {
 fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str)) -> Value {
     let (name, http, suffix, shape) = m;
     let mut parameters = match shape {
-        "list" => list_parameters(),
+        "list" | "permissions" => list_parameters(),
+        "shared" => {
+            let mut p = list_parameters();
+            p.insert(
+                "include".into(),
+                param(
+                    "string",
+                    "query",
+                    "owner_uuid: the groups' owners in included",
+                ),
+            );
+            p
+        }
         "contents" => {
             let mut p = list_parameters();
             p.insert(
@@ -171,7 +192,7 @@ fn method(plural: &str, singular: &str, kind: &str, m: (&str, &str, &str, &str))
     }
     let response = if shape == "contents" {
         "ObjectList".to_string()
-    } else if shape == "list" {
+    } else if matches!(shape, "list" | "shared" | "permissions") {
         format!("{kind}List")
     } else {
         kind.to_string()

@@ -744,6 +744,91 @@ pub fn contents(
     Ok(answer)
 }
 
+/// `GET /arvados/v1/groups/shared`: the projects and filter groups the caller reads that are
+/// not in its own home tree: owned by another user, by a role, or by a group the caller cannot
+/// read (so it sees no way down to them), as a `groups` list; with `include=owner_uuid`, their
+/// owners (users or groups the caller reads) in `included`. `tables` are the snapshots of
+/// [`contents_tables`].
+pub fn shared(
+    caller: &Caller,
+    params: &Params,
+    key: &[u8],
+    tables: Vec<(&'static str, Vec<Arc<Value>>)>,
+) -> Result<Value, ApiError> {
+    let find = |table: &str| {
+        tables
+            .iter()
+            .find(|t| t.0 == table)
+            .map(|t| t.1.clone())
+            .unwrap_or_default()
+    };
+    let groups = find("groups");
+    let users = find("users");
+    let me = caller.uuid();
+    let class_of = |uuid: &str| {
+        groups
+            .iter()
+            .find(|g| g["uuid"] == uuid)
+            .map(|g| str_of(g, "group_class").to_string())
+    };
+    let outside_home = |g: &Value| {
+        let owner = str_of(g, "owner_uuid");
+        let owned_by_user = users.iter().any(|u| u["uuid"] == owner);
+        (owned_by_user && owner != me)
+            || class_of(owner).is_some_and(|c| c == "role")
+            || (!owned_by_user && !caller.is_admin() && caller.access.of_uuid(owner) < READ)
+    };
+    let shared: Vec<Arc<Value>> = groups
+        .iter()
+        .filter(|g| matches!(g["group_class"].as_str(), Some("project" | "filter")))
+        .filter(|g| outside_home(g))
+        .cloned()
+        .collect();
+    let mut answer = list(caller, params, key, "groups", shared)?;
+    if params.get("include").and_then(Value::as_str) == Some("owner_uuid") {
+        let owners: std::collections::HashSet<String> = answer["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| str_of(g, "owner_uuid").to_string())
+            .collect();
+        let included: Vec<Value> = [("groups", &groups), ("users", &users)]
+            .into_iter()
+            .flat_map(|(plural, records)| records.iter().map(move |r| (plural, r)))
+            .filter(|(plural, r)| owners.contains(str_of(r, "uuid")) && readable(caller, plural, r))
+            .map(|(plural, r)| present(caller, key, plural, r.as_ref().clone()))
+            .collect();
+        answer["included"] = included.into();
+    }
+    Ok(answer)
+}
+
+/// `GET /arvados/v1/links/UUID/get_permissions`: the permission links on the object `uuid`,
+/// for a caller who manages it (404 when it sees nothing of it, 403 when it may not manage
+/// it). `links` is a snapshot of the links.
+pub fn get_permissions(
+    caller: &Caller,
+    params: &Params,
+    key: &[u8],
+    uuid: &str,
+    links: Vec<Arc<Value>>,
+) -> Result<Value, ApiError> {
+    let level = caller.access.of_uuid(uuid);
+    if level == 0 {
+        return Err(ApiError::new(404, format!("object {uuid:?} not found")));
+    }
+    if level < MANAGE {
+        return Err(forbidden(format!(
+            "no manage permission on {uuid:?}: its permissions are not yours to see"
+        )));
+    }
+    let on_it: Vec<Arc<Value>> = links
+        .into_iter()
+        .filter(|l| l["link_class"] == "permission" && l["head_uuid"] == uuid)
+        .collect();
+    list(caller, params, key, "links", on_it)
+}
+
 /// `GET /arvados/v1/keep_services/accessible` over `all` (a snapshot of the keep services): the
 /// disk services, or the proxies for a caller outside the cluster when there are any.
 pub fn keep_services_accessible(

@@ -171,6 +171,14 @@ fn route(server: &Server, mut req: Request) -> Result<Value, ApiError> {
             let tables = resources::contents_tables(&server.store());
             return resources::contents(&caller, &params, &key, None, tables);
         }
+        ("GET", ["groups", "shared"]) => {
+            let tables = resources::contents_tables(&server.store());
+            return resources::shared(&caller, &params, &key, tables);
+        }
+        ("GET", ["links", uuid, "get_permissions"]) => {
+            let links = server.store().snapshot("links");
+            return resources::get_permissions(&caller, &params, &key, uuid, links);
+        }
         ("GET", ["groups", uuid, "contents"]) => {
             let tables = resources::contents_tables(&server.store());
             return resources::contents(&caller, &params, &key, Some(uuid), tables);

@@ -20,6 +20,7 @@ mod arvados_resources;
 mod arvados_sdk;
 mod arvados_sdk_gaps;
 mod arvados_services;
+mod arvados_sharing;
 mod arvados_tokens;
 mod arvados_trash;
 mod arvados_versions;

@@ -24,6 +24,10 @@ pub const TRASH_LIFETIME: u64 = 1_209_600;
 /// The default replication of a collection's blocks.
 pub const DEFAULT_REPLICATION: u64 = 2;
 
+/// `Collections.PreserveVersionIfIdle`, in seconds: an update of a collection left unchanged
+/// this long keeps its old state as a version, `preserve_version` or not (Arvados' default).
+pub const PRESERVE_VERSION_IF_IDLE: u64 = 10;
+
 /// `Ns` as the configuration writes durations.
 fn seconds(n: u64) -> String {
     format!("{n}s")
@@ -37,7 +41,7 @@ pub fn config() -> Value {
         "Collections": {
             "DefaultReplication": DEFAULT_REPLICATION,
             "CollectionVersioning": true,
-            "PreserveVersionIfIdle": "10s",
+            "PreserveVersionIfIdle": seconds(PRESERVE_VERSION_IF_IDLE),
             "BlobSigning": true,
             "BlobSigningTTL": seconds(DEFAULT_TTL),
             "DefaultTrashLifetime": seconds(TRASH_LIFETIME),

@@ -1604,13 +1604,20 @@ const SYNCED: &[&str] = &["owner_uuid", "trash_at", "delete_at", "is_trashed"];
 
 /// Collection versions, as Arvados keeps them (`Collections.CollectionVersioning`): when an
 /// update of `old` into `record` changes a versioned attribute and `preserve_version` was or
-/// is now true (and the collection is not trashed), the old state is kept as a snapshot (the
-/// record answered: a new uuid, `current_version_uuid` the head's) and the head's `version`
-/// goes up by one; `preserve_version` is then false unless the update gave it
-/// (`gives_preserve`).
+/// is now true, or `old` was left unchanged for `Collections.PreserveVersionIfIdle` (and the
+/// collection is not trashed), the old state is kept as a snapshot (the record answered: a new
+/// uuid, `current_version_uuid` the head's) and the head's `version` goes up by one;
+/// `preserve_version` is then false unless the update gave it (`gives_preserve`).
 fn preserve_version(record: &mut Value, old: &Value, gives_preserve: bool) -> Option<Value> {
     let changed = VERSIONED.iter().any(|k| record[*k] != old[*k]);
-    let asked = old["preserve_version"] == true || record["preserve_version"] == true;
+    let idle = old["modified_at"]
+        .as_str()
+        .and_then(record::parse_time)
+        .is_some_and(|t| {
+            chrono::Utc::now() - t
+                >= chrono::Duration::seconds(super::cluster::PRESERVE_VERSION_IF_IDLE as i64)
+        });
+    let asked = old["preserve_version"] == true || record["preserve_version"] == true || idle;
     if !changed || !asked || trashed(record) {
         return None;
     }

@@ -3,8 +3,9 @@
 //! that changes the manifest (or name, description, properties) of a record with
 //! `preserve_version` (stored or given) keeps the old state as a snapshot (a new uuid pointing
 //! at the head) and counts the head's version up; `preserve_version` then takes the value the
-//! update gives (false when none). Snapshots are left out of lists unless
-//! `include_old_versions`.
+//! update gives (false when none). A collection left unchanged for
+//! `Collections.PreserveVersionIfIdle` (10 s) keeps its old state on a change too. Snapshots
+//! are left out of lists unless `include_old_versions`.
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -128,6 +129,33 @@ fn preserve_version_keeps_snapshots_and_counts_versions() {
     );
     assert_eq!(status, 200);
     assert!(versions(&api, &uuid).is_empty());
+}
+
+/// A collection left unchanged past `PreserveVersionIfIdle` (a fixture, last changed in 2014)
+/// keeps its old state when changed, with no `preserve_version`; changed again at once, it
+/// does not.
+#[test]
+fn an_idle_collection_keeps_its_old_state_when_changed() {
+    let stack = Stack::new();
+    let api = stack.api(&stack.start());
+    let (_, config) = api.get("/arvados/v1/config", ACTIVE);
+    assert_eq!(config["Collections"]["PreserveVersionIfIdle"], "10s");
+    let uuid = "zzzzz-4zz18-bv31uwvy3neko21";
+    let before = fetch(&api, uuid);
+    assert_eq!(before["preserve_version"], false);
+    let after = update(&api, uuid, &json!({"collection": {"name": "renamed once"}}));
+    let version = before["version"].as_u64().unwrap();
+    assert_eq!(after["version"], version + 1);
+    let kept = versions(&api, uuid);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0]["name"], before["name"]);
+    update(
+        &api,
+        uuid,
+        &json!({"collection": {"name": "renamed twice"}}),
+    );
+    assert_eq!(fetch(&api, uuid)["version"], version + 1);
+    assert_eq!(versions(&api, uuid).len(), 2);
 }
 
 /// Snapshots do not take the head's name, and a past version cannot be changed.

@@ -67,6 +67,19 @@ fn shared_projects_and_their_permissions() {
         .collect();
     assert!(included.contains(&&json!(SPECTATOR_UUID)), "{shared}");
 
+    // groups/contents takes include=owner_uuid as text too (it used to be 422, not JSON).
+    let (status, contents) = api.get(
+        &format!("/arvados/v1/groups/contents?uuid={theirs}&include=owner_uuid"),
+        SPECTATOR,
+    );
+    assert_eq!(status, 200, "{contents}");
+    assert_eq!(uuids(&contents), vec![below.clone()]);
+    assert_eq!(
+        contents["included"][0]["uuid"],
+        theirs.as_str(),
+        "{contents}"
+    );
+
     // Permissions on the project: for its manager, not for a reader.
     let path = format!("/arvados/v1/links/{theirs}/get_permissions");
     let (status, perms) = api.get(&path, SPECTATOR);

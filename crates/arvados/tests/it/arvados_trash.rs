@@ -159,6 +159,17 @@ fn a_trashed_project_hides_what_it_holds() {
     assert!(!home_uuids.contains(&&held["uuid"]), "{home}");
     assert!(!home_uuids.contains(&&project["uuid"]), "{home}");
 
+    // The logs of what the trashed project holds are not trash: still listed.
+    let (status, logs) = api.get(
+        &format!(
+            "/arvados/v1/logs?filters=%5B%5B%22object_uuid%22%2C%22%3D%22%2C%22{}%22%5D%5D",
+            held["uuid"].as_str().unwrap()
+        ),
+        ACTIVE,
+    );
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(logs["items"][0]["event_type"], "create", "{logs}");
+
     let (status, back) = api.call(
         "POST",
         &format!("/arvados/v1/groups/{project_uuid}/untrash"),

@@ -15,10 +15,11 @@ pub(super) fn trashed(record: &Value) -> bool {
     record::is_trashed(record)
 }
 
-/// Whether `caller` sees `record` as trash: trashed itself, or inside a trashed project
-/// (hidden unless `include_trash`).
-pub(super) fn hidden_as_trash(caller: &Caller, record: &Value) -> bool {
-    caller.access.in_trash(record)
+/// Whether `caller` sees `record` of `plural` as trash: a collection or group trashed itself,
+/// or inside a trashed project (hidden unless `include_trash`). Other records (logs, links,
+/// ...) are never trash, whoever owns them.
+pub(super) fn hidden_as_trash(caller: &Caller, plural: &str, record: &Value) -> bool {
+    matches!(plural, "collections" | "groups") && caller.access.in_trash(record)
 }
 
 /// Whether collections or groups of this class go to the trash when deleted (role groups are

@@ -33,7 +33,7 @@ pub fn list(
         .filter(|r| {
             readable(caller, plural, r)
                 && !record::is_deleted(r)
-                && (include_trash || !hidden_as_trash(caller, r))
+                && (include_trash || !hidden_as_trash(caller, plural, r))
                 && (include_old || !old_version(r))
         })
         .map(|r| present(caller, key, plural, Arc::unwrap_or_clone(r)))
@@ -121,7 +121,7 @@ pub fn contents(
             if owners.contains(str_of(r, "owner_uuid"))
                 && readable(caller, plural, r)
                 && !record::is_deleted(r)
-                && (include_trash || !hidden_as_trash(caller, r))
+                && (include_trash || !hidden_as_trash(caller, plural, r))
                 && (include_old || !old_version(r))
             {
                 records.push(present(caller, key, plural, r.as_ref().clone()));

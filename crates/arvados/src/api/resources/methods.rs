@@ -40,7 +40,7 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
             .find(|c| {
                 c["portable_data_hash"] == uuid
                     && !record::is_deleted(c)
-                    && !hidden_as_trash(&call.caller, c)
+                    && !hidden_as_trash(&call.caller, plural, c)
                     && readable(&call.caller, plural, c)
             })
             .cloned()
@@ -50,7 +50,7 @@ pub fn get(call: &Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
         return Ok(by_hash);
     }
     let record = readable_record(call, plural, uuid)?;
-    if hidden_as_trash(&call.caller, &record) && !call.params.flag("include_trash") {
+    if hidden_as_trash(&call.caller, plural, &record) && !call.params.flag("include_trash") {
         return Err(not_found(plural, uuid));
     }
     let select = query_select(call, plural)?;
@@ -200,7 +200,7 @@ pub(super) fn move_to_trash(
 ) -> Result<Value, ApiError> {
     let uuid = str_of(&old, "uuid").to_string();
     check_trashable(plural, &old)?;
-    if hidden_as_trash(&call.caller, &old) && !trashed(&old) {
+    if hidden_as_trash(&call.caller, plural, &old) && !trashed(&old) {
         // Inside a trashed project: seen only with include_trash, and in the trash already.
         if !call.params.flag("include_trash") {
             return Err(not_found(plural, &uuid));

@@ -14,6 +14,15 @@ fn seconds_between(from: &Value, to: &Value) -> i64 {
     (parse(to) - parse(from)).num_seconds()
 }
 
+fn uuids_of(list: &Value) -> Vec<Value> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["uuid"].clone())
+        .collect()
+}
+
 fn create(api: &Api, plural: &str, body: Value) -> Value {
     let (status, made) = api.post(&format!("/arvados/v1/{plural}"), ACTIVE, &body);
     assert_eq!(status, 200, "{made}");
@@ -158,6 +167,13 @@ fn a_trashed_project_hides_what_it_holds() {
         .collect();
     assert!(!home_uuids.contains(&&held["uuid"]), "{home}");
     assert!(!home_uuids.contains(&&project["uuid"]), "{home}");
+
+    // Its contents are found only with include_trash, as the project itself is.
+    let contents = format!("/arvados/v1/groups/contents?uuid={project_uuid}&recursive=true");
+    assert_eq!(api.get(&contents, ACTIVE).0, 404);
+    let (status, listed) = api.get(&format!("{contents}&include_trash=true"), ACTIVE);
+    assert_eq!(status, 200, "{listed}");
+    assert!(uuids_of(&listed).contains(&held["uuid"]), "{listed}");
 
     // The logs of what the trashed project holds are not trash: still listed.
     let (status, logs) = api.get(

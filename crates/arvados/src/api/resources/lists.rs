@@ -86,11 +86,15 @@ pub fn contents(
         .map(|g| ("groups", g))
         .chain(find("users").iter().map(|u| ("users", u)))
         .find(|(_, r)| r["uuid"] == target.as_str());
+    let include_trash = params.flag("include_trash");
+    // A project in the trash (or inside one) is found only with include_trash, as in Arvados.
     match found {
-        Some((plural, r)) if readable(caller, plural, r) => {}
+        Some((plural, r))
+            if readable(caller, plural, r)
+                && !record::is_deleted(r)
+                && (include_trash || !hidden_as_trash(caller, plural, r)) => {}
         _ => return Err(not_found("groups", &target)),
     }
-    let include_trash = params.flag("include_trash");
     let include_old = params.flag("include_old_versions");
     let mut owners = std::collections::HashSet::from([target.clone()]);
     if params.flag("recursive") {

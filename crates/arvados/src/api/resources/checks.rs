@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::caller::Call;
 use super::common::{expect_type, fill_defaults, str_of, unix_now};
-use super::lifecycle::{apply_trash, old_version, trashed, unique_name};
+use super::lifecycle::{apply_trash, old_version, unique_name};
 use crate::api::answer::ApiError;
 use crate::api::manifest::{self, ManifestError};
 use crate::api::permissions;
@@ -339,7 +339,7 @@ pub(super) fn preserve_version(
                 >= chrono::Duration::seconds(crate::api::cluster::PRESERVE_VERSION_IF_IDLE as i64)
         });
     let asked = old["preserve_version"] == true || record["preserve_version"] == true || idle;
-    if !changed || !asked || trashed(record) {
+    if !changed || !asked || record::is_trashed(record) {
         return None;
     }
     let head = str_of(old, "uuid").to_string();

@@ -10,11 +10,6 @@ use super::schema::singular;
 use crate::api::answer::ApiError;
 use crate::api::record;
 
-/// Whether a record is in the trash itself (its own `is_trashed` or `trash_at`).
-pub(super) fn trashed(record: &Value) -> bool {
-    record::is_trashed(record)
-}
-
 /// Whether `caller` sees `record` of `plural` as trash: a collection or group trashed itself,
 /// or inside a trashed project (hidden unless `include_trash`). Other records (logs, links,
 /// ...) are never trash, whoever owns them.
@@ -45,7 +40,7 @@ pub(super) fn old_version(record: &Value) -> bool {
 /// `TRASH_LIFETIME` after it was trashed unless `delete_at` says otherwise, and untrashing
 /// clears both times.
 pub(super) fn apply_trash(record: &mut Value, old: Option<&Value>) {
-    let was_trashed = old.is_some_and(trashed);
+    let was_trashed = old.is_some_and(record::is_trashed);
     let now = chrono::Utc::now();
     let trash_at = record["trash_at"].as_str().and_then(record::parse_time);
     if record["is_trashed"] == true && !was_trashed && trash_at.is_none_or(|t| t > now) {
@@ -76,7 +71,7 @@ pub(super) fn unique_name(call: &Call, plural: &str, record: &mut Value) -> Resu
             "name must be a string, not {name}"
         )));
     };
-    if trashed(record) {
+    if record::is_trashed(record) {
         // Names are unique among what is not in the trash.
         return Ok(());
     }
@@ -87,7 +82,7 @@ pub(super) fn unique_name(call: &Call, plural: &str, record: &mut Value) -> Resu
             && r["name"] == name.as_str()
             && r["uuid"] != uuid
             && !old_version(r)
-            && !trashed(r)
+            && !record::is_trashed(r)
             && !record::is_deleted(r)
     });
     if taken {

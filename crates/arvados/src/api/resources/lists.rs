@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::caller::Caller;
 use super::common::{forbidden, not_found, str_of};
-use super::lifecycle::{hidden_as_trash, old_version, trashed};
+use super::lifecycle::{hidden_as_trash, old_version};
 use super::schema::{columns, kind_of};
 use super::visibility::{present, readable};
 use crate::api::answer::ApiError;
@@ -103,7 +103,7 @@ pub fn contents(
             for g in find("groups") {
                 if owners.contains(str_of(g, "owner_uuid"))
                     && !record::is_deleted(g)
-                    && (include_trash || !trashed(g))
+                    && (include_trash || !record::is_trashed(g))
                 {
                     owners.insert(str_of(g, "uuid").to_string());
                 }

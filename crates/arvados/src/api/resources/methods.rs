@@ -12,7 +12,7 @@ use super::checks::{
 };
 use super::common::{fill_defaults, is_pdh, not_found, query_select, require_admin, stamp, str_of};
 use super::lifecycle::{
-    apply_trash, check_trashable, hidden_as_trash, old_version, trashable, trashed, unique_name,
+    apply_trash, check_trashable, hidden_as_trash, old_version, trashable, unique_name,
 };
 use super::persist::{attributes, log_change, new_record, save};
 use super::schema::singular;
@@ -198,21 +198,21 @@ pub(super) fn move_to_trash(
     old: Value,
     deleting: bool,
 ) -> Result<Value, ApiError> {
-    let uuid = str_of(&old, "uuid").to_string();
     check_trashable(plural, &old)?;
-    if hidden_as_trash(&call.caller, plural, &old) && !trashed(&old) {
-        // Inside a trashed project: seen only with include_trash, and in the trash already.
-        if !call.params.flag("include_trash") {
-            return Err(not_found(plural, &uuid));
-        }
-    }
-    if trashed(&old) && deleting && !call.params.flag("include_trash") {
-        return Err(not_found(plural, &uuid));
+    let in_trash = record::is_trashed(&old);
+    // Found without include_trash only when neither it nor its project is in the trash,
+    // except that trashing what is in the trash already changes nothing.
+    let needs_include_trash = if in_trash {
+        deleting
+    } else {
+        hidden_as_trash(&call.caller, plural, &old)
+    };
+    if needs_include_trash && !call.params.flag("include_trash") {
+        return Err(not_found(plural, str_of(&old, "uuid")));
     }
     let mut record = old.clone();
-    let now = chrono::Utc::now();
-    if !trashed(&old) {
-        record["trash_at"] = record::format_time(now).into();
+    if !in_trash {
+        // Trashed now; delete_at recomputed from the new trash_at.
         record["is_trashed"] = true.into();
         record["delete_at"] = Value::Null;
         apply_trash(&mut record, Some(&old));
@@ -246,14 +246,14 @@ pub(super) fn move_to_trash(
 pub fn untrash(call: &mut Call, plural: &str, uuid: &str) -> Result<Value, ApiError> {
     let old = readable_record(call, plural, uuid)?;
     check_trashable(plural, &old)?;
-    if !trashed(&old) {
+    if !record::is_trashed(&old) {
         return Err(ApiError::unprocessable(format!(
             "{} {uuid:?} is not in the trash: it cannot be untrashed",
             singular(plural)
         )));
     }
     let mut record = old.clone();
-    record["trash_at"] = Value::Null;
+    // Out of the trash: apply_trash clears trash_at and delete_at.
     record["is_trashed"] = false.into();
     apply_trash(&mut record, Some(&old));
     check_writable(call, plural, "update", &record, Some(&old))?;

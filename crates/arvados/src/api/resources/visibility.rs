@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use super::caller::{Call, Caller};
 use super::common::{not_found, str_of, unix_now};
-use super::lifecycle::trashed;
 use crate::api::answer::ApiError;
 use crate::api::manifest;
 use crate::api::permissions::{MANAGE, READ, WRITE};
@@ -67,7 +66,7 @@ pub(super) fn readable_record(call: &Call, plural: &str, uuid: &str) -> Result<V
 pub(super) fn present(caller: &Caller, key: &[u8], plural: &str, mut record: Value) -> Value {
     if matches!(plural, "collections" | "groups") && record["is_trashed"] == false {
         // A trash_at that has come since the record was written trashes it.
-        record["is_trashed"] = trashed(&record).into();
+        record["is_trashed"] = record::is_trashed(&record).into();
     }
     match plural {
         "collections" => {

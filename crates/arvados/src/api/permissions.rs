@@ -90,30 +90,30 @@ impl Access {
 
 /// The groups in the trash: those trashed themselves and everything they own, down the tree.
 fn trashed_groups(store: &Store) -> HashSet<String> {
-    let groups: Vec<(&str, &str, bool)> = store
-        .table("groups")
-        .filter_map(|g| {
-            Some((
-                g["owner_uuid"].as_str()?,
-                g["uuid"].as_str()?,
-                record::is_trashed(g),
-            ))
-        })
-        .collect();
+    let groups: Vec<&Value> = store.table("groups").collect();
     let mut trashed: HashSet<String> = groups
         .iter()
-        .filter(|g| g.2)
-        .map(|g| g.1.to_string())
+        .filter(|g| record::is_trashed(g))
+        .filter_map(|g| g["uuid"].as_str().map(str::to_string))
         .collect();
+    add_groups_below(&mut trashed, &groups);
+    trashed
+}
+
+/// Adds to `uuids` every group of `groups` owned by one of them, down the tree.
+pub fn add_groups_below(uuids: &mut HashSet<String>, groups: &[&Value]) {
     loop {
-        let before = trashed.len();
-        for &(owner, group, _) in &groups {
-            if trashed.contains(owner) {
-                trashed.insert(group.to_string());
+        let before = uuids.len();
+        for g in groups {
+            let owner = g["owner_uuid"].as_str().unwrap_or_default();
+            if uuids.contains(owner) {
+                if let Some(uuid) = g["uuid"].as_str() {
+                    uuids.insert(uuid.to_string());
+                }
             }
         }
-        if trashed.len() == before {
-            return trashed;
+        if uuids.len() == before {
+            return;
         }
     }
 }

@@ -12,7 +12,7 @@ use super::lifecycle::{hidden_as_trash, old_version};
 use super::schema::{columns, kind_of};
 use super::visibility::{present, readable};
 use crate::api::answer::ApiError;
-use crate::api::permissions::{MANAGE, READ};
+use crate::api::permissions::{self, MANAGE, READ};
 use crate::api::query::{self, Params};
 use crate::api::record;
 use crate::api::state::Store;
@@ -98,20 +98,12 @@ pub fn contents(
     let include_old = params.flag("include_old_versions");
     let mut owners = std::collections::HashSet::from([target.clone()]);
     if params.flag("recursive") {
-        loop {
-            let before = owners.len();
-            for g in find("groups") {
-                if owners.contains(str_of(g, "owner_uuid"))
-                    && !record::is_deleted(g)
-                    && (include_trash || !record::is_trashed(g))
-                {
-                    owners.insert(str_of(g, "uuid").to_string());
-                }
-            }
-            if owners.len() == before {
-                break;
-            }
-        }
+        let below: Vec<&Value> = find("groups")
+            .iter()
+            .map(|g| g.as_ref())
+            .filter(|g| !record::is_deleted(g) && (include_trash || !record::is_trashed(g)))
+            .collect();
+        permissions::add_groups_below(&mut owners, &below);
     }
     let mut columns: Vec<&'static str> = Vec::new();
     let mut records = Vec::new();

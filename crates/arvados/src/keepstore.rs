@@ -118,13 +118,6 @@ fn put_slots(max_buffers: usize) -> usize {
     (max - max / 4).min(max.saturating_sub(1)).max(1)
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// A plain-text error with status `code` (500 for a code that is not one).
 fn status(code: u16, body: &str) -> HttpError {
     HttpError::new(
@@ -384,7 +377,7 @@ async fn put_block(
             &plain,
             key,
             token,
-            now_secs() + keep.config.ttl,
+            signature::now() + keep.config.ttl,
             keep.config.ttl,
         ),
         _ => plain,
@@ -515,7 +508,8 @@ async fn read_block(keep: Arc<Keep>, path: String, req: Request, head: bool) -> 
             return Err(status(401, "Unauthorized: no token"));
         };
         let key = keep.config.signing_key.as_deref().unwrap_or_default();
-        if let Err(e) = signature::verify(&locator, key, &token, keep.config.ttl, now_secs()) {
+        if let Err(e) = signature::verify(&locator, key, &token, keep.config.ttl, signature::now())
+        {
             return Err(status(e.http_status(), &e.to_string()));
         }
     }

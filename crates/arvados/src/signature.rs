@@ -16,6 +16,14 @@ use super::locator::Locator;
 /// Default signature lifetime: two weeks.
 pub const DEFAULT_TTL: u64 = 1_209_600;
 
+/// The current time in unix seconds, as signatures and their expiries count it.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Why a locator's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::caller::Call;
-use super::common::{expect_type, fill_defaults, str_of, unix_now};
+use super::common::{expect_type, fill_defaults, str_of};
 use super::lifecycle::{apply_trash, old_version, unique_name};
 use crate::api::answer::ApiError;
 use crate::api::manifest::{self, ManifestError};
@@ -83,8 +83,14 @@ pub(super) fn prepare_collection(
     let changed = old.is_none_or(|o| o["manifest_text"] != record["manifest_text"]);
     // Admins' manifests are taken as they come, as Arvados skips the check for them.
     if changed && call.enforce && !call.caller.is_admin() {
-        manifest::verify(&text, &call.key, &call.caller.secret, unix_now(), false)
-            .map_err(manifest_error)?;
+        manifest::verify(
+            &text,
+            &call.key,
+            &call.caller.secret,
+            crate::signature::now(),
+            false,
+        )
+        .map_err(manifest_error)?;
     }
     let pdh = manifest::portable_data_hash(&stored).map_err(manifest_error)?;
     if let Some(given) = record["portable_data_hash"].as_str() {

@@ -9,13 +9,6 @@ use crate::api::answer::ApiError;
 use crate::api::query;
 use crate::api::record;
 
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 pub(super) fn require_admin(call: &Call, what: &str) -> Result<(), ApiError> {
     if call.caller.is_admin() {
         Ok(())

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::caller::{Call, Caller};
-use super::common::{not_found, str_of, unix_now};
+use super::common::{not_found, str_of};
 use crate::api::answer::ApiError;
 use crate::api::manifest;
 use crate::api::permissions::{MANAGE, READ, WRITE};
@@ -75,7 +75,8 @@ pub(super) fn present(caller: &Caller, key: &[u8], plural: &str, mut record: Val
                 .unwrap_or_default()
                 .to_string();
             record["unsigned_manifest_text"] = text.clone().into();
-            record["manifest_text"] = manifest::sign(&text, key, &caller.secret, unix_now()).into();
+            record["manifest_text"] =
+                manifest::sign(&text, key, &caller.secret, crate::signature::now()).into();
         }
         "groups" => {
             let level = caller.access.of(&record);

@@ -199,8 +199,8 @@ fn complete(
         .to_string();
     record["etag"] = record::etag_for(&uuid, &modified).into();
     record["fixture_name"] = name.into();
-    let defaults: &[(&str, Value)] = match table {
-        "users" => &[
+    let defaults: Vec<(&str, Value)> = match table {
+        "users" => vec![
             ("is_active", json!(false)),
             ("is_admin", json!(false)),
             ("prefs", json!({})),
@@ -210,21 +210,14 @@ fn complete(
             ("username", Value::Null),
             ("identity_url", Value::Null),
         ],
-        "api_client_authorizations" => &[("scopes", json!(["all"])), ("expires_at", Value::Null)],
-        "collections" => &[
-            ("manifest_text", json!("")),
-            ("name", Value::Null),
-            ("description", Value::Null),
-            ("properties", json!({})),
-            ("replication_desired", Value::Null),
-            ("storage_classes_desired", json!(["default"])),
-            ("trash_at", Value::Null),
-            ("delete_at", Value::Null),
-            ("is_trashed", json!(false)),
-            ("version", json!(1)),
-            ("preserve_version", json!(false)),
-        ],
-        "groups" => &[
+        "api_client_authorizations" => {
+            vec![("scopes", json!(["all"])), ("expires_at", Value::Null)]
+        }
+        "collections" => [("manifest_text", json!("")), ("name", Value::Null)]
+            .into_iter()
+            .chain(record::collection_defaults())
+            .collect(),
+        "groups" => vec![
             ("description", Value::Null),
             ("properties", json!({})),
             ("trash_at", Value::Null),
@@ -232,16 +225,16 @@ fn complete(
             ("is_trashed", json!(false)),
             ("frozen_by_uuid", Value::Null),
         ],
-        "links" => &[
+        "links" => vec![
             ("name", Value::Null),
             ("tail_uuid", Value::Null),
             ("properties", json!({})),
         ],
-        _ => &[],
+        _ => vec![],
     };
     for (k, v) in defaults {
-        if record[*k].is_null() {
-            record[*k] = v.clone();
+        if record[k].is_null() {
+            record[k] = v;
         }
     }
     match table {

@@ -589,26 +589,21 @@ pub fn collections() -> Vec<Value> {
         .iter()
         .map(|&(name, uuid, owner, title, manifest, at)| {
             let pdh = super::manifest::portable_data_hash(manifest).unwrap_or_default();
-            merge(
+            let mut record = merge(
                 common_at("collection", uuid, owner, at),
                 json!({
                     "name": title,
-                    "description": Value::Null,
                     "manifest_text": manifest,
                     "portable_data_hash": pdh,
-                    "replication_desired": Value::Null,
                     "replication_confirmed": Value::Null,
-                    "properties": {},
-                    "storage_classes_desired": ["default"],
-                    "trash_at": Value::Null,
-                    "delete_at": Value::Null,
-                    "is_trashed": false,
-                    "version": 1,
                     "current_version_uuid": uuid,
-                    "preserve_version": false,
                     "fixture_name": name,
                 }),
-            )
+            );
+            for (k, v) in super::record::collection_defaults() {
+                record[k] = v;
+            }
+            record
         })
         .collect()
 }

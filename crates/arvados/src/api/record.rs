@@ -1,7 +1,8 @@
 //! What every record carries besides its own attributes, shared by the fixtures and the live
 //! records: timestamps as Arvados writes them ([`now`], [`normalize_time`]), etags
-//! ([`etag_for`]), which kind a uuid names ([`KINDS`], [`kind_of_uuid`]), and where a
-//! trashable record stands in its life ([`is_trashed`], [`is_deleted`]).
+//! ([`etag_for`]), which kind a uuid names ([`KINDS`], [`kind_of_uuid`]), where a trashable
+//! record stands in its life ([`is_trashed`], [`is_deleted`]), and what a collection holds
+//! from the start ([`collection_defaults`]).
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
@@ -13,6 +14,24 @@ pub fn now() -> String {
 /// A time as Arvados writes it: UTC, nine fractional digits, `Z`.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// The attributes every collection has from the start, with their values when none is given
+/// (one version, not trashed, the default storage class); a fixture, a fixture file's record
+/// and a created collection all start from these.
+pub fn collection_defaults() -> [(&'static str, serde_json::Value); 9] {
+    use serde_json::{json, Value};
+    [
+        ("replication_desired", Value::Null),
+        ("description", Value::Null),
+        ("properties", json!({})),
+        ("storage_classes_desired", json!(["default"])),
+        ("trash_at", Value::Null),
+        ("delete_at", Value::Null),
+        ("is_trashed", json!(false)),
+        ("version", json!(1)),
+        ("preserve_version", json!(false)),
+    ]
 }
 
 /// Whether a collection or group is in the trash: marked so, or its `trash_at` has come.

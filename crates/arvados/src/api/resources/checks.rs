@@ -103,17 +103,7 @@ pub(super) fn prepare_collection(
     record["manifest_text"] = stored.into();
     record["portable_data_hash"] = pdh.into();
     unique_name(call, "collections", record)?;
-    for (k, default) in [
-        ("replication_desired", Value::Null),
-        ("description", Value::Null),
-        ("properties", json!({})),
-        ("storage_classes_desired", json!(["default"])),
-        ("trash_at", Value::Null),
-        ("delete_at", Value::Null),
-        ("is_trashed", json!(false)),
-        ("version", json!(1)),
-        ("preserve_version", json!(false)),
-    ] {
+    for (k, default) in record::collection_defaults() {
         if record.get(k).is_none() {
             record[k] = default;
         }

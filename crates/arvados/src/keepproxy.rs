@@ -222,6 +222,16 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 }
 
 impl Proxy {
+    /// One of the `-max-buffers` places for a block in memory, waited for; 503 once the proxy
+    /// is shutting down.
+    async fn buffer(&self) -> Result<tokio::sync::OwnedSemaphorePermit, (u16, String)> {
+        self.buffers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| (503, "shutting down".to_string()))
+    }
+
     /// The keepstores, from the cache when fresh.
     fn services(&self) -> anyhow::Result<Vec<KeepService>> {
         let mut cached = self.services.lock().unwrap_or_else(|e| e.into_inner());
@@ -621,12 +631,7 @@ async fn put_streaming(
         .await
         .unwrap_or_else(|| Err((500, "worker failed".into())))?
     };
-    let _buffer = proxy
-        .buffers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| (503, "shutting down".to_string()))?;
+    let _buffer = proxy.buffer().await?;
     let first = want.min(order.len());
     let mut senders = Vec::new();
     let mut writers = Vec::new();
@@ -706,12 +711,7 @@ async fn post_whole(
     if !allowed {
         return Err((403, BAD_AUTH.into()));
     }
-    let _buffer = proxy
-        .buffers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| (503, "shutting down".to_string()))?;
+    let _buffer = proxy.buffer().await?;
     let body = read_body(req, BLOCK_MAX).await?;
     if body.len() as u64 != length {
         return Err((400, "Actual length != expected content length".into()));

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use cibox_testsupport::keep::*;
 
+use crate::support::{pid_in, write_run_certificate};
+
 /// One test's run directory and TMPDIR; stops everything in it when dropped.
 struct Stack {
     tmp: tempfile::TempDir,
@@ -63,20 +65,11 @@ impl Stack {
     }
 
     fn pid(&self, name: &str) -> u32 {
-        self.file(&format!("{name}.pid"))
-            .unwrap_or_else(|| panic!("no {name}.pid"))
-            .parse()
-            .unwrap()
+        pid_in(&self.run_dir(), name)
     }
 
-    /// Writes the run directory's self-signed certificate (what the API server's start does).
     fn certificate(&self) {
-        std::fs::create_dir_all(self.run_dir()).unwrap();
-        cibox_runtime::tls::write_self_signed(
-            &self.run_dir().join("self-signed.pem"),
-            &self.run_dir().join("self-signed.key"),
-        )
-        .unwrap();
+        write_run_certificate(&self.run_dir());
     }
 }
 

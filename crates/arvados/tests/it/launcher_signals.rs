@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use cibox_testsupport::keep::*;
 
+use crate::support::{applet_command, write_run_certificate};
+
 /// One test's TMPDIR and run directory. When dropped, stops the run and SIGKILLs, by pid, any
 /// process still naming the test's directory on its command line, and the process groups it
 /// was told about.
@@ -41,16 +43,8 @@ impl Run {
 
     /// Spawns `cibox APPLET --run-dir RUN ARGS...`, its stderr (which the daemons keep) to a file.
     fn spawn(&self, applet: &str, args: &[&str]) -> Child {
-        Command::new(cibox_bin())
-            .arg(applet)
-            .arg("--run-dir")
-            .arg(self.run_dir())
+        applet_command(applet, &self.run_dir(), self.tmp.path())
             .args(args)
-            .env("TMPDIR", self.tmp.path())
-            .env_remove("ARVADOS_API_HOST")
-            .env_remove("ARVADOS_API_TOKEN")
-            .env_remove("ARVADOS_TEST_API_HOST")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.log()).unwrap())
             .spawn()
@@ -200,11 +194,7 @@ fn a_signal_during_start_keep_proxy_stops_the_proxy_and_exits_128_plus_n() {
 fn a_signal_during_start_nginx_stops_its_process_group_and_removes_what_it_made() {
     let run = Run::new();
     let dir = run.run_dir();
-    cibox_runtime::tls::write_self_signed(
-        &dir.join("self-signed.pem"),
-        &dir.join("self-signed.key"),
-    )
-    .unwrap();
+    write_run_certificate(&dir);
     // Something to front (never reached: the stand-in does not listen).
     std::fs::write(dir.join("keepproxy.port"), "9\n").unwrap();
     // An nginx that never listens; it and its child hold the pid file the launcher locked for it.

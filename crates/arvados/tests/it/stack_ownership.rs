@@ -11,6 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cibox_testsupport::keep::*;
 
+use crate::support::{applet_command, pid_in, write_run_certificate};
+
 /// One test's TMPDIR and run directory (named `name` inside it); stops everything in it when
 /// dropped, and SIGKILLs the nginx processes it was told about that are still there.
 struct Stack {
@@ -33,19 +35,8 @@ impl Stack {
     }
 
     fn cibox(&self, applet: &str, args: &[&str]) -> Output {
-        let run_dir = self.run_dir();
-        let mut cmd = Command::new(cibox_bin());
-        cmd.arg(applet)
-            .arg("--run-dir")
-            .arg(&run_dir)
-            .args(args)
-            .env("TMPDIR", self.tmp.path())
-            .env_remove("ARVADOS_API_HOST")
-            .env_remove("ARVADOS_API_TOKEN")
-            .env_remove("ARVADOS_TEST_API_HOST")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = applet_command(applet, &self.run_dir(), self.tmp.path());
+        cmd.args(args).stdout(Stdio::piped());
         // The servers keep the launcher's stderr: a file, not a pipe we would wait on.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -66,15 +57,7 @@ impl Stack {
     /// the file `log` in the test's directory.
     fn spawn(&self, applet: &str, log: &str) -> std::process::Child {
         let log = std::fs::File::create(self.tmp.path().join(log)).unwrap();
-        Command::new(cibox_bin())
-            .arg(applet)
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .env("TMPDIR", self.tmp.path())
-            .env_remove("ARVADOS_API_HOST")
-            .env_remove("ARVADOS_API_TOKEN")
-            .env_remove("ARVADOS_TEST_API_HOST")
-            .stdin(Stdio::null())
+        applet_command(applet, &self.run_dir(), self.tmp.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -97,20 +80,11 @@ impl Stack {
     }
 
     fn pid(&self, name: &str) -> u32 {
-        std::fs::read_to_string(self.run_dir().join(format!("{name}.pid")))
-            .unwrap_or_else(|e| panic!("{name}.pid: {e}"))
-            .trim()
-            .parse()
-            .unwrap()
+        pid_in(&self.run_dir(), name)
     }
 
     fn certificate(&self) {
-        std::fs::create_dir_all(self.run_dir()).unwrap();
-        cibox_runtime::tls::write_self_signed(
-            &self.run_dir().join("self-signed.pem"),
-            &self.run_dir().join("self-signed.key"),
-        )
-        .unwrap();
+        write_run_certificate(&self.run_dir());
     }
 }
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,11 +84,7 @@ impl Stack {
     }
 
     pub fn pid(&self) -> u32 {
-        std::fs::read_to_string(self.run_dir().join("api.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        pid_in(&self.run_dir(), "api")
     }
 }
 
@@ -142,6 +138,41 @@ impl Api {
     pub fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
         self.call("POST", path, Some(token), Some(&body.to_string()))
     }
+}
+
+/// `cibox APPLET --run-dir RUN` for a test whose own directory (its TMPDIR) is `tmp`, with no
+/// API server from the caller's environment and no stdin; the caller adds arguments and says
+/// where the output goes.
+pub fn applet_command(applet: &str, run_dir: &Path, tmp: &Path) -> Command {
+    let mut cmd = Command::new(cibox_bin());
+    cmd.arg(applet)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .env("TMPDIR", tmp)
+        .env_remove("ARVADOS_API_HOST")
+        .env_remove("ARVADOS_API_TOKEN")
+        .env_remove("ARVADOS_TEST_API_HOST")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The pid in `RUN/NAME.pid`.
+pub fn pid_in(run_dir: &Path, name: &str) -> u32 {
+    std::fs::read_to_string(run_dir.join(format!("{name}.pid")))
+        .unwrap_or_else(|e| panic!("{name}.pid: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Writes the run directory's self-signed certificate, as the API server's start does.
+pub fn write_run_certificate(run_dir: &Path) {
+    std::fs::create_dir_all(run_dir).unwrap();
+    cibox_runtime::tls::write_self_signed(
+        &run_dir.join(cibox_runtime::tls::CERT_FILE),
+        &run_dir.join(cibox_runtime::tls::KEY_FILE),
+    )
+    .unwrap();
 }
 
 pub fn uuids(list: &Value) -> Vec<String> {

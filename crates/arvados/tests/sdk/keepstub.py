@@ -157,7 +157,9 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
 
-    def do_GET(self):
+    def _stored_block(self):
+        """After the response pause: the block the path names, its 200 headers sent; or None,
+        with 422 (no hash in the path) or 404 (not stored) sent."""
         self.server.pause('response')
         digest = self._locator_hash()
         if digest is None:
@@ -170,23 +172,20 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
         self.send_header('Content-Length', str(len(data)))
         self.send_header('Connection', 'close')
         self.end_headers()
+        return data
+
+    def do_GET(self):
+        data = self._stored_block()
+        if data is None:
+            return
         self.server.pause('response_body')
         self._send_body(data)
         self.server.pause('response_close')
         self.close_connection = True
 
     def do_HEAD(self):
-        self.server.pause('response')
-        digest = self._locator_hash()
-        if digest is None:
-            return self._reply_empty(422)
-        if digest not in self.server.store:
-            return self._reply_empty(404)
-        self.send_response(200)
-        self.send_header('Content-Type', 'application/octet-stream')
-        self.send_header('Content-Length', str(len(self.server.store[digest])))
-        self.send_header('Connection', 'close')
-        self.end_headers()
+        if self._stored_block() is None:
+            return
         self.server.pause('response_close')
         self.close_connection = True
 

@@ -3,8 +3,9 @@
 //! that are links out of the data dir, hung and oversized downloads, and broken archives.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -238,9 +239,15 @@ fn linked_static_subdirectory_is_never_touched() {
     assert_eq!(s.get("/latestbuild?target=t").text(), "R1\n");
 }
 
-/// A stand-in gsutil: only `update.gz` exists, `cp` of a URL containing `slow` hangs (its
-/// `sleep` pid written to `$FAKE_GS/sleep.pid`), other copies write the test vector.
-fn fake_gsutil(bin: &Path) {
+/// A stand-in gsutil in `DIR/bin`: only `update.gz` exists, `cp` of a URL containing `slow`
+/// hangs (its `sleep` pid written to `$FAKE_GS/sleep.pid`), other copies write the test
+/// vector. Its state directory (`DIR/gs`, `$FAKE_GS`), and the environment that puts it first
+/// on the server's PATH.
+fn fake_gsutil(dir: &Path) -> (PathBuf, [(&'static str, OsString); 2]) {
+    let bin = dir.join("bin");
+    let gs = dir.join("gs");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&gs).unwrap();
     script(
         &bin.join("gsutil"),
         r#"[ "$1" = "-q" ] && shift
@@ -254,20 +261,17 @@ case "$1" in
   *) exit 2;;
 esac"#,
     );
+    let env = [
+        ("PATH", path_with(&bin)),
+        ("FAKE_GS", gs.clone().into_os_string()),
+    ];
+    (gs, env)
 }
 
 #[test]
 fn hung_gs_download_times_out_and_does_not_hold_other_urls() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    let gs = dir.path().join("gs");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(&gs).unwrap();
-    fake_gsutil(&bin);
-    let env = [
-        ("PATH", path_with(&bin)),
-        ("FAKE_GS", gs.clone().into_os_string()),
-    ];
+    let (gs, env) = fake_gsutil(dir.path());
     let s = Server::start_in(dir, &["--download-timeout", "2"], &env);
 
     let slow_url = s.url("/download?archive_url=gs://slow-bucket/t/b");
@@ -391,15 +395,7 @@ fn symlink_chains_never_resolve_outside_static() {
 #[test]
 fn sigterm_during_a_gs_download_kills_gsutil_and_exits_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    let gs = dir.path().join("gs");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(&gs).unwrap();
-    fake_gsutil(&bin);
-    let env = [
-        ("PATH", path_with(&bin)),
-        ("FAKE_GS", gs.clone().into_os_string()),
-    ];
+    let (gs, env) = fake_gsutil(dir.path());
     // The default download timeout (30 minutes): only the shutdown can end the download.
     let s = Server::start_in(dir, &[], &env);
     let slow_url = s.url("/download?archive_url=gs://slow-bucket/t/b");
